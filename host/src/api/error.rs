@@ -1,0 +1,143 @@
+//! The one error type of the HTTP API: every failure leaves as JSON with a stable code.
+//!
+//! The body is `{"error": {"code": "...", "message": "..."}}`. Codes are part of the
+//! API contract (consumers branch on them); messages are for people and may change.
+//! Internal details (wasmtime backtraces, file paths) go to the log, not the client.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The stable error codes of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// No record type of that name is configured.
+    UnknownRecordType,
+    /// The key breaks the key rules.
+    InvalidKey,
+    /// The tenant id breaks the tenant rules.
+    InvalidTenant,
+    /// The backing store has no record under the key.
+    NotFound,
+    /// The record type exists but is not served by this endpoint (an ingested type before ingestion lands).
+    NotReadThrough,
+    /// The backing store answered with a status outside the contract.
+    BackingStoreError,
+    /// The backing store could not be reached.
+    BackingStoreUnavailable,
+    /// The backing store did not answer in time.
+    BackingStoreTimeout,
+    /// The adapter tried to reach something outside its base URL.
+    EgressDenied,
+    /// The plugin reported an internal failure.
+    PluginError,
+    /// The plugin ran past its deadline.
+    PluginTimeout,
+    /// The plugin ran out of its memory allowance.
+    PluginMemoryExhausted,
+    /// The plugin trapped or panicked.
+    PluginCrashed,
+    /// The plugin returned something the host cannot use.
+    PluginInvalidResult,
+    /// Every plugin instance slot is in use.
+    PluginCapacity,
+    /// No route matches the request path.
+    NoRoute,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// The host hit a bug; details are in its log.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears in JSON bodies and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownRecordType => "unknown_record_type",
+            ErrorCode::InvalidKey => "invalid_key",
+            ErrorCode::InvalidTenant => "invalid_tenant",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::NotReadThrough => "not_read_through",
+            ErrorCode::BackingStoreError => "backing_store_error",
+            ErrorCode::BackingStoreUnavailable => "backing_store_unavailable",
+            ErrorCode::BackingStoreTimeout => "backing_store_timeout",
+            ErrorCode::EgressDenied => "egress_denied",
+            ErrorCode::PluginError => "plugin_error",
+            ErrorCode::PluginTimeout => "plugin_timeout",
+            ErrorCode::PluginMemoryExhausted => "plugin_memory_exhausted",
+            ErrorCode::PluginCrashed => "plugin_crashed",
+            ErrorCode::PluginInvalidResult => "plugin_invalid_result",
+            ErrorCode::PluginCapacity => "plugin_capacity",
+            ErrorCode::NoRoute => "no_route",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// An API failure, ready to be turned into a response.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The stable code.
+    pub code: ErrorCode,
+    /// A human-readable explanation.
+    pub message: String,
+    /// Seconds after which retrying makes sense, sent as `Retry-After`.
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    /// An error with the given status, code and message.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Adds a `Retry-After` header.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: ErrorCode,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

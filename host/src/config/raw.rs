@@ -1,0 +1,121 @@
+//! The configuration file exactly as written, before defaults and cross-field checks.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::error::{ConfigError, Problem};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub plugins: RawPlugins,
+    #[serde(default)]
+    pub runtime: RawRuntime,
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    #[serde(default)]
+    pub record_types: BTreeMap<String, RawRecordType>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPlugins {
+    pub dir: Option<String>,
+    pub cache_dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRuntime {
+    pub max_instances: Option<u32>,
+    pub max_memory_mib: Option<u64>,
+}
+
+/// Defaults applied to every record type that does not set the field itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDefaults {
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub http: RawHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRecordType {
+    pub mode: Option<String>,
+    pub adapter: Option<String>,
+    pub base_url: Option<String>,
+    pub transformer: Option<String>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    pub http: Option<RawHttp>,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub deadline_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub connect_timeout_ms: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    pub max_response_bytes: Option<u64>,
+}
+
+/// Parses the file's TOML, naming the offending field and line on failure.
+pub(super) fn parse(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| syntax_error(path, text, &e))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let line = inner.span().map(|span| line_of(text, span.start));
+        ConfigError::Invalid {
+            file: path.to_path_buf(),
+            problems: vec![Problem {
+                field: if field == "." { String::new() } else { field },
+                line,
+                message: inner.message().to_owned(),
+            }],
+        }
+    })
+}
+
+fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    ConfigError::Invalid {
+        file: path.to_path_buf(),
+        problems: vec![Problem {
+            field: String::new(),
+            line: e.span().map(|span| line_of(text, span.start)),
+            message: format!("invalid TOML: {}", e.message()),
+        }],
+    }
+}
+
+/// The 1-based line holding byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}

@@ -1,0 +1,18 @@
+//! droid's host: the service that serves entity records and runs provider plugins.
+//!
+//! The binary (`src/main.rs`) is a thin shell over this library: tests and
+//! benchmarks drive the same [`app::App`] and [`server::run`] it does. See
+//! `ARCHITECTURE.md` at the repository root for the map of modules and the
+//! invariants between them.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod entity;
+pub mod key;
+pub mod metrics;
+pub mod plugins;
+pub mod readthrough;
+pub mod runtime;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,76 @@
+//! Metric names, their descriptions, and the Prometheus exporter behind `/metrics`.
+//!
+//! Metrics go through the `metrics` facade, so modules record with one macro call
+//! and never see the exporter. The recorder is process-wide: the first
+//! [`install`] wins and later calls share it, which lets several servers run in one
+//! test process.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// API requests, by record type and outcome.
+pub const HTTP_REQUESTS: &str = "droid_http_requests_total";
+/// API request latency in seconds, by record type and outcome.
+pub const HTTP_REQUEST_DURATION: &str = "droid_http_request_duration_seconds";
+/// Plugin calls, by plugin file, version, record type and outcome.
+pub const PLUGIN_CALLS: &str = "droid_plugin_calls_total";
+/// Plugin call duration in seconds, including instantiation, by the same labels.
+pub const PLUGIN_CALL_DURATION: &str = "droid_plugin_call_duration_seconds";
+/// Outbound requests refused by the egress rule, by record type.
+pub const EGRESS_DENIED: &str = "droid_egress_denied_total";
+/// Loaded plugin versions (value 1), by plugin file, version and world.
+pub const PLUGINS_LOADED: &str = "droid_plugins_loaded";
+/// Plugin files that failed to load, by file.
+pub const PLUGIN_LOAD_FAILURES: &str = "droid_plugin_load_failures_total";
+
+/// Latency buckets from 50 µs to 10 s: cache hits live at the bottom, backing-store
+/// timeouts at the top.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the Prometheus recorder (once per process) and returns its handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+                .expect("latency buckets are non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (a test harness); ours then
+            // only renders what it records itself, which is still well-formed.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(HTTP_REQUESTS, "API requests by record type and outcome");
+    describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "API request latency"
+    );
+    describe_counter!(
+        PLUGIN_CALLS,
+        "plugin calls by plugin, version, record type and outcome"
+    );
+    describe_histogram!(
+        PLUGIN_CALL_DURATION,
+        metrics::Unit::Seconds,
+        "plugin call duration, including instantiation"
+    );
+    describe_counter!(
+        EGRESS_DENIED,
+        "outbound requests refused by the egress rule"
+    );
+    describe_gauge!(PLUGINS_LOADED, "loaded plugin versions");
+    describe_counter!(PLUGIN_LOAD_FAILURES, "plugin files that failed to load");
+}

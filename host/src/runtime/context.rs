@@ -1,0 +1,38 @@
+//! What a plugin call knows about the record type it runs for.
+
+use std::collections::BTreeMap;
+
+use super::outbound::Outbound;
+use crate::config::{Mode, PluginLimits, RecordTypeConfig};
+
+/// A record type's view of the runtime: its limits, its configuration values and,
+/// for read-through types, its outbound HTTP. Built once per record type and shared
+/// by every call made for it.
+#[derive(Debug)]
+pub struct PluginContext {
+    pub(crate) record_type: String,
+    pub(crate) limits: PluginLimits,
+    pub(crate) values: BTreeMap<String, String>,
+    pub(crate) outbound: Option<Outbound>,
+}
+
+impl PluginContext {
+    /// The context for `config`'s record type.
+    pub fn new(config: &RecordTypeConfig) -> Result<Self, reqwest::Error> {
+        let outbound = match &config.mode {
+            Mode::ReadThrough(rt) => Some(Outbound::new(rt.base_url.clone(), rt.http)?),
+            Mode::Ingested(_) => None,
+        };
+        Ok(Self {
+            record_type: config.name.clone(),
+            limits: config.limits,
+            values: config.values.clone(),
+            outbound,
+        })
+    }
+
+    /// The record type this context belongs to.
+    pub fn record_type(&self) -> &str {
+        &self.record_type
+    }
+}
