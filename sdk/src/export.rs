@@ -152,6 +152,7 @@ macro_rules! export_adapter {
             let _ = __droid_check::<$t>;
         };
         #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
         const _: () = {
             type __DroidAdapterExport = $crate::__private::AdapterShim<$t>;
             $crate::__private::adapter::export!(__DroidAdapterExport with_types_in $crate::__private::adapter);
@@ -176,6 +177,7 @@ macro_rules! export_transformer {
             let _ = __droid_check::<$t>;
         };
         #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
         const _: () = {
             type __DroidTransformerExport = $crate::__private::TransformerShim<$t>;
             $crate::__private::transformer::export!(__DroidTransformerExport with_types_in $crate::__private::transformer);

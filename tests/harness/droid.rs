@@ -1,0 +1,232 @@
+//! A droid server for tests: the real [`App`] and router on a loopback port,
+//! configured from a TOML snippet, with every test plugin in its plugin folder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use droid_host::app::App;
+use droid_host::config::Config;
+use reqwest::Method;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running droid. Stops (gracefully) when dropped.
+#[derive(Debug)]
+pub struct TestDroid {
+    addr: SocketAddr,
+    app: Arc<App>,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct TestResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body as text.
+    pub body: String,
+}
+
+impl TestResponse {
+    /// The body parsed as JSON; panics with the body when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+
+    /// The `error.code` of a JSON error body.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The compiled-artifact cache shared by every test, so each plugin compiles once.
+fn shared_cache_dir() -> PathBuf {
+    Path::new(droid_test_artifacts::DIR).join("../../cache")
+}
+
+/// Writes `droid.toml` (a `[plugins]` table pointing at a folder holding every test
+/// plugin, then `record_types`) into a fresh temporary folder.
+pub fn write_config(record_types: &str) -> (tempfile::TempDir, PathBuf) {
+    write_config_with(record_types, &[])
+}
+
+/// Like [`write_config`], with extra files (name, bytes) in the plugin folder.
+pub fn write_config_with(
+    record_types: &str,
+    extra_plugins: &[(&str, &[u8])],
+) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).expect("plugin dir");
+    for entry in std::fs::read_dir(droid_test_artifacts::DIR).expect("plugin artifacts") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            std::fs::copy(&path, plugins.join(path.file_name().unwrap())).expect("copy plugin");
+        }
+    }
+    for (name, bytes) in extra_plugins {
+        std::fs::write(plugins.join(name), bytes).expect("write extra plugin");
+    }
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[plugins]\ndir = \"plugins\"\ncache_dir = {:?}\n\n[runtime]\nmax_instances = 64\n\n{record_types}",
+        shared_cache_dir().display().to_string()
+    );
+    let path = dir.path().join("droid.toml");
+    std::fs::write(&path, config).expect("write config");
+    (dir, path)
+}
+
+impl TestDroid {
+    /// Starts droid with `record_types` (TOML `[record_types.*]` tables); panics
+    /// with the reason when it does not start.
+    pub async fn start(record_types: &str) -> Self {
+        Self::try_start(record_types)
+            .await
+            .unwrap_or_else(|e| panic!("droid did not start: {e}"))
+    }
+
+    /// Starts droid, or returns the start-up error as text.
+    pub async fn try_start(record_types: &str) -> Result<Self, String> {
+        Self::try_start_with(record_types, &[]).await
+    }
+
+    /// Starts droid with extra files in its plugin folder, or returns the start-up error as text.
+    pub async fn try_start_with(
+        record_types: &str,
+        extra_plugins: &[(&str, &[u8])],
+    ) -> Result<Self, String> {
+        let (dir, path) = write_config_with(record_types, extra_plugins);
+        let config = Config::load(&path).map_err(|e| e.to_string())?;
+        let app = tokio::task::spawn_blocking(move || App::build(config))
+            .await
+            .expect("build task")
+            .map_err(|e| e.to_string())?;
+        let app = Arc::new(app);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind droid");
+        let addr = listener.local_addr().expect("droid address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(droid_host::server::run(app.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        let task = tokio::spawn(async move {
+            task.await.expect("server task").expect("server ran");
+        });
+        Ok(Self {
+            addr,
+            app,
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        })
+    }
+
+    /// The running app, for in-process checks.
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// `http://ADDR{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// GETs `path`.
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.request(Method::GET, path).await
+    }
+
+    /// Sends a bodiless request.
+    pub async fn request(&self, method: Method, path: &str) -> TestResponse {
+        let response = self
+            .client
+            .request(method, self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {path} failed: {e}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("response body");
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// GETs `path` exactly as written, bypassing URL normalisation (HTTP clients
+    /// resolve `..` and `%2e%2e` before sending; attackers do not).
+    pub async fn raw_get(&self, path: &str) -> TestResponse {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: droid.test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {text:?}"));
+        let mut headers = reqwest::header::HeaderMap::new();
+        for line in lines {
+            if let Some((name, value)) = line.split_once(':')
+                && let (Ok(name), Ok(value)) = (
+                    reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()),
+                    reqwest::header::HeaderValue::from_str(value.trim()),
+                )
+            {
+                headers.insert(name, value);
+            }
+        }
+        TestResponse {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    /// Stops the server and waits for requests in flight to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server stopped cleanly");
+        }
+    }
+}
+
+impl Drop for TestDroid {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

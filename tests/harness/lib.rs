@@ -1,0 +1,9 @@
+//! Test harness: a controllable backing store and a droid server running the real
+//! router on a loopback port, with plugins built from source.
+
+pub mod backend;
+pub mod droid;
+
+pub use backend::TestBackend;
+pub use droid::{TestDroid, TestResponse};
+pub use droid_test_artifacts as plugins;
