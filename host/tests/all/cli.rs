@@ -1,0 +1,158 @@
+//! The `droid` binary, run as an operator or provider would run it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use droid_test_artifacts as plugins;
+
+fn droid(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_droid"))
+        .args(args)
+        .env("DROID_LOG", "warn")
+        .output()
+        .expect("droid runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A folder with `droid.toml` (the given record types) and a plugin folder
+/// holding the example adapter and the wrong-world component.
+fn config_dir(record_types: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    for file in [plugins::HTTP_JSON_ADAPTER, plugins::WRONG_WORLD] {
+        let file = Path::new(file);
+        std::fs::copy(file, dir.path().join("plugins").join(file.file_name().unwrap())).unwrap();
+    }
+    let path = dir.path().join("droid.toml");
+    std::fs::write(&path, format!("[server]\nlisten = \"127.0.0.1:0\"\n\n{record_types}")).unwrap();
+    (dir, path)
+}
+
+const SITE: &str = "[record_types.site]\nmode = \"read-through\"\nadapter = \"http_json_adapter.wasm\"\nbase_url = \"http://127.0.0.1:9/sites\"\n";
+
+#[test]
+fn check_config_accepts_a_good_config_and_loads_its_plugins() {
+    let (_dir, path) = config_dir(SITE);
+    let out = droid(&["check-config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ok (1 record types, every plugin loads)"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn check_config_names_the_file_and_field_of_a_problem() {
+    let (_dir, path) = config_dir("[record_types.site]\nmode = \"read-through\"\nadapter = \"http_json_adapter.wasm\"\nbase_url = \"gopher://x\"\n");
+    let out = droid(&["check-config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("error: {}: record_types.site.base_url: expected an absolute http or https URL", path.display())), "{stderr}");
+}
+
+#[test]
+fn check_config_reports_a_plugin_that_would_not_load() {
+    let (_dir, path) = config_dir(&SITE.replace("http_json_adapter.wasm", "wrong_world.wasm"));
+    let out = droid(&["check-config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("wrong_world.wasm: not a droid plugin"), "{stderr}");
+}
+
+#[test]
+fn inspect_shows_world_version_exports_imports_and_acceptance() {
+    let out = droid(&["plugin", "inspect", plugins::HTTP_JSON_ADAPTER]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for needle in [
+        "world:    droid:plugin/adapter",
+        "package:  droid:plugin@0.1.0",
+        "accepted: yes",
+        "droid:plugin/read-through@0.1.0",
+        "fetch(record-type: string, key: string, tenant: string) -> result<",
+        "droid:plugin/outbound-http@0.1.0",
+        "sha256:   ",
+        "size:     ",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn inspect_says_why_another_major_version_is_refused() {
+    let out = droid(&["plugin", "inspect", plugins::WRONG_VERSION]);
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("accepted: no: "), "{stdout}");
+    assert!(stdout.contains("built against droid:plugin@1.0.0, but this host accepts droid:plugin@^0.1.0"), "{stdout}");
+    assert!(stdout.contains("droid:plugin/read-through@1.0.0"), "{stdout}");
+}
+
+#[test]
+fn inspect_says_why_another_world_is_refused() {
+    let out = droid(&["plugin", "inspect", plugins::WRONG_WORLD]);
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("world:    (not a droid plugin world)"), "{stdout}");
+    assert!(stdout.contains("acme:widgets/greeter@0.1.0"), "{stdout}");
+    assert!(stdout.contains("greet(name: string) -> string"), "{stdout}");
+}
+
+#[test]
+fn transform_runs_events_through_a_transformer() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        concat!(
+            r#"{"id":"e1","source":"tracker","kind":"ticket.deleted","tenant":"acme","occurred_at":1,"payload":{"ticket":{"key":"OPS-9","summary":"s","status":"open","priority":"low","updated_at":"t","version":2},"project":{"key":"OPS","name":"Ops"},"assignee":null,"reporter":{"account_id":"u","display_name":"U"}}}"#,
+            "\n",
+            r#"{"id":"e2","source":"tracker","kind":"ticket.updated","tenant":"acme","occurred_at":1,"payload":"not json"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = droid(&["plugin", "transform", plugins::TICKET_TRANSFORMER, "--events", events.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["ops"][0]["op"], "delete");
+    assert_eq!(lines[0]["ops"][0]["key"], "OPS-9");
+    assert!(lines[1]["error"].as_str().unwrap().starts_with("invalid input: event e2"), "{}", lines[1]);
+}
+
+/// The real binary starts, answers, and shuts down gracefully on SIGTERM.
+#[test]
+fn serve_answers_and_stops_on_sigterm() {
+    let (_dir, path) = config_dir(SITE);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_droid"))
+        .args(["serve", "--config", path.to_str().unwrap(), "--log-format", "json"])
+        .env("DROID_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("droid starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let started = Instant::now();
+    let address = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "droid exited before serving");
+        let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if log["fields"]["message"] == "droid is serving" {
+            break log["fields"]["address"].as_str().unwrap().to_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "droid did not start");
+    };
+
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "droid exited with {exit}");
+}

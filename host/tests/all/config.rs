@@ -1,0 +1,198 @@
+//! Bad configurations, each with the message it must produce: the file, the field
+//! and what was expected.
+
+use std::path::Path;
+
+use droid_host::config::Config;
+
+const GOOD_SITE: &str = r#"
+[record_types.site]
+mode = "read-through"
+adapter = "http_json_adapter.wasm"
+base_url = "http://127.0.0.1:9090/sites"
+"#;
+
+fn error_of(text: &str) -> String {
+    match Config::parse(Path::new("/etc/droid/droid.toml"), text) {
+        Ok(_) => panic!("accepted a bad config:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Each bad config and (part of) the message it must produce. `{site}` stands for
+/// a valid record type, for configs whose problem lies elsewhere.
+const TABLE: &[(&str, &str, &str)] = &[
+    (
+        "a syntax error",
+        "[record_types.site\nmode = 1",
+        "/etc/droid/droid.toml: line 1: invalid TOML: ",
+    ),
+    (
+        "a misspelt field",
+        "[record_types.site]\nmode = \"read-through\"\nadpter = \"a.wasm\"\n",
+        "/etc/droid/droid.toml: line 3: record_types.site.adpter: unknown field `adpter`, expected one of `mode`, `adapter`, `base_url`, `transformer`, `limits`, `http`, `config`",
+    ),
+    (
+        "a misspelt table",
+        "[sever]\nlisten = \"127.0.0.1:1\"\n{site}",
+        "/etc/droid/droid.toml: line 1: sever: unknown field `sever`, expected one of `server`, `plugins`, `runtime`, `defaults`, `record_types`",
+    ),
+    (
+        "a number given as text",
+        "[record_types.site]\nmode = \"read-through\"\nlimits = { deadline_ms = \"fast\" }\n",
+        "/etc/droid/droid.toml: line 3: record_types.site.limits.deadline_ms: invalid type: string \"fast\", expected u64",
+    ),
+    (
+        "a config value that is not text",
+        "[record_types.site]\nmode = \"ingested\"\ntransformer = \"t.wasm\"\n[record_types.site.config]\nretries = 3\n",
+        "/etc/droid/droid.toml: line 5: record_types.site.config.retries: invalid type: integer `3`, expected a string",
+    ),
+    (
+        "no record types",
+        "[server]\nlisten = \"127.0.0.1:8080\"\n",
+        "/etc/droid/droid.toml: record_types: no record types declared; add a [record_types.NAME] table",
+    ),
+    (
+        "a missing mode",
+        "[record_types.site]\nadapter = \"a.wasm\"\n",
+        "/etc/droid/droid.toml: record_types.site.mode: missing: expected \"read-through\" or \"ingested\"",
+    ),
+    (
+        "an unknown mode",
+        "[record_types.site]\nmode = \"push\"\n",
+        "/etc/droid/droid.toml: record_types.site.mode: expected \"read-through\" or \"ingested\", found \"push\"",
+    ),
+    (
+        "a read-through type without an adapter",
+        "[record_types.site]\nmode = \"read-through\"\nbase_url = \"http://x.test\"\n",
+        "/etc/droid/droid.toml: record_types.site.adapter: missing: a read-through record type needs its adapter plugin file",
+    ),
+    (
+        "a read-through type without a base URL",
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"a.wasm\"\n",
+        "/etc/droid/droid.toml: record_types.site.base_url: missing: a read-through record type needs the backing store's base URL",
+    ),
+    (
+        "a base URL of another scheme",
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"a.wasm\"\nbase_url = \"ftp://files.test/x\"\n",
+        "/etc/droid/droid.toml: record_types.site.base_url: expected an absolute http or https URL without credentials, query or fragment, found scheme \"ftp\"",
+    ),
+    (
+        "a base URL with credentials",
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"a.wasm\"\nbase_url = \"http://u:p@store.test/x\"\n",
+        "found credentials in \"http://u:p@store.test/x\"",
+    ),
+    (
+        "a base URL with a query",
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"a.wasm\"\nbase_url = \"http://store.test/x?debug=1\"\n",
+        "found a query or fragment in \"http://store.test/x?debug=1\"",
+    ),
+    (
+        "a relative base URL",
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"a.wasm\"\nbase_url = \"/sites\"\n",
+        "record_types.site.base_url: expected an absolute http or https URL without credentials, query or fragment, found \"/sites\" (relative URL without a base)",
+    ),
+    (
+        "a plugin path leaving the plugin folder",
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"../evil.wasm\"\nbase_url = \"http://x.test\"\n",
+        "/etc/droid/droid.toml: record_types.site.adapter: expected a file name in the plugin folder ending in .wasm, such as \"my-adapter.wasm\", found \"../evil.wasm\"",
+    ),
+    (
+        "a plugin file that is not .wasm",
+        "[record_types.site]\nmode = \"ingested\"\ntransformer = \"tickets.so\"\n",
+        "record_types.site.transformer: expected a file name in the plugin folder ending in .wasm",
+    ),
+    (
+        "read-through fields on an ingested type",
+        "[record_types.site]\nmode = \"ingested\"\ntransformer = \"t.wasm\"\nbase_url = \"http://x.test\"\n",
+        "/etc/droid/droid.toml: record_types.site.base_url: not allowed for an ingested record type",
+    ),
+    (
+        "an ingested type without a transformer",
+        "[record_types.site]\nmode = \"ingested\"\n",
+        "/etc/droid/droid.toml: record_types.site.transformer: missing: an ingested record type needs its transformer plugin file",
+    ),
+    (
+        "a zero deadline",
+        "[record_types.site]\nmode = \"ingested\"\ntransformer = \"t.wasm\"\nlimits = { deadline_ms = 0 }\n",
+        "/etc/droid/droid.toml: record_types.site.limits.deadline_ms: expected a number from 1 to 600000, found 0",
+    ),
+    (
+        "a memory cap above the runtime's",
+        "[runtime]\nmax_memory_mib = 128\n[record_types.site]\nmode = \"ingested\"\ntransformer = \"t.wasm\"\nlimits = { memory_mib = 512 }\n",
+        "/etc/droid/droid.toml: record_types.site.limits.memory_mib: expected at most runtime.max_memory_mib (128), found 512",
+    ),
+    (
+        "a request timeout longer than the call deadline",
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"a.wasm\"\nbase_url = \"http://x.test\"\nlimits = { deadline_ms = 500 }\nhttp = { request_timeout_ms = 2000 }\n",
+        "/etc/droid/droid.toml: record_types.site.http.request_timeout_ms: expected at most the call deadline (500 ms), found 2000 ms",
+    ),
+    (
+        "a bad listen address",
+        "[server]\nlisten = \"localhost\"\n{site}",
+        "/etc/droid/droid.toml: server.listen: expected an address and port such as \"127.0.0.1:8080\", found \"localhost\"",
+    ),
+    (
+        "a record type name with spaces",
+        "[record_types.\"my site\"]\nmode = \"ingested\"\ntransformer = \"t.wasm\"\n",
+        "/etc/droid/droid.toml: record_types.my site: expected a record type name of 1 to 64 letters, digits, '-' or '_' starting with a letter or digit, found \"my site\"",
+    ),
+    (
+        "an instance pool of zero",
+        "[runtime]\nmax_instances = 0\n{site}",
+        "runtime.max_instances: expected a number from 1 to 10000, found 0",
+    ),
+];
+
+#[test]
+fn every_bad_config_produces_its_message() {
+    for (what, text, expected) in TABLE {
+        let message = error_of(&text.replace("{site}", GOOD_SITE));
+        assert!(message.contains(expected), "{what}:\n  expected: {expected}\n  got:      {message}");
+    }
+}
+
+/// All problems are reported together, one per line, so they are fixed in one pass.
+#[test]
+fn every_problem_is_reported_at_once() {
+    let message = error_of(
+        "[server]\nlisten = \"nowhere\"\n[record_types.a]\nmode = \"push\"\n[record_types.b]\nmode = \"ingested\"\n",
+    );
+    assert!(message.starts_with("/etc/droid/droid.toml: 3 problems\n"), "{message}");
+    assert!(message.contains("\n  server.listen: "), "{message}");
+    assert!(message.contains("\n  record_types.a.mode: "), "{message}");
+    assert!(message.contains("\n  record_types.b.transformer: "), "{message}");
+}
+
+/// A good config resolves defaults and paths relative to the file.
+#[test]
+fn a_good_config_gets_defaults_and_relative_paths() {
+    let config = Config::parse(Path::new("/etc/droid/droid.toml"), GOOD_SITE).expect("valid");
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.plugin_dir, Path::new("/etc/droid/plugins"));
+    let site = config.record_type("site").expect("declared");
+    assert_eq!(site.limits.deadline.as_millis(), 2000);
+    assert_eq!(site.limits.memory_bytes, 64 << 20);
+    let droid_host::config::Mode::ReadThrough(rt) = &site.mode else { panic!("read-through") };
+    assert_eq!(rt.base_url.as_str(), "http://127.0.0.1:9090/sites");
+    assert_eq!(rt.http.request_timeout.as_millis(), 1000);
+}
+
+/// `[defaults]` applies to every record type that does not override it.
+#[test]
+fn defaults_apply_unless_overridden() {
+    let text = format!(
+        "[defaults]\nlimits = {{ deadline_ms = 900, memory_mib = 32 }}\nhttp = {{ request_timeout_ms = 300 }}\n{GOOD_SITE}limits = {{ memory_mib = 8 }}\n"
+    );
+    let config = Config::parse(Path::new("droid.toml"), &text).expect("valid");
+    let site = config.record_type("site").expect("declared");
+    assert_eq!((site.limits.deadline.as_millis(), site.limits.memory_bytes), (900, 8 << 20));
+    let droid_host::config::Mode::ReadThrough(rt) = &site.mode else { panic!("read-through") };
+    assert_eq!(rt.http.request_timeout.as_millis(), 300);
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let e = Config::load(Path::new("/nonexistent/droid.toml")).unwrap_err().to_string();
+    assert!(e.starts_with("/nonexistent/droid.toml: cannot read the configuration file: "), "{e}");
+}

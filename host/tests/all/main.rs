@@ -1,0 +1,5 @@
+//! The host's integration tests: configuration checking, and the `droid` binary's
+//! commands run as a user would run them.
+
+mod cli;
+mod config;
