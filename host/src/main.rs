@@ -12,7 +12,7 @@ use droid_host::app::App;
 use droid_host::config::{
     Config, IngestedConfig, Mode, PluginLimits, RecordTypeConfig, RuntimeSettings,
 };
-use droid_host::entity::SourceEvent;
+use droid_host::entity::{EntityOp, SourceEvent};
 use droid_host::runtime::{LoadedPlugin, PluginContext, Runtime, WorldKind};
 use tracing_subscriber::EnvFilter;
 
@@ -147,7 +147,7 @@ fn check_config(path: &Path, skip_plugins: bool) -> anyhow::Result<()> {
         droid_host::plugins::Registry::load(&runtime, &config)?;
     }
     println!(
-        "{}: ok ({} record types{})",
+        "{}: ok ({} record type(s){})",
         path.display(),
         config.record_types.len(),
         if skip_plugins {
@@ -199,12 +199,23 @@ fn transform(path: &Path, events_path: &Path, values: Vec<(String, String)>) -> 
     let results = tokio.block_on(plugin.transform(&ctx, events))?;
     for (id, result) in ids.iter().zip(results) {
         let line = match result {
-            Ok(ops) => serde_json::json!({ "event": id, "ops": ops }),
+            Ok(ops) => serde_json::json!({ "event": id, "ops": ops.iter().map(op_json).collect::<Vec<_>>() }),
             Err(e) => serde_json::json!({ "event": id, "error": e.to_string() }),
         };
         println!("{line}");
     }
     Ok(())
+}
+
+/// An op as JSON, with the record body shown as the JSON it is rather than as text.
+fn op_json(op: &EntityOp) -> serde_json::Value {
+    let mut value = serde_json::to_value(op).unwrap_or_default();
+    if let EntityOp::Upsert(entity) = op
+        && let Ok(body) = serde_json::from_str::<serde_json::Value>(&entity.body)
+    {
+        value["body"] = body;
+    }
+    value
 }
 
 fn read_events(path: &Path) -> anyhow::Result<Vec<SourceEvent>> {

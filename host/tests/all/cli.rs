@@ -41,7 +41,7 @@ fn check_config_accepts_a_good_config_and_loads_its_plugins() {
     let (_dir, path) = config_dir(SITE);
     let out = droid(&["check-config", path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("ok (1 record types, every plugin loads)"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("ok (1 record type(s), every plugin loads)"), "{}", text(&out.stdout));
 }
 
 #[test]
