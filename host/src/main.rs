@@ -199,7 +199,9 @@ fn transform(path: &Path, events_path: &Path, values: Vec<(String, String)>) -> 
     let results = tokio.block_on(plugin.transform(&ctx, events))?;
     for (id, result) in ids.iter().zip(results) {
         let line = match result {
-            Ok(ops) => serde_json::json!({ "event": id, "ops": ops.iter().map(op_json).collect::<Vec<_>>() }),
+            Ok(ops) => {
+                serde_json::json!({ "event": id, "ops": ops.iter().map(op_json).collect::<Vec<_>>() })
+            }
             Err(e) => serde_json::json!({ "event": id, "error": e.to_string() }),
         };
         println!("{line}");

@@ -31,7 +31,14 @@ fn main() {
         .expect("workspace root exists");
     let target_dir = root.join("target/test-plugins");
 
-    for watched in ["wit", "sdk", "plugins", "tests/plugins", "Cargo.lock"] {
+    for watched in [
+        "wit",
+        "sdk",
+        "plugins",
+        "tests/plugins",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 

@@ -105,3 +105,77 @@ async fn every_failing_plugin_is_reported_at_once() {
         "{e}"
     );
 }
+
+mod artifact_cache {
+    use std::path::Path;
+
+    use droid_host::config::RuntimeSettings;
+    use droid_host::runtime::{Provenance, Runtime, WorldKind};
+
+    fn runtime(cache: &Path) -> Runtime {
+        let settings = RuntimeSettings {
+            max_instances: 4,
+            max_memory_bytes: 64 << 20,
+        };
+        Runtime::new(&settings, Some(cache.to_path_buf())).expect("runtime")
+    }
+
+    /// A plugin is compiled once; later loads (by this or another process) take the
+    /// compiled artifact from the cache.
+    #[test]
+    fn a_plugin_compiles_once_then_loads_from_the_cache() {
+        let cache = tempfile::tempdir().unwrap();
+        let plugin = Path::new(droid_e2e::plugins::HTTP_JSON_ADAPTER);
+        let first = runtime(cache.path())
+            .load(plugin, WorldKind::Adapter, "site")
+            .expect("load");
+        assert_eq!(first.info().provenance, Provenance::Compiled);
+        let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
+        assert_eq!(entries.len(), 1, "one artifact per plugin version");
+        let name = entries[0]
+            .as_ref()
+            .unwrap()
+            .file_name()
+            .into_string()
+            .unwrap();
+        assert!(
+            name.starts_with(&first.info().sha256),
+            "{name} is keyed by the content hash"
+        );
+
+        let second = runtime(cache.path())
+            .load(plugin, WorldKind::Adapter, "site")
+            .expect("load");
+        assert_eq!(second.info().provenance, Provenance::Cache);
+    }
+
+    /// A damaged cache entry is recompiled and replaced, never trusted.
+    #[test]
+    fn a_corrupt_cache_entry_is_recompiled() {
+        let cache = tempfile::tempdir().unwrap();
+        let plugin = Path::new(droid_e2e::plugins::HTTP_JSON_ADAPTER);
+        runtime(cache.path())
+            .load(plugin, WorldKind::Adapter, "site")
+            .expect("load");
+        let entry = std::fs::read_dir(cache.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::write(&entry, b"garbage where machine code was").unwrap();
+
+        let again = runtime(cache.path())
+            .load(plugin, WorldKind::Adapter, "site")
+            .expect("load");
+        assert_eq!(again.info().provenance, Provenance::Compiled);
+        let third = runtime(cache.path())
+            .load(plugin, WorldKind::Adapter, "site")
+            .expect("load");
+        assert_eq!(
+            third.info().provenance,
+            Provenance::Cache,
+            "the entry was replaced"
+        );
+    }
+}

@@ -122,6 +122,21 @@ impl AdapterPlugin {
     }
 }
 
+impl AdapterPlugin {
+    /// Creates a fresh instance and drops it: the fixed cost every call pays before
+    /// its export runs. For benchmarks.
+    #[doc(hidden)]
+    pub async fn instantiate_only(&self, ctx: &Arc<PluginContext>) -> Result<(), CallError> {
+        let mut store = call::new_store(&self.engine, ctx, &self.label);
+        let pre = &self.pre;
+        let result = call::run(ctx.limits.deadline, async {
+            pre.instantiate_async(&mut store).await.map(drop)
+        })
+        .await;
+        call::settle(result, store.data())
+    }
+}
+
 /// A found record must carry a JSON body: that is what the API promises consumers.
 fn check_found(outcome: FetchOutcome) -> Result<FetchOutcome, FetchError> {
     if let FetchOutcome::Found(entity) = &outcome

@@ -27,10 +27,18 @@ fn config_dir(record_types: &str) -> (tempfile::TempDir, PathBuf) {
     std::fs::create_dir(dir.path().join("plugins")).unwrap();
     for file in [plugins::HTTP_JSON_ADAPTER, plugins::WRONG_WORLD] {
         let file = Path::new(file);
-        std::fs::copy(file, dir.path().join("plugins").join(file.file_name().unwrap())).unwrap();
+        std::fs::copy(
+            file,
+            dir.path().join("plugins").join(file.file_name().unwrap()),
+        )
+        .unwrap();
     }
     let path = dir.path().join("droid.toml");
-    std::fs::write(&path, format!("[server]\nlisten = \"127.0.0.1:0\"\n\n{record_types}")).unwrap();
+    std::fs::write(
+        &path,
+        format!("[server]\nlisten = \"127.0.0.1:0\"\n\n{record_types}"),
+    )
+    .unwrap();
     (dir, path)
 }
 
@@ -41,16 +49,28 @@ fn check_config_accepts_a_good_config_and_loads_its_plugins() {
     let (_dir, path) = config_dir(SITE);
     let out = droid(&["check-config", path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("ok (1 record type(s), every plugin loads)"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("ok (1 record type(s), every plugin loads)"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
 fn check_config_names_the_file_and_field_of_a_problem() {
-    let (_dir, path) = config_dir("[record_types.site]\nmode = \"read-through\"\nadapter = \"http_json_adapter.wasm\"\nbase_url = \"gopher://x\"\n");
+    let (_dir, path) = config_dir(
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"http_json_adapter.wasm\"\nbase_url = \"gopher://x\"\n",
+    );
     let out = droid(&["check-config", path.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains(&format!("error: {}: record_types.site.base_url: expected an absolute http or https URL", path.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: {}: record_types.site.base_url: expected an absolute http or https URL",
+            path.display()
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -59,7 +79,10 @@ fn check_config_reports_a_plugin_that_would_not_load() {
     let out = droid(&["check-config", path.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("wrong_world.wasm: not a droid plugin"), "{stderr}");
+    assert!(
+        stderr.contains("wrong_world.wasm: not a droid plugin"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -87,8 +110,16 @@ fn inspect_says_why_another_major_version_is_refused() {
     assert!(!out.status.success());
     let stdout = text(&out.stdout);
     assert!(stdout.contains("accepted: no: "), "{stdout}");
-    assert!(stdout.contains("built against droid:plugin@1.0.0, but this host accepts droid:plugin@^0.1.0"), "{stdout}");
-    assert!(stdout.contains("droid:plugin/read-through@1.0.0"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "built against droid:plugin@1.0.0, but this host accepts droid:plugin@^0.1.0"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("droid:plugin/read-through@1.0.0"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -96,7 +127,10 @@ fn inspect_says_why_another_world_is_refused() {
     let out = droid(&["plugin", "inspect", plugins::WRONG_WORLD]);
     assert!(!out.status.success());
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("world:    (not a droid plugin world)"), "{stdout}");
+    assert!(
+        stdout.contains("world:    (not a droid plugin world)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("acme:widgets/greeter@0.1.0"), "{stdout}");
     assert!(stdout.contains("greet(name: string) -> string"), "{stdout}");
 }
@@ -115,12 +149,28 @@ fn transform_runs_events_through_a_transformer() {
         ),
     )
     .unwrap();
-    let out = droid(&["plugin", "transform", plugins::TICKET_TRANSFORMER, "--events", events.to_str().unwrap()]);
+    let out = droid(&[
+        "plugin",
+        "transform",
+        plugins::TICKET_TRANSFORMER,
+        "--events",
+        events.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines[0]["ops"][0]["op"], "delete");
     assert_eq!(lines[0]["ops"][0]["key"], "OPS-9");
-    assert!(lines[1]["error"].as_str().unwrap().starts_with("invalid input: event e2"), "{}", lines[1]);
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid input: event e2"),
+        "{}",
+        lines[1]
+    );
 }
 
 /// The real binary starts, answers, and shuts down gracefully on SIGTERM.
@@ -128,7 +178,13 @@ fn transform_runs_events_through_a_transformer() {
 fn serve_answers_and_stops_on_sigterm() {
     let (_dir, path) = config_dir(SITE);
     let mut child = Command::new(env!("CARGO_BIN_EXE_droid"))
-        .args(["serve", "--config", path.to_str().unwrap(), "--log-format", "json"])
+        .args([
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ])
         .env("DROID_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -137,21 +193,32 @@ fn serve_answers_and_stops_on_sigterm() {
     let started = Instant::now();
     let address = loop {
         let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "droid exited before serving");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "droid exited before serving"
+        );
         let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         if log["fields"]["message"] == "droid is serving" {
             break log["fields"]["address"].as_str().unwrap().to_owned();
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "droid did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "droid did not start"
+        );
     };
 
     let mut stream = TcpStream::connect(&address).unwrap();
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "droid exited with {exit}");

@@ -148,7 +148,10 @@ const TABLE: &[(&str, &str, &str)] = &[
 fn every_bad_config_produces_its_message() {
     for (what, text, expected) in TABLE {
         let message = error_of(&text.replace("{site}", GOOD_SITE));
-        assert!(message.contains(expected), "{what}:\n  expected: {expected}\n  got:      {message}");
+        assert!(
+            message.contains(expected),
+            "{what}:\n  expected: {expected}\n  got:      {message}"
+        );
     }
 }
 
@@ -158,10 +161,16 @@ fn every_problem_is_reported_at_once() {
     let message = error_of(
         "[server]\nlisten = \"nowhere\"\n[record_types.a]\nmode = \"push\"\n[record_types.b]\nmode = \"ingested\"\n",
     );
-    assert!(message.starts_with("/etc/droid/droid.toml: 3 problems\n"), "{message}");
+    assert!(
+        message.starts_with("/etc/droid/droid.toml: 3 problems\n"),
+        "{message}"
+    );
     assert!(message.contains("\n  server.listen: "), "{message}");
     assert!(message.contains("\n  record_types.a.mode: "), "{message}");
-    assert!(message.contains("\n  record_types.b.transformer: "), "{message}");
+    assert!(
+        message.contains("\n  record_types.b.transformer: "),
+        "{message}"
+    );
 }
 
 /// A good config resolves defaults and paths relative to the file.
@@ -173,7 +182,9 @@ fn a_good_config_gets_defaults_and_relative_paths() {
     let site = config.record_type("site").expect("declared");
     assert_eq!(site.limits.deadline.as_millis(), 2000);
     assert_eq!(site.limits.memory_bytes, 64 << 20);
-    let droid_host::config::Mode::ReadThrough(rt) = &site.mode else { panic!("read-through") };
+    let droid_host::config::Mode::ReadThrough(rt) = &site.mode else {
+        panic!("read-through")
+    };
     assert_eq!(rt.base_url.as_str(), "http://127.0.0.1:9090/sites");
     assert_eq!(rt.http.request_timeout.as_millis(), 1000);
 }
@@ -186,13 +197,23 @@ fn defaults_apply_unless_overridden() {
     );
     let config = Config::parse(Path::new("droid.toml"), &text).expect("valid");
     let site = config.record_type("site").expect("declared");
-    assert_eq!((site.limits.deadline.as_millis(), site.limits.memory_bytes), (900, 8 << 20));
-    let droid_host::config::Mode::ReadThrough(rt) = &site.mode else { panic!("read-through") };
+    assert_eq!(
+        (site.limits.deadline.as_millis(), site.limits.memory_bytes),
+        (900, 8 << 20)
+    );
+    let droid_host::config::Mode::ReadThrough(rt) = &site.mode else {
+        panic!("read-through")
+    };
     assert_eq!(rt.http.request_timeout.as_millis(), 300);
 }
 
 #[test]
 fn a_missing_file_is_named() {
-    let e = Config::load(Path::new("/nonexistent/droid.toml")).unwrap_err().to_string();
-    assert!(e.starts_with("/nonexistent/droid.toml: cannot read the configuration file: "), "{e}");
+    let e = Config::load(Path::new("/nonexistent/droid.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("/nonexistent/droid.toml: cannot read the configuration file: "),
+        "{e}"
+    );
 }

@@ -1,0 +1,141 @@
+//! The transformer's cost per event as a component versus compiled natively,
+//! measured as paired rounds so that drift in machine speed (shared CPUs, frequency
+//! changes) cancels out of the ratio: each round times a block of wasm batches and
+//! then a block of native batches, and the ratio is taken per round.
+//!
+//! Run with `cargo bench -p droid-e2e --bench wasm_vs_native`.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use droid_e2e::plugins;
+use droid_host::config::{IngestedConfig, Mode, PluginLimits, RecordTypeConfig, RuntimeSettings};
+use droid_host::entity::SourceEvent;
+use droid_host::runtime::{LoadedPlugin, PluginContext, Runtime, WorldKind};
+use droid_sdk::Transformer;
+use ticket_transformer::{TicketTransformer, sample_event};
+
+const ROUNDS: usize = 31;
+const ROUND_TIME: Duration = Duration::from_millis(150);
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let settings = RuntimeSettings {
+        max_instances: 16,
+        max_memory_bytes: 256 << 20,
+    };
+    let runtime = Runtime::new(&settings, None).expect("runtime");
+    let LoadedPlugin::Transformer(plugin) = runtime
+        .load(
+            plugins::TICKET_TRANSFORMER.as_ref(),
+            WorldKind::Transformer,
+            "ticket",
+        )
+        .expect("load")
+    else {
+        unreachable!()
+    };
+    let ctx = Arc::new(
+        PluginContext::new(&RecordTypeConfig {
+            name: "ticket".into(),
+            mode: Mode::Ingested(IngestedConfig {
+                transformer: "ticket_transformer.wasm".into(),
+            }),
+            limits: PluginLimits::default(),
+            values: BTreeMap::new(),
+        })
+        .expect("context"),
+    );
+
+    println!(
+        "ticket transformer, ~300-byte JSON events: time per event, median of {ROUNDS} paired rounds"
+    );
+    println!(
+        "{:>6} {:>12} {:>12} {:>8} {:>15}",
+        "batch", "wasm", "native", "ratio", "ratio range"
+    );
+    // `cargo bench ... -- 256` measures one batch size only.
+    let only: Option<usize> = std::env::args().skip(1).find_map(|a| a.parse().ok());
+    for size in [1usize, 16, 256]
+        .into_iter()
+        .filter(|s| only.is_none_or(|o| o == *s))
+    {
+        let sdk_events: Vec<_> = (0..size as u64)
+            .map(|n| sample_event(n, "ticket.updated"))
+            .collect();
+        let host_events: Vec<SourceEvent> = sdk_events
+            .iter()
+            .cloned()
+            .map(|e| SourceEvent {
+                id: e.id,
+                source: e.source,
+                kind: e.kind,
+                tenant: e.tenant,
+                occurred_at: e.occurred_at,
+                payload: e.payload,
+            })
+            .collect();
+
+        let wasm_batch = || {
+            let events = host_events.clone();
+            rt.block_on(plugin.transform(&ctx, events))
+                .expect("transform")
+        };
+        let native_batch = || {
+            let events = sdk_events.clone();
+            events
+                .into_iter()
+                .map(TicketTransformer::transform)
+                .collect::<Vec<_>>()
+        };
+        // Warm up both paths (compiled code, pool slots, caches).
+        time_per_batch(&wasm_batch, Duration::from_millis(300));
+        time_per_batch(&native_batch, Duration::from_millis(300));
+
+        let mut wasm = Vec::new();
+        let mut native = Vec::new();
+        let mut ratios = Vec::new();
+        for _ in 0..ROUNDS {
+            let w = time_per_batch(&wasm_batch, ROUND_TIME) / size as f64;
+            let n = time_per_batch(&native_batch, ROUND_TIME) / size as f64;
+            wasm.push(w);
+            native.push(n);
+            ratios.push(w / n);
+        }
+        let (lo, hi) = (min(&ratios), max(&ratios));
+        println!(
+            "{size:>6} {:>9.2} µs {:>9.2} µs {:>7.2}x {:>7.2}-{:.2}x",
+            median(&mut wasm) * 1e6,
+            median(&mut native) * 1e6,
+            median(&mut ratios),
+            lo,
+            hi
+        );
+    }
+}
+
+/// Seconds per call of `f`, over as many calls as fit in `budget`.
+fn time_per_batch<R>(f: &impl Fn() -> R, budget: Duration) -> f64 {
+    let started = Instant::now();
+    let mut n = 0u32;
+    while started.elapsed() < budget {
+        black_box(f());
+        n += 1;
+    }
+    started.elapsed().as_secs_f64() / f64::from(n)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn min(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(values: &[f64]) -> f64 {
+    values.iter().copied().fold(0.0, f64::max)
+}
