@@ -20,6 +20,7 @@ const PLUGINS: &[&str] = &[
     "egress-probe",
     "wrong-world",
     "wrong-version",
+    "noop-transformer",
 ];
 
 fn main() {

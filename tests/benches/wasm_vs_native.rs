@@ -3,6 +3,9 @@
 //! changes) cancels out of the ratio: each round times a block of wasm batches and
 //! then a block of native batches, and the ratio is taken per round.
 //!
+//! The last column is the same batch through a transformer that does nothing: what
+//! the runtime itself costs per event (instance, lowering, lifting).
+//!
 //! Run with `cargo bench -p droid-e2e --bench wasm_vs_native`.
 
 use std::collections::BTreeMap;
@@ -49,12 +52,23 @@ fn main() {
         .expect("context"),
     );
 
+    let LoadedPlugin::Transformer(noop) = runtime
+        .load(
+            plugins::NOOP_TRANSFORMER.as_ref(),
+            WorldKind::Transformer,
+            "noop",
+        )
+        .expect("load")
+    else {
+        unreachable!()
+    };
+
     println!(
-        "ticket transformer, ~300-byte JSON events: time per event, median of {ROUNDS} paired rounds"
+        "ticket transformer, 300-400 byte JSON events: time per event, median of {ROUNDS} paired rounds"
     );
     println!(
-        "{:>6} {:>12} {:>12} {:>8} {:>15}",
-        "batch", "wasm", "native", "ratio", "ratio range"
+        "{:>6} {:>12} {:>12} {:>8} {:>15} {:>16}",
+        "batch", "wasm", "native", "ratio", "ratio range", "runtime alone"
     );
     // `cargo bench ... -- 256` measures one batch size only.
     let only: Option<usize> = std::env::args().skip(1).find_map(|a| a.parse().ok());
@@ -83,6 +97,11 @@ fn main() {
             rt.block_on(plugin.transform(&ctx, events))
                 .expect("transform")
         };
+        let noop_batch = || {
+            let events = host_events.clone();
+            rt.block_on(noop.transform(&ctx, events))
+                .expect("transform")
+        };
         let native_batch = || {
             let events = sdk_events.clone();
             events
@@ -104,14 +123,18 @@ fn main() {
             native.push(n);
             ratios.push(w / n);
         }
+        let mut runtime_alone: Vec<f64> = (0..5)
+            .map(|_| time_per_batch(&noop_batch, ROUND_TIME) / size as f64)
+            .collect();
         let (lo, hi) = (min(&ratios), max(&ratios));
         println!(
-            "{size:>6} {:>9.2} µs {:>9.2} µs {:>7.2}x {:>7.2}-{:.2}x",
+            "{size:>6} {:>9.2} µs {:>9.2} µs {:>7.2}x {:>7.2}-{:.2}x {:>13.2} µs",
             median(&mut wasm) * 1e6,
             median(&mut native) * 1e6,
             median(&mut ratios),
             lo,
-            hi
+            hi,
+            median(&mut runtime_alone) * 1e6
         );
     }
 }

@@ -17,5 +17,7 @@ pub const EGRESS_PROBE: &str = env!("DROID_PLUGIN_EGRESS_PROBE");
 pub const WRONG_WORLD: &str = env!("DROID_PLUGIN_WRONG_WORLD");
 /// An adapter built against `droid:plugin@1.0.0`.
 pub const WRONG_VERSION: &str = env!("DROID_PLUGIN_WRONG_VERSION");
+/// A transformer that returns no changes, for measuring the runtime's own cost.
+pub const NOOP_TRANSFORMER: &str = env!("DROID_PLUGIN_NOOP_TRANSFORMER");
 /// The folder all of them are in.
 pub const DIR: &str = env!("DROID_PLUGIN_DIR");
