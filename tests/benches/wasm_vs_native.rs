@@ -8,60 +8,23 @@
 //!
 //! Run with `cargo bench -p droid-e2e --bench wasm_vs_native`.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use droid_e2e::bench::{ingested_context, runtime, ticket_events, transformer};
 use droid_e2e::plugins;
-use droid_host::config::{IngestedConfig, Mode, PluginLimits, RecordTypeConfig, RuntimeSettings};
-use droid_host::entity::SourceEvent;
-use droid_host::runtime::{LoadedPlugin, PluginContext, Runtime, WorldKind};
 use droid_sdk::Transformer;
-use ticket_transformer::{TicketTransformer, sample_event};
+use ticket_transformer::TicketTransformer;
 
 const ROUNDS: usize = 31;
 const ROUND_TIME: Duration = Duration::from_millis(150);
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().expect("tokio");
-    let settings = RuntimeSettings {
-        max_instances: 16,
-        max_memory_bytes: 256 << 20,
-    };
-    let runtime = Runtime::new(&settings, None).expect("runtime");
-    let LoadedPlugin::Transformer(plugin) = runtime
-        .load(
-            plugins::TICKET_TRANSFORMER.as_ref(),
-            WorldKind::Transformer,
-            "ticket",
-        )
-        .expect("load")
-    else {
-        unreachable!()
-    };
-    let ctx = Arc::new(
-        PluginContext::new(&RecordTypeConfig {
-            name: "ticket".into(),
-            mode: Mode::Ingested(IngestedConfig {
-                transformer: "ticket_transformer.wasm".into(),
-            }),
-            limits: PluginLimits::default(),
-            values: BTreeMap::new(),
-        })
-        .expect("context"),
-    );
-
-    let LoadedPlugin::Transformer(noop) = runtime
-        .load(
-            plugins::NOOP_TRANSFORMER.as_ref(),
-            WorldKind::Transformer,
-            "noop",
-        )
-        .expect("load")
-    else {
-        unreachable!()
-    };
+    let runtime = runtime();
+    let plugin = transformer(&runtime, plugins::TICKET_TRANSFORMER);
+    let noop = transformer(&runtime, plugins::NOOP_TRANSFORMER);
+    let ctx = ingested_context();
 
     println!(
         "ticket transformer, 300-400 byte JSON events: time per event, median of {ROUNDS} paired rounds"
@@ -76,21 +39,7 @@ fn main() {
         .into_iter()
         .filter(|s| only.is_none_or(|o| o == *s))
     {
-        let sdk_events: Vec<_> = (0..size as u64)
-            .map(|n| sample_event(n, "ticket.updated"))
-            .collect();
-        let host_events: Vec<SourceEvent> = sdk_events
-            .iter()
-            .cloned()
-            .map(|e| SourceEvent {
-                id: e.id,
-                source: e.source,
-                kind: e.kind,
-                tenant: e.tenant,
-                occurred_at: e.occurred_at,
-                payload: e.payload,
-            })
-            .collect();
+        let (sdk_events, host_events) = ticket_events(size);
 
         let wasm_batch = || {
             let events = host_events.clone();

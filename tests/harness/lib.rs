@@ -2,6 +2,7 @@
 //! router on a loopback port, with plugins built from source.
 
 pub mod backend;
+pub mod bench;
 pub mod droid;
 
 pub use backend::TestBackend;
