@@ -27,11 +27,11 @@ const MEMORIES_PER_COMPONENT: u32 = 2;
 const TABLES_PER_COMPONENT: u32 = 4;
 
 /// Bytes of each linear memory kept mapped between instances in the same slot.
-/// Measured (`cargo bench -p droid-e2e --bench plugins`): 256 KiB brings a fresh
-/// instance from about 15 µs to 9 µs; 2 MiB gains nothing more and costs more
-/// where the kernel cannot report resident pages (before Linux 6.7), because
-/// then the whole budget is reset with memset.
-const KEEP_RESIDENT: usize = 256 << 10;
+/// Measured with the benchmarks in `tests/benches`: 64 KiB makes a fresh instance
+/// about 20% cheaper than unmapping everything (0), while a larger budget costs
+/// every real call more, because whatever the budget covers is reset with memset
+/// on every deallocation (256 KiB: +30%; 1 MiB: three times slower calls).
+const KEEP_RESIDENT: usize = 64 << 10;
 /// Decommits of memory beyond [`KEEP_RESIDENT`] are batched, so one TLB shootdown
 /// covers many slots.
 const DECOMMIT_BATCH: usize = 16;
@@ -49,11 +49,11 @@ pub(crate) fn build(settings: &RuntimeSettings) -> wasmtime::Result<Engine> {
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT * 2)
         .max_memories_per_component(MEMORIES_PER_COMPONENT * 2)
         .max_tables_per_component(TABLES_PER_COMPONENT * 2)
-        // A plugin call touches a few hundred KiB of its memory. Resetting those
-        // pages with memset (only the resident ones, where the kernel can say which)
-        // keeps them mapped for the next instance in the slot, instead of an madvise
-        // that unmaps them, costs a TLB shootdown on every core and a page fault per
-        // page on the next call.
+        // Resetting the first pages of a memory with memset (only the dirty ones,
+        // where the kernel can say which) keeps them mapped for the next instance in
+        // the slot; an madvise would unmap them, costing a TLB shootdown on every
+        // core and a page fault per page on the next call. Beyond the budget,
+        // madvise is cheaper than memset, and batching spreads its shootdowns.
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT / 4)
         .pagemap_scan(wasmtime::Enabled::Auto)
