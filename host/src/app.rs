@@ -1,13 +1,19 @@
 //! Everything a running droid holds, built from a validated configuration.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::access::{AccessPolicy, Unauthenticated};
+use crate::api::RequestMetrics;
 use crate::config::Config;
 use crate::plugins::{Registry, RegistryError};
 use crate::readthrough::ReadThrough;
 use crate::runtime::{Runtime, RuntimeError};
+
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// The service's state, shared by every request.
 #[derive(Debug)]
@@ -18,8 +24,12 @@ pub struct App {
     pub runtime: Arc<Runtime>,
     /// Which plugin serves which record type.
     pub registry: Arc<Registry>,
-    /// The read-through path.
+    /// The read-through path and its caches.
     pub read_through: ReadThrough,
+    /// Who may do what.
+    pub access: Arc<dyn AccessPolicy>,
+    /// Request counters and latency histograms.
+    pub request_metrics: RequestMetrics,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
 }
@@ -45,12 +55,33 @@ impl App {
             Some(config.cache_dir.clone()),
         )?);
         let registry = Arc::new(Registry::load(&runtime, &config)?);
+        tracing::warn!(
+            "the API is unauthenticated: anyone who can reach it may read and invalidate every record type"
+        );
         Ok(Self {
             read_through: ReadThrough::new(registry.clone()),
+            request_metrics: RequestMetrics::new(config.record_types.keys().map(String::as_str)),
+            access: Arc::new(Unauthenticated),
             config,
             runtime,
             registry,
             metrics,
         })
+    }
+
+    /// Background work a serving app needs: folding histogram samples so memory
+    /// stays flat when nobody scrapes `/metrics`. Runs until the app is dropped.
+    pub fn spawn_background(self: &Arc<Self>) {
+        let app = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(METRICS_UPKEEP);
+            loop {
+                tick.tick().await;
+                match app.upgrade() {
+                    Some(app) => app.metrics.run_upkeep(),
+                    None => break,
+                }
+            }
+        });
     }
 }

@@ -5,8 +5,10 @@
 //! `ARCHITECTURE.md` at the repository root for the map of modules and the
 //! invariants between them.
 
+pub mod access;
 pub mod api;
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod entity;
 pub mod key;

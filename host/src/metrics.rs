@@ -17,6 +17,28 @@ pub const HTTP_REQUEST_DURATION: &str = "droid_http_request_duration_seconds";
 pub const PLUGIN_CALLS: &str = "droid_plugin_calls_total";
 /// Plugin call duration in seconds, including instantiation, by the same labels.
 pub const PLUGIN_CALL_DURATION: &str = "droid_plugin_call_duration_seconds";
+/// Backing-store request attempts, by record type and outcome (status class or error).
+pub const BACKING_STORE_REQUESTS: &str = "droid_backing_store_requests_total";
+/// Backing-store request latency in seconds, per attempt, by record type.
+pub const BACKING_STORE_DURATION: &str = "droid_backing_store_duration_seconds";
+/// Reads by record type and cache result: hit, miss, stale, coalesced.
+pub const CACHE_REQUESTS: &str = "droid_cache_requests_total";
+/// Share of reads answered from the cache (hits, stale and coalesced) since start, by record type.
+pub const CACHE_HIT_RATIO: &str = "droid_cache_hit_ratio";
+/// Entries per record type and cache (found, not_found, error).
+pub const CACHE_ENTRIES: &str = "droid_cache_entries";
+/// Weighed bytes per record type and cache.
+pub const CACHE_BYTES: &str = "droid_cache_bytes";
+/// Configured byte capacity per record type and cache.
+pub const CACHE_CAPACITY_BYTES: &str = "droid_cache_capacity_bytes";
+/// Entries removed for room or age, by record type, cache and cause (size, expired).
+pub const CACHE_EVICTIONS: &str = "droid_cache_evictions_total";
+/// Entries removed by invalidation, by record type.
+pub const CACHE_INVALIDATIONS: &str = "droid_cache_invalidations_total";
+/// Fetches from the backing store in flight, by record type.
+pub const FETCHES_IN_FLIGHT: &str = "droid_fetches_in_flight";
+/// Misses refused because the record type's in-flight limit was reached.
+pub const FETCHES_REJECTED: &str = "droid_fetches_rejected_total";
 /// Outbound requests refused by the egress rule, by record type.
 pub const EGRESS_DENIED: &str = "droid_egress_denied_total";
 /// Loaded plugin versions (value 1), by plugin file, version and world.

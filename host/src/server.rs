@@ -16,6 +16,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    app.spawn_background();
     let router = crate::api::router(app);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

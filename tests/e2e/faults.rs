@@ -14,8 +14,12 @@ async fn setup() -> (TestBackend, TestDroid) {
     backend.put("g-1", r#"{"good":1}"#);
     backend.set_key_delay("slow", Duration::from_millis(100));
     let base = backend.url("/records");
+    // Errors are not cached here: every call must reach the plugin.
     let droid = TestDroid::start(&format!(
         r#"
+[defaults.cache]
+error = {{ enabled = false }}
+
 [record_types.spin]
 mode = "read-through"
 adapter = "looping.wasm"

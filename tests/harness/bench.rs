@@ -4,11 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use droid_host::config::{
-    HttpSettings, IngestedConfig, Mode, PluginLimits, ReadThroughConfig, RecordTypeConfig,
-    RuntimeSettings,
+    Config, IngestedConfig, Mode, PluginLimits, RecordTypeConfig, RuntimeSettings,
 };
 use droid_host::entity::SourceEvent;
 use droid_host::runtime::{
@@ -49,15 +47,15 @@ pub fn ingested_context() -> Arc<PluginContext> {
 
 /// The context of a read-through record type on `base_url` with default limits.
 pub fn read_through_context(base_url: &str) -> Arc<PluginContext> {
-    context(Mode::ReadThrough(ReadThroughConfig {
-        adapter: "bench.wasm".into(),
-        base_url: base_url.parse().expect("base URL"),
-        http: HttpSettings {
-            connect_timeout: Duration::from_millis(500),
-            request_timeout: Duration::from_millis(1000),
-            max_response_bytes: 1 << 20,
-        },
-    }))
+    let config = Config::parse(
+        Path::new("bench.toml"),
+        &format!("[record_types.bench]\nmode = \"read-through\"\nadapter = \"bench.wasm\"\nbase_url = {base_url:?}\n"),
+    )
+    .expect("bench config");
+    let Mode::ReadThrough(rt) = &config.record_types["bench"].mode else {
+        unreachable!()
+    };
+    context(Mode::ReadThrough(rt.clone()))
 }
 
 fn context(mode: Mode) -> Arc<PluginContext> {

@@ -1,25 +1,23 @@
-//! `GET /v1/entity/{record_type}/{key}`: one record, read through its adapter.
-//!
-//! A found record is answered with its JSON body as the provider's store returned
-//! it; everything else is an [`ApiError`] with a stable code. `HEAD` is answered by
-//! the same handler (axum drops the body).
+//! `GET /v1/entity/{record_type}/{key}`: one record, from the cache or read
+//! through its adapter. `HEAD` is answered by the same handler (axum drops the
+//! body).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::error::{ApiError, ErrorCode};
+use super::request_metrics::RequestOutcome;
+use super::respond;
+use crate::access::Caller;
 use crate::app::App;
-use crate::entity::{FetchOutcome, PluginFailure};
 use crate::key::{EntityKey, TenantId};
-use crate::metrics::{HTTP_REQUEST_DURATION, HTTP_REQUESTS};
-use crate::readthrough::ReadError;
-use crate::runtime::{CallError, FetchError};
+use crate::readthrough::WhenBusy;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ReadQuery {
@@ -30,140 +28,105 @@ pub(super) async fn get_entity(
     State(app): State<Arc<App>>,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<ReadQuery>, QueryRejection>,
+    headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
-    let (record_type, result) = match parse(path, query) {
-        Ok((record_type, key, tenant)) => {
-            let result = read(&app, &record_type, &key, &tenant).await;
-            (record_type, result)
+    let (record_type, key) = match path {
+        Ok(Path(parts)) => parts,
+        Err(_) => {
+            let e = invalid_key("the path is not valid UTF-8 once percent-decoded".to_owned());
+            return finish(&app, "", e, started);
         }
-        Err((record_type, e)) => (record_type, Err(e)),
     };
-    // Unknown names are folded into one label so a scan of random names cannot
-    // blow up the metric's cardinality.
-    let label = if app.registry.get(&record_type).is_some() {
-        record_type
-    } else {
-        "(unknown)".to_owned()
-    };
-    let outcome = match &result {
-        Ok(_) => "found",
-        Err(e) if e.code == ErrorCode::NotFound => "not_found",
-        Err(e) => e.code.as_str(),
-    };
-    let labels = [("record_type", label), ("outcome", outcome.to_owned())];
-    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
-    metrics::histogram!(HTTP_REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
-    match result {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
-    }
+    read(&app, &record_type, &key, query, &headers, started).await
+}
+
+/// `GET /v1/entity/{record_type}/batch` reads the key named `batch`; the path is
+/// shared with the batch endpoint, which only takes `POST`.
+pub(super) async fn get_key_named_batch(
+    State(app): State<Arc<App>>,
+    Path(record_type): Path<String>,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    read(&app, &record_type, "batch", query, &headers, Instant::now()).await
 }
 
 /// A key with a raw `/` in it never reaches the one-segment route; say so instead
 /// of answering "no route".
 pub(super) async fn key_with_slash() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        ErrorCode::InvalidKey,
-        "key contains '/', which is not allowed",
-    )
-}
-
-type Parsed = (String, EntityKey, TenantId);
-
-fn parse(
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<ReadQuery>, QueryRejection>,
-) -> Result<Parsed, (String, ApiError)> {
-    let Path((record_type, key)) = path.map_err(|_| {
-        (
-            String::new(),
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidKey,
-                "the path is not valid UTF-8 once percent-decoded",
-            ),
-        )
-    })?;
-    let key = EntityKey::parse(&key).map_err(|e| {
-        (
-            record_type.clone(),
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidKey,
-                format!("key {e}"),
-            ),
-        )
-    })?;
-    let tenant_error = |message: String| {
-        (
-            record_type.clone(),
-            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidTenant, message),
-        )
-    };
-    let Query(query) = query.map_err(|e| tenant_error(format!("invalid query string: {e}")))?;
-    let tenant = match query.tenant {
-        Some(t) => TenantId::parse(&t).map_err(|e| tenant_error(format!("tenant {e}")))?,
-        None => TenantId::default_tenant(),
-    };
-    Ok((record_type, key, tenant))
+    invalid_key("key contains '/', which is not allowed".to_owned())
 }
 
 async fn read(
     app: &App,
     record_type: &str,
-    key: &EntityKey,
-    tenant: &TenantId,
-) -> Result<Response, ApiError> {
-    match app.read_through.get(record_type, key, tenant).await {
-        Ok(FetchOutcome::Found(entity)) => {
-            Ok(([(header::CONTENT_TYPE, "application/json")], entity.body).into_response())
+    key: &str,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+    headers: &HeaderMap,
+    started: Instant,
+) -> Response {
+    let parsed = EntityKey::parse(key)
+        .map_err(|e| invalid_key(format!("key {e}")))
+        .and_then(|key| Ok((key, tenant(query)?)));
+    let (key, tenant) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return finish(app, record_type, e, started),
+    };
+    if !app.access.may_read(&Caller::Anonymous, record_type) {
+        let e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "this caller may not read this record type",
+        );
+        return finish(app, record_type, e, started);
+    }
+    match app
+        .read_through
+        .get(record_type, &key, &tenant, WhenBusy::Reject)
+        .await
+    {
+        Ok(served) => {
+            let settings = app.read_through.cache_settings(record_type);
+            let (response, outcome) = respond::served(
+                &served,
+                record_type,
+                key.as_str(),
+                settings.as_ref(),
+                headers.get(header::IF_NONE_MATCH),
+            );
+            app.request_metrics.record(record_type, outcome, started);
+            response
         }
-        Ok(FetchOutcome::NotFound) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            format!("no {record_type} record with key {:?}", key.as_str()),
-        )),
-        Err(e) => Err(read_error(record_type, e)),
+        Err(e) => finish(app, record_type, respond::read_error(&e), started),
     }
 }
 
-/// Maps every way a read can fail to its status and code.
-fn read_error(record_type: &str, e: ReadError) -> ApiError {
-    use StatusCode as S;
-    let message = e.to_string();
-    let (status, code) = match &e {
-        ReadError::UnknownRecordType(_) => (S::NOT_FOUND, ErrorCode::UnknownRecordType),
-        ReadError::NotReadThrough(_) => (S::NOT_FOUND, ErrorCode::NotReadThrough),
-        ReadError::Fetch(FetchError::EgressDenied(_)) => (S::BAD_GATEWAY, ErrorCode::EgressDenied),
-        ReadError::Fetch(FetchError::Plugin(failure)) => match failure {
-            PluginFailure::InvalidInput(_) => (S::BAD_REQUEST, ErrorCode::InvalidKey),
-            PluginFailure::UpstreamStatus { .. } => (S::BAD_GATEWAY, ErrorCode::BackingStoreError),
-            PluginFailure::UpstreamUnavailable(_) => {
-                (S::BAD_GATEWAY, ErrorCode::BackingStoreUnavailable)
-            }
-            PluginFailure::UpstreamTimeout(_) => {
-                (S::GATEWAY_TIMEOUT, ErrorCode::BackingStoreTimeout)
-            }
-            PluginFailure::Internal(_) => (S::BAD_GATEWAY, ErrorCode::PluginError),
-        },
-        ReadError::Fetch(FetchError::Call(call)) => match call {
-            CallError::Timeout { .. } => (S::GATEWAY_TIMEOUT, ErrorCode::PluginTimeout),
-            CallError::MemoryExhausted { .. } => (S::BAD_GATEWAY, ErrorCode::PluginMemoryExhausted),
-            CallError::Panic { .. } | CallError::Trap { .. } => {
-                (S::BAD_GATEWAY, ErrorCode::PluginCrashed)
-            }
-            CallError::InvalidResult { .. } => (S::BAD_GATEWAY, ErrorCode::PluginInvalidResult),
-            CallError::Capacity => {
-                return ApiError::new(S::SERVICE_UNAVAILABLE, ErrorCode::PluginCapacity, message)
-                    .retry_after(1);
-            }
-        },
-    };
-    let message = match &e {
-        ReadError::Fetch(_) => format!("record type {record_type}: {message}"),
-        _ => message,
-    };
-    ApiError::new(status, code, message)
+/// Counts and returns an error response.
+fn finish(app: &App, record_type: &str, e: ApiError, started: Instant) -> Response {
+    app.request_metrics
+        .record(record_type, RequestOutcome::Error(e.code), started);
+    e.into_response()
+}
+
+fn invalid_key(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidKey, message)
+}
+
+/// The tenant a request names, or the default tenant.
+pub(super) fn tenant(
+    query: Result<Query<ReadQuery>, QueryRejection>,
+) -> Result<TenantId, ApiError> {
+    let invalid =
+        |message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidTenant, message);
+    let Query(query) = query.map_err(|e| invalid(format!("invalid query string: {e}")))?;
+    parse_tenant(query.tenant.as_deref()).map_err(invalid)
+}
+
+/// Checks an optional tenant id; absent means the default tenant.
+pub(super) fn parse_tenant(tenant: Option<&str>) -> Result<TenantId, String> {
+    match tenant {
+        Some(t) => TenantId::parse(t).map_err(|e| format!("tenant {e}")),
+        None => Ok(TenantId::default_tenant()),
+    }
 }

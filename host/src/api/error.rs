@@ -46,11 +46,48 @@ pub enum ErrorCode {
     NoRoute,
     /// The route exists but not for this method.
     MethodNotAllowed,
+    /// The record type's in-flight fetch limit is reached and nothing cached could be served.
+    TooManyFetches,
+    /// A batch asks for more keys (or events) than allowed.
+    BatchTooLarge,
+    /// The request body is larger than the server accepts.
+    BodyTooLarge,
+    /// The request body is not the JSON the endpoint expects.
+    InvalidBody,
+    /// The caller may not do this.
+    Forbidden,
     /// The host hit a bug; details are in its log.
     Internal,
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (so `code as usize` indexes it).
+    pub const ALL: &[ErrorCode] = &[
+        ErrorCode::UnknownRecordType,
+        ErrorCode::InvalidKey,
+        ErrorCode::InvalidTenant,
+        ErrorCode::NotFound,
+        ErrorCode::NotReadThrough,
+        ErrorCode::BackingStoreError,
+        ErrorCode::BackingStoreUnavailable,
+        ErrorCode::BackingStoreTimeout,
+        ErrorCode::EgressDenied,
+        ErrorCode::PluginError,
+        ErrorCode::PluginTimeout,
+        ErrorCode::PluginMemoryExhausted,
+        ErrorCode::PluginCrashed,
+        ErrorCode::PluginInvalidResult,
+        ErrorCode::PluginCapacity,
+        ErrorCode::NoRoute,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::TooManyFetches,
+        ErrorCode::BatchTooLarge,
+        ErrorCode::BodyTooLarge,
+        ErrorCode::InvalidBody,
+        ErrorCode::Forbidden,
+        ErrorCode::Internal,
+    ];
+
     /// The code as it appears in JSON bodies and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,6 +108,11 @@ impl ErrorCode {
             ErrorCode::PluginCapacity => "plugin_capacity",
             ErrorCode::NoRoute => "no_route",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::TooManyFetches => "too_many_fetches",
+            ErrorCode::BatchTooLarge => "batch_too_large",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Internal => "internal",
         }
     }
@@ -84,6 +126,7 @@ impl Serialize for ErrorCode {
 
 /// An API failure, ready to be turned into a response.
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct ApiError {
     /// The HTTP status.
     pub status: StatusCode,
@@ -104,6 +147,11 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
         }
+    }
+
+    /// The JSON body alone, for embedding in batch answers.
+    pub fn body_json(&self) -> serde_json::Value {
+        serde_json::json!({ "code": self.code.as_str(), "message": self.message })
     }
 
     /// Adds a `Retry-After` header.
@@ -139,5 +187,18 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn all_lists_every_code_in_declaration_order() {
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i, "{code:?}");
+        }
+        assert_eq!(ErrorCode::ALL.last(), Some(&ErrorCode::Internal));
     }
 }

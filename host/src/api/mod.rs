@@ -1,24 +1,31 @@
 //! The HTTP API: routes, request parsing and the mapping of every outcome to a
 //! status and a stable JSON error code.
 //!
-//! Handlers parse and validate at the edge (keys, tenants), call the service
-//! ([`ReadThrough`](crate::readthrough::ReadThrough)) and map its answer; they never
-//! see wasmtime types. Every response that is not a success is an [`ApiError`].
+//! Handlers parse and validate at the edge (keys, tenants, bodies), ask the access
+//! policy, call the service ([`ReadThrough`](crate::readthrough::ReadThrough)) and
+//! map its answer ([`respond`]); they never see wasmtime types. Every response that
+//! is not a success is an [`ApiError`].
 
+mod batch;
 mod entity;
 mod error;
+mod invalidate;
 mod ops;
+mod request_metrics;
+mod respond;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorCode};
+pub use request_metrics::RequestMetrics;
+pub use respond::DROID_CACHE;
 
 use crate::app::App;
 
@@ -26,6 +33,11 @@ use crate::app::App;
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/entity/{record_type}/{key}", get(entity::get_entity))
+        .route(
+            "/v1/entity/{record_type}/batch",
+            post(batch::read_batch).get(entity::get_key_named_batch),
+        )
+        .route("/v1/invalidate", post(invalidate::invalidate))
         .route(
             "/v1/entity/{record_type}/{key}/{*rest}",
             get(entity::key_with_slash),
@@ -50,7 +62,7 @@ async fn no_route() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         ErrorCode::NoRoute,
-        "no such route; entities are read at /v1/entity/{record_type}/{key}",
+        "no such route; see the README for the API",
     )
 }
 

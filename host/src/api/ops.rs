@@ -19,6 +19,7 @@ pub(super) async fn healthz() -> impl IntoResponse {
 
 /// Prometheus text exposition of every metric.
 pub(super) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    app.read_through.publish_gauges();
     (
         [(
             header::CONTENT_TYPE,

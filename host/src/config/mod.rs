@@ -29,6 +29,8 @@ pub struct Config {
     pub source: PathBuf,
     /// Where the HTTP API listens.
     pub listen: SocketAddr,
+    /// The most keys one batch read may ask for.
+    pub max_batch_keys: usize,
     /// The folder plugin files are loaded from.
     pub plugin_dir: PathBuf,
     /// The folder compiled plugin artifacts are cached in.
@@ -65,7 +67,7 @@ pub struct RecordTypeConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     /// Fetched from the provider's backing store on a miss, through an adapter plugin.
-    ReadThrough(ReadThroughConfig),
+    ReadThrough(Box<ReadThroughConfig>),
     /// Written by a transformer plugin from the provider's events.
     Ingested(IngestedConfig),
 }
@@ -79,6 +81,39 @@ pub struct ReadThroughConfig {
     pub base_url: url::Url,
     /// Outbound HTTP settings for the adapter.
     pub http: HttpSettings,
+    /// The record type's three caches and its stale windows.
+    pub cache: CacheSettings,
+    /// The most fetches from the backing store in flight at once; past it, misses
+    /// are answered with `429` at once.
+    pub max_in_flight: u32,
+}
+
+/// How one record type caches what its adapter returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Records found (`200`).
+    pub found: CachePolicy,
+    /// Keys the backing store does not have (`404`).
+    pub not_found: CachePolicy,
+    /// Every other outcome: backing-store errors, timeouts, plugin failures.
+    pub error: CachePolicy,
+    /// How long past its TTL a found record may still be served while one
+    /// background fetch refreshes it.
+    pub stale_while_revalidate: Duration,
+    /// How long past its TTL a found record may still be served when the backing
+    /// store fails, times out or the in-flight limit is hit.
+    pub stale_if_error: Duration,
+}
+
+/// One of the three caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// Whether this outcome is cached at all (always true for found records).
+    pub enabled: bool,
+    /// The most bytes its entries may weigh together (keys and bodies included).
+    pub capacity_bytes: u64,
+    /// How long an entry stays fresh.
+    pub ttl: Duration,
 }
 
 /// Settings of an ingested record type.
@@ -106,6 +141,11 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// The largest response body accepted, in bytes.
     pub max_response_bytes: u64,
+    /// How many times an idempotent request is retried after a connection failure,
+    /// an attempt timeout or a `502`/`503`/`504`.
+    pub retries: u32,
+    /// The wait before the first retry; it doubles for each further one.
+    pub retry_backoff: Duration,
 }
 
 impl Config {
@@ -122,6 +162,14 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let raw = raw::parse(path, text)?;
         validate::validate(path, raw)
+    }
+
+    /// The read-through settings of record type `name`, if it is a read-through type.
+    pub fn read_through(&self, name: &str) -> Option<&ReadThroughConfig> {
+        match &self.record_types.get(name)?.mode {
+            Mode::ReadThrough(rt) => Some(rt),
+            Mode::Ingested(_) => None,
+        }
     }
 
     /// The record type called `name`, if it is declared.

@@ -27,6 +27,7 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
     pub listen: Option<String>,
+    pub max_batch_keys: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +52,9 @@ pub(super) struct RawDefaults {
     pub limits: RawLimits,
     #[serde(default)]
     pub http: RawHttp,
+    #[serde(default)]
+    pub cache: RawCache,
+    pub max_in_flight: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +67,8 @@ pub(super) struct RawRecordType {
     #[serde(default)]
     pub limits: RawLimits,
     pub http: Option<RawHttp>,
+    pub cache: Option<RawCache>,
+    pub max_in_flight: Option<u32>,
     #[serde(default)]
     pub config: BTreeMap<String, String>,
 }
@@ -80,6 +86,29 @@ pub(super) struct RawHttp {
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub max_response_bytes: Option<u64>,
+    pub retries: Option<u32>,
+    pub retry_backoff_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCache {
+    #[serde(default)]
+    pub found: RawCachePolicy,
+    #[serde(default)]
+    pub not_found: RawCachePolicy,
+    #[serde(default)]
+    pub error: RawCachePolicy,
+    pub stale_while_revalidate_ms: Option<u64>,
+    pub stale_if_error_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCachePolicy {
+    pub enabled: Option<bool>,
+    pub capacity_bytes: Option<u64>,
+    pub ttl_ms: Option<u64>,
 }
 
 /// Parses the file's TOML, naming the offending field and line on failure.

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawHttp, RawLimits, RawRecordType};
+use super::raw::{RawCache, RawCachePolicy, RawConfig, RawHttp, RawLimits, RawRecordType};
 use super::{
-    Config, ConfigError, HttpSettings, IngestedConfig, Mode, PluginLimits, Problem,
-    ReadThroughConfig, RecordTypeConfig, RuntimeSettings,
+    CachePolicy, CacheSettings, Config, ConfigError, HttpSettings, IngestedConfig, Mode,
+    PluginLimits, Problem, ReadThroughConfig, RecordTypeConfig, RuntimeSettings,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -28,9 +28,42 @@ pub(super) const DEFAULT_LIMITS: PluginLimits = PluginLimits {
     deadline: Duration::from_millis(DEFAULT_DEADLINE_MS),
     memory_bytes: DEFAULT_MEMORY_MIB * MIB,
 };
-const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 500;
-const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 1_000;
-const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4 * MIB;
+const DEFAULT_MAX_BATCH_KEYS: usize = 100;
+const DEFAULT_MAX_IN_FLIGHT: u32 = 16;
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Outbound HTTP when neither a record type nor `[defaults.http]` says otherwise.
+const DEFAULT_HTTP: HttpSettings = HttpSettings {
+    connect_timeout: Duration::from_millis(500),
+    request_timeout: Duration::from_millis(1_000),
+    max_response_bytes: 4 * MIB,
+    retries: 1,
+    retry_backoff: Duration::from_millis(50),
+};
+
+/// Caching when neither a record type nor `[defaults.cache]` says otherwise: found
+/// records for five minutes, misses for thirty seconds, errors for five seconds
+/// (long enough to shield a failing store, short enough to notice its recovery);
+/// nothing stale unless asked for.
+const DEFAULT_CACHE: CacheSettings = CacheSettings {
+    found: CachePolicy {
+        enabled: true,
+        capacity_bytes: 256 * MIB,
+        ttl: Duration::from_secs(300),
+    },
+    not_found: CachePolicy {
+        enabled: true,
+        capacity_bytes: 16 * MIB,
+        ttl: Duration::from_secs(30),
+    },
+    error: CachePolicy {
+        enabled: true,
+        capacity_bytes: 4 * MIB,
+        ttl: Duration::from_secs(5),
+    },
+    stale_while_revalidate: Duration::ZERO,
+    stale_if_error: Duration::ZERO,
+};
 
 /// Collects problems while validation walks the file.
 struct Checker {
@@ -44,6 +77,36 @@ impl Checker {
             line: None,
             message: message.into(),
         });
+    }
+
+    /// The value of an optional numeric field: the file's when it sets one (checked
+    /// against `min..=max` and reported under `table.key` otherwise), else `inherited`.
+    fn number(
+        &mut self,
+        table: &str,
+        key: &str,
+        raw: Option<u64>,
+        inherited: u64,
+        min: u64,
+        max: u64,
+    ) -> u64 {
+        match raw {
+            Some(value) => self.in_range(&format!("{table}.{key}"), value, min, max),
+            None => inherited,
+        }
+    }
+
+    /// Like [`Checker::number`], for a duration given in milliseconds.
+    fn millis(
+        &mut self,
+        table: &str,
+        key: &str,
+        raw: Option<u64>,
+        inherited: Duration,
+        min: u64,
+        max: u64,
+    ) -> Duration {
+        Duration::from_millis(self.number(table, key, raw, inherited.as_millis() as u64, min, max))
     }
 
     /// Checks that `value` lies in `min..=max`, reporting it under `field` otherwise.
@@ -99,14 +162,34 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         max_memory_bytes: max_memory_mib * MIB,
     };
 
-    let default_limits = limits(
-        &mut c,
-        "defaults.limits",
-        raw.defaults.limits,
-        None,
+    let defaults = Defaults {
+        limits: limits(
+            &mut c,
+            "defaults.limits",
+            raw.defaults.limits,
+            None,
+            max_memory_mib,
+        ),
+        http: http(&mut c, "defaults.http", raw.defaults.http, None),
+        cache: cache(&mut c, "defaults.cache", raw.defaults.cache, None),
+        max_in_flight: c.number(
+            "defaults",
+            "max_in_flight",
+            raw.defaults.max_in_flight.map(u64::from),
+            u64::from(DEFAULT_MAX_IN_FLIGHT),
+            1,
+            10_000,
+        ) as u32,
         max_memory_mib,
-    );
-    let default_http = http(&mut c, "defaults.http", raw.defaults.http, None);
+    };
+    let max_batch_keys = c.number(
+        "server",
+        "max_batch_keys",
+        raw.server.max_batch_keys.map(|n| n as u64),
+        DEFAULT_MAX_BATCH_KEYS as u64,
+        1,
+        10_000,
+    ) as usize;
 
     if raw.record_types.is_empty() {
         c.problem(
@@ -120,15 +203,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         if let Err(why) = check_record_type_name(&name) {
             c.problem(&field, why);
         }
-        let rt = record_type(
-            &mut c,
-            &field,
-            &name,
-            rt,
-            default_limits,
-            default_http,
-            max_memory_mib,
-        );
+        let rt = record_type(&mut c, &field, &name, rt, &defaults);
         if let Some(rt) = rt {
             record_types.insert(name, Arc::new(rt));
         }
@@ -143,6 +218,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     Ok(Config {
         source: path.to_path_buf(),
         listen,
+        max_batch_keys,
         plugin_dir,
         cache_dir,
         runtime,
@@ -164,21 +240,28 @@ fn resolve_dir(
     base.join(value)
 }
 
+/// What `[defaults]` (or the built-in defaults) give every record type.
+struct Defaults {
+    limits: PluginLimits,
+    http: HttpSettings,
+    cache: CacheSettings,
+    max_in_flight: u32,
+    max_memory_mib: u64,
+}
+
 fn record_type(
     c: &mut Checker,
     field: &str,
     name: &str,
     raw: RawRecordType,
-    default_limits: PluginLimits,
-    default_http: HttpSettings,
-    max_memory_mib: u64,
+    defaults: &Defaults,
 ) -> Option<RecordTypeConfig> {
     let limits = limits(
         c,
         &format!("{field}.limits"),
         raw.limits,
-        Some(default_limits),
-        max_memory_mib,
+        Some(defaults.limits),
+        defaults.max_memory_mib,
     );
     for (key, value) in &raw.config {
         if key.is_empty() || key.len() > 128 {
@@ -221,8 +304,22 @@ fn record_type(
                 c,
                 &format!("{field}.http"),
                 raw.http.unwrap_or_default(),
-                Some(default_http),
+                Some(defaults.http),
             );
+            let cache = cache(
+                c,
+                &format!("{field}.cache"),
+                raw.cache.unwrap_or_default(),
+                Some(defaults.cache),
+            );
+            let max_in_flight = c.number(
+                field,
+                "max_in_flight",
+                raw.max_in_flight.map(u64::from),
+                u64::from(defaults.max_in_flight),
+                1,
+                10_000,
+            ) as u32;
             if http.request_timeout > limits.deadline {
                 c.problem(
                     format!("{field}.http.request_timeout_ms"),
@@ -233,16 +330,26 @@ fn record_type(
                     ),
                 );
             }
-            Mode::ReadThrough(ReadThroughConfig {
+            Mode::ReadThrough(Box::new(ReadThroughConfig {
                 adapter: adapter?,
                 base_url: base_url?,
                 http,
-            })
+                cache,
+                max_in_flight,
+            }))
         }
         Some("ingested") => {
             forbid(c, field, "adapter", raw.adapter.is_some(), "ingested");
             forbid(c, field, "base_url", raw.base_url.is_some(), "ingested");
             forbid(c, field, "http", raw.http.is_some(), "ingested");
+            forbid(c, field, "cache", raw.cache.is_some(), "ingested");
+            forbid(
+                c,
+                field,
+                "max_in_flight",
+                raw.max_in_flight.is_some(),
+                "ingested",
+            );
             let transformer = required_plugin(c, field, "transformer", raw.transformer, "ingested");
             Mode::Ingested(IngestedConfig {
                 transformer: transformer?,
@@ -322,71 +429,141 @@ fn limits(
     base: Option<PluginLimits>,
     max_memory_mib: u64,
 ) -> PluginLimits {
-    let deadline_ms = raw
-        .deadline_ms
-        .or(base.map(|b| b.deadline.as_millis() as u64))
-        .unwrap_or(DEFAULT_DEADLINE_MS);
-    let memory_mib = raw
-        .memory_mib
-        .or(base.map(|b| b.memory_bytes / MIB))
-        .unwrap_or(DEFAULT_MEMORY_MIB.min(max_memory_mib));
-    if raw.deadline_ms.is_some() {
-        c.in_range(&format!("{field}.deadline_ms"), deadline_ms, 1, 600_000);
-    }
-    if raw.memory_mib.is_some() {
-        if memory_mib > max_memory_mib {
+    let base = base.unwrap_or(PluginLimits {
+        deadline: Duration::from_millis(DEFAULT_DEADLINE_MS),
+        memory_bytes: DEFAULT_MEMORY_MIB.min(max_memory_mib) * MIB,
+    });
+    let deadline = c.millis(
+        field,
+        "deadline_ms",
+        raw.deadline_ms,
+        base.deadline,
+        1,
+        600_000,
+    );
+    let memory_mib = match raw.memory_mib {
+        Some(mib) if mib > max_memory_mib => {
             c.problem(
                 format!("{field}.memory_mib"),
-                format!(
-                    "expected at most runtime.max_memory_mib ({max_memory_mib}), found {memory_mib}"
-                ),
+                format!("expected at most runtime.max_memory_mib ({max_memory_mib}), found {mib}"),
             );
-        } else {
-            c.in_range(
-                &format!("{field}.memory_mib"),
-                memory_mib,
-                1,
-                max_memory_mib,
-            );
+            mib
         }
-    }
+        raw => c.number(
+            field,
+            "memory_mib",
+            raw,
+            base.memory_bytes / MIB,
+            1,
+            max_memory_mib,
+        ),
+    };
     PluginLimits {
-        deadline: Duration::from_millis(deadline_ms),
+        deadline,
         memory_bytes: memory_mib * MIB,
     }
 }
 
 fn http(c: &mut Checker, field: &str, raw: RawHttp, base: Option<HttpSettings>) -> HttpSettings {
-    let connect = raw
-        .connect_timeout_ms
-        .or(base.map(|b| b.connect_timeout.as_millis() as u64))
-        .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS);
-    let request = raw
-        .request_timeout_ms
-        .or(base.map(|b| b.request_timeout.as_millis() as u64))
-        .unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS);
-    let max_body = raw
-        .max_response_bytes
-        .or(base.map(|b| b.max_response_bytes))
-        .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
-    if raw.connect_timeout_ms.is_some() {
-        c.in_range(&format!("{field}.connect_timeout_ms"), connect, 1, 60_000);
-    }
-    if raw.request_timeout_ms.is_some() {
-        c.in_range(&format!("{field}.request_timeout_ms"), request, 1, 600_000);
-    }
-    if raw.max_response_bytes.is_some() {
-        c.in_range(
-            &format!("{field}.max_response_bytes"),
-            max_body,
+    let base = base.unwrap_or(DEFAULT_HTTP);
+    HttpSettings {
+        connect_timeout: c.millis(
+            field,
+            "connect_timeout_ms",
+            raw.connect_timeout_ms,
+            base.connect_timeout,
+            1,
+            60_000,
+        ),
+        request_timeout: c.millis(
+            field,
+            "request_timeout_ms",
+            raw.request_timeout_ms,
+            base.request_timeout,
+            1,
+            600_000,
+        ),
+        max_response_bytes: c.number(
+            field,
+            "max_response_bytes",
+            raw.max_response_bytes,
+            base.max_response_bytes,
             1,
             1024 * MIB,
+        ),
+        retries: c.number(
+            field,
+            "retries",
+            raw.retries.map(u64::from),
+            u64::from(base.retries),
+            0,
+            10,
+        ) as u32,
+        retry_backoff: c.millis(
+            field,
+            "retry_backoff_ms",
+            raw.retry_backoff_ms,
+            base.retry_backoff,
+            1,
+            10_000,
+        ),
+    }
+}
+
+fn cache(
+    c: &mut Checker,
+    field: &str,
+    raw: RawCache,
+    base: Option<CacheSettings>,
+) -> CacheSettings {
+    let base = base.unwrap_or(DEFAULT_CACHE);
+    if raw.found.enabled == Some(false) {
+        c.problem(
+            format!("{field}.found.enabled"),
+            "the found cache cannot be switched off; set a short ttl_ms instead",
         );
     }
-    HttpSettings {
-        connect_timeout: Duration::from_millis(connect),
-        request_timeout: Duration::from_millis(request),
-        max_response_bytes: max_body,
+    let mut policy = |name: &str, raw: RawCachePolicy, base: CachePolicy| {
+        let field = format!("{field}.{name}");
+        CachePolicy {
+            enabled: raw.enabled.unwrap_or(base.enabled),
+            capacity_bytes: c.number(
+                &field,
+                "capacity_bytes",
+                raw.capacity_bytes,
+                base.capacity_bytes,
+                1024,
+                64 * 1024 * MIB,
+            ),
+            ttl: c.millis(&field, "ttl_ms", raw.ttl_ms, base.ttl, 1, 7 * DAY_MS),
+        }
+    };
+    let found = policy("found", raw.found, base.found);
+    let not_found = policy("not_found", raw.not_found, base.not_found);
+    let error = policy("error", raw.error, base.error);
+    CacheSettings {
+        found: CachePolicy {
+            enabled: true,
+            ..found
+        },
+        not_found,
+        error,
+        stale_while_revalidate: c.millis(
+            field,
+            "stale_while_revalidate_ms",
+            raw.stale_while_revalidate_ms,
+            base.stale_while_revalidate,
+            0,
+            DAY_MS,
+        ),
+        stale_if_error: c.millis(
+            field,
+            "stale_if_error_ms",
+            raw.stale_if_error_ms,
+            base.stale_if_error,
+            0,
+            DAY_MS,
+        ),
     }
 }
 

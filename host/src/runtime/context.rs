@@ -20,7 +20,9 @@ impl PluginContext {
     /// The context for `config`'s record type.
     pub fn new(config: &RecordTypeConfig) -> Result<Self, reqwest::Error> {
         let outbound = match &config.mode {
-            Mode::ReadThrough(rt) => Some(Outbound::new(rt.base_url.clone(), rt.http)?),
+            Mode::ReadThrough(rt) => {
+                Some(Outbound::new(&config.name, rt.base_url.clone(), rt.http)?)
+            }
             Mode::Ingested(_) => None,
         };
         Ok(Self {

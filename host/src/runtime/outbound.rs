@@ -43,16 +43,40 @@ pub(crate) enum OutboundError {
     Protocol(String),
 }
 
-/// One record type's outbound HTTP: its egress rule, settings and connection pool.
+/// One record type's outbound HTTP: its egress rule, settings, connection pool and
+/// the metrics of its backing store.
 #[derive(Debug, Clone)]
 pub(crate) struct Outbound {
     policy: EgressPolicy,
     settings: HttpSettings,
     client: reqwest::Client,
+    metrics: StoreMetrics,
+}
+
+/// Pre-registered metric handles, so a request costs no label lookups.
+#[derive(Debug, Clone)]
+struct StoreMetrics {
+    duration: metrics::Histogram,
+    record_type: String,
+}
+
+impl StoreMetrics {
+    fn attempt(&self, outcome: &'static str) {
+        metrics::counter!(
+            crate::metrics::BACKING_STORE_REQUESTS,
+            "record_type" => self.record_type.clone(),
+            "outcome" => outcome
+        )
+        .increment(1);
+    }
 }
 
 impl Outbound {
-    pub(crate) fn new(base_url: url::Url, settings: HttpSettings) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(
+        record_type: &str,
+        base_url: url::Url,
+        settings: HttpSettings,
+    ) -> Result<Self, reqwest::Error> {
         crate::tls::install_default_provider();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -66,6 +90,13 @@ impl Outbound {
             policy: EgressPolicy::new(base_url),
             settings,
             client,
+            metrics: StoreMetrics {
+                duration: metrics::histogram!(
+                    crate::metrics::BACKING_STORE_DURATION,
+                    "record_type" => record_type.to_owned()
+                ),
+                record_type: record_type.to_owned(),
+            },
         })
     }
 
@@ -73,8 +104,11 @@ impl Outbound {
         self.policy.base_url()
     }
 
-    /// Sends `req` if the egress rule allows it, giving up at `deadline` (the
-    /// plugin call's) or after the request timeout, whichever comes first.
+    /// Sends `req` if the egress rule allows it. Each attempt is bounded by the
+    /// request timeout; idempotent requests are retried after a connection
+    /// failure, an attempt timeout or a `502`/`503`/`504`, up to the configured
+    /// number of retries with doubling backoff. Nothing outlives `deadline`, the
+    /// plugin call's.
     pub(crate) async fn send(
         &self,
         req: OutboundRequest,
@@ -84,6 +118,10 @@ impl Outbound {
             .policy
             .check_url(&req.url)
             .map_err(OutboundError::Denied)?;
+        let idempotent = matches!(
+            req.method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE
+        );
         let mut builder = self.client.request(req.method, url);
         for (name, value) in &req.headers {
             self.policy
@@ -98,6 +136,37 @@ impl Outbound {
             .build()
             .map_err(|e| OutboundError::Denied(format!("invalid request: {e}")))?;
 
+        let retries = if idempotent { self.settings.retries } else { 0 };
+        let mut backoff = self.settings.retry_backoff;
+        let mut attempt = 0;
+        loop {
+            let this = request
+                .try_clone()
+                .expect("requests with in-memory bodies can be cloned");
+            let outcome = self.attempt(this, deadline).await;
+            let retryable = match &outcome {
+                Ok(r) => matches!(r.status, 502..=504),
+                Err(
+                    OutboundError::Timeout | OutboundError::Connect(_) | OutboundError::Protocol(_),
+                ) => true,
+                Err(_) => false,
+            };
+            let wait_until = Instant::now() + backoff;
+            if !retryable || attempt >= retries || wait_until >= deadline {
+                return outcome;
+            }
+            tokio::time::sleep(backoff).await;
+            attempt += 1;
+            backoff *= 2;
+        }
+    }
+
+    /// One attempt, bounded by the request timeout and the call's deadline.
+    async fn attempt(
+        &self,
+        request: reqwest::Request,
+        deadline: Instant,
+    ) -> Result<OutboundResponse, OutboundError> {
         let budget = deadline
             .saturating_duration_since(Instant::now())
             .min(self.settings.request_timeout);
@@ -105,6 +174,7 @@ impl Outbound {
             return Err(OutboundError::Timeout);
         }
         let limit = self.settings.max_response_bytes;
+        let started = Instant::now();
         let exchange = async {
             let mut response = self.client.execute(request).await.map_err(classify)?;
             if response.content_length().is_some_and(|len| len > limit) {
@@ -134,9 +204,22 @@ impl Outbound {
                 body,
             })
         };
-        tokio::time::timeout(budget, exchange)
+        let outcome = tokio::time::timeout(budget, exchange)
             .await
-            .unwrap_or(Err(OutboundError::Timeout))
+            .unwrap_or(Err(OutboundError::Timeout));
+        self.metrics
+            .duration
+            .record(started.elapsed().as_secs_f64());
+        self.metrics.attempt(match &outcome {
+            Ok(r) if r.status < 300 => "2xx",
+            Ok(r) if r.status < 400 => "3xx",
+            Ok(r) if r.status < 500 => "4xx",
+            Ok(_) => "5xx",
+            Err(OutboundError::Timeout) => "timeout",
+            Err(OutboundError::Connect(_)) => "connect_error",
+            Err(_) => "protocol_error",
+        });
+        outcome
     }
 }
 

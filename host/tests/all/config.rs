@@ -30,7 +30,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     (
         "a misspelt field",
         "[record_types.site]\nmode = \"read-through\"\nadpter = \"a.wasm\"\n",
-        "/etc/droid/droid.toml: line 3: record_types.site.adpter: unknown field `adpter`, expected one of `mode`, `adapter`, `base_url`, `transformer`, `limits`, `http`, `config`",
+        "/etc/droid/droid.toml: line 3: record_types.site.adpter: unknown field `adpter`, expected one of `mode`, `adapter`, `base_url`, `transformer`, `limits`, `http`, `cache`, `max_in_flight`, `config`",
     ),
     (
         "a misspelt table",
@@ -138,6 +138,46 @@ const TABLE: &[(&str, &str, &str)] = &[
         "/etc/droid/droid.toml: record_types.my site: expected a record type name of 1 to 64 letters, digits, '-' or '_' starting with a letter or digit, found \"my site\"",
     ),
     (
+        "a found cache switched off",
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"a.wasm\"\nbase_url = \"http://x.test\"\ncache = { found = { enabled = false } }\n",
+        "/etc/droid/droid.toml: record_types.site.cache.found.enabled: the found cache cannot be switched off; set a short ttl_ms instead",
+    ),
+    (
+        "a zero TTL",
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"a.wasm\"\nbase_url = \"http://x.test\"\ncache = { not_found = { ttl_ms = 0 } }\n",
+        "/etc/droid/droid.toml: record_types.site.cache.not_found.ttl_ms: expected a number from 1 to 604800000, found 0",
+    ),
+    (
+        "a cache too small for one entry",
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"a.wasm\"\nbase_url = \"http://x.test\"\ncache = { error = { capacity_bytes = 10 } }\n",
+        "record_types.site.cache.error.capacity_bytes: expected a number from 1024 to 68719476736, found 10",
+    ),
+    (
+        "a misspelt cache field",
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"a.wasm\"\nbase_url = \"http://x.test\"\ncache = { found = { ttl = 5 } }\n",
+        "record_types.site.cache.found.ttl: unknown field `ttl`, expected one of `enabled`, `capacity_bytes`, `ttl_ms`",
+    ),
+    (
+        "an in-flight limit of zero",
+        "[record_types.site]\nmode = \"read-through\"\nadapter = \"a.wasm\"\nbase_url = \"http://x.test\"\nmax_in_flight = 0\n",
+        "/etc/droid/droid.toml: record_types.site.max_in_flight: expected a number from 1 to 10000, found 0",
+    ),
+    (
+        "too many retries",
+        "[defaults.http]\nretries = 50\n{site}",
+        "/etc/droid/droid.toml: defaults.http.retries: expected a number from 0 to 10, found 50",
+    ),
+    (
+        "a cache on an ingested type",
+        "[record_types.site]\nmode = \"ingested\"\ntransformer = \"t.wasm\"\ncache = { found = { ttl_ms = 5 } }\n",
+        "/etc/droid/droid.toml: record_types.site.cache: not allowed for an ingested record type",
+    ),
+    (
+        "an empty batch limit",
+        "[server]\nmax_batch_keys = 0\n{site}",
+        "/etc/droid/droid.toml: server.max_batch_keys: expected a number from 1 to 10000, found 0",
+    ),
+    (
         "an instance pool of zero",
         "[runtime]\nmax_instances = 0\n{site}",
         "runtime.max_instances: expected a number from 1 to 10000, found 0",
@@ -187,13 +227,23 @@ fn a_good_config_gets_defaults_and_relative_paths() {
     };
     assert_eq!(rt.base_url.as_str(), "http://127.0.0.1:9090/sites");
     assert_eq!(rt.http.request_timeout.as_millis(), 1000);
+    assert_eq!(
+        (rt.http.retries, rt.http.retry_backoff.as_millis()),
+        (1, 50)
+    );
+    assert_eq!(rt.max_in_flight, 16);
+    assert_eq!(rt.cache.found.ttl.as_secs(), 300);
+    assert_eq!(rt.cache.found.capacity_bytes, 256 << 20);
+    assert!(rt.cache.not_found.enabled && rt.cache.error.enabled);
+    assert!(rt.cache.stale_while_revalidate.is_zero() && rt.cache.stale_if_error.is_zero());
+    assert_eq!(config.max_batch_keys, 100);
 }
 
 /// `[defaults]` applies to every record type that does not override it.
 #[test]
 fn defaults_apply_unless_overridden() {
     let text = format!(
-        "[defaults]\nlimits = {{ deadline_ms = 900, memory_mib = 32 }}\nhttp = {{ request_timeout_ms = 300 }}\n{GOOD_SITE}limits = {{ memory_mib = 8 }}\n"
+        "[defaults]\nlimits = {{ deadline_ms = 900, memory_mib = 32 }}\nhttp = {{ request_timeout_ms = 300 }}\nmax_in_flight = 4\ncache = {{ found = {{ ttl_ms = 1000 }}, stale_if_error_ms = 60000 }}\n{GOOD_SITE}limits = {{ memory_mib = 8 }}\ncache = {{ found = {{ capacity_bytes = 4096 }} }}\n"
     );
     let config = Config::parse(Path::new("droid.toml"), &text).expect("valid");
     let site = config.record_type("site").expect("declared");
@@ -205,6 +255,15 @@ fn defaults_apply_unless_overridden() {
         panic!("read-through")
     };
     assert_eq!(rt.http.request_timeout.as_millis(), 300);
+    assert_eq!(rt.max_in_flight, 4);
+    assert_eq!(
+        (
+            rt.cache.found.ttl.as_millis(),
+            rt.cache.found.capacity_bytes
+        ),
+        (1000, 4096)
+    );
+    assert_eq!(rt.cache.stale_if_error.as_secs(), 60);
 }
 
 #[test]

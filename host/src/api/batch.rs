@@ -1,0 +1,187 @@
+//! `POST /v1/entity/{record_type}/batch`: many keys of one record type in one
+//! request, each with its own outcome.
+//!
+//! The body is `{"keys": [...], "tenant": "..."}` (tenant optional). The answer
+//! is `{"results": [...]}` in the order of the keys, each with `key`, `status`,
+//! `cache` and either `record` (the JSON record), or `error` (`code` and
+//! `message`). Cached keys are answered at once; misses are fetched concurrently,
+//! sharing the record type's in-flight limit: a miss waits for a free slot up to
+//! the record type's call deadline rather than failing at once.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::entity::parse_tenant;
+use super::error::{ApiError, ErrorCode};
+use super::respond;
+use crate::access::Caller;
+use crate::app::App;
+use crate::cache::Outcome;
+use crate::key::EntityKey;
+use crate::readthrough::WhenBusy;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    keys: Vec<String>,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+pub(super) async fn read_batch(
+    State(app): State<Arc<App>>,
+    Path(record_type): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match answer(&app, &record_type, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn answer(
+    app: &App,
+    record_type: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_error(&e))?;
+    let request: BatchRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidBody,
+            format!("expected {{\"keys\": [...], \"tenant\": \"...\"}}: {e}"),
+        )
+    })?;
+    let max = app.config.max_batch_keys;
+    if request.keys.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BatchTooLarge,
+            format!(
+                "{} keys asked for; a batch may ask for at most {max}",
+                request.keys.len()
+            ),
+        ));
+    }
+    let tenant = parse_tenant(request.tenant.as_deref())
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidTenant, m))?;
+    app.read_through
+        .check(record_type)
+        .map_err(|e| respond::read_error(&e))?;
+    if !app.access.may_read(&Caller::Anonymous, record_type) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "this caller may not read this record type",
+        ));
+    }
+
+    let deadline = Instant::now()
+        + app
+            .config
+            .record_type(record_type)
+            .map(|rt| rt.limits.deadline)
+            .unwrap_or_default();
+    let reads = request.keys.iter().map(|key| {
+        let tenant = &tenant;
+        async move {
+            let key = EntityKey::parse(key).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidKey,
+                    format!("key {e}"),
+                )
+            })?;
+            app.read_through
+                .get(record_type, &key, tenant, WhenBusy::WaitUntil(deadline))
+                .await
+                .map_err(|e| respond::read_error(&e))
+        }
+    });
+    let results = futures::future::join_all(reads).await;
+
+    let mut out = String::from("{\"results\":[");
+    for (i, (key, result)) in request.keys.iter().zip(results).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let key_json = serde_json::to_string(key).expect("strings serialize");
+        match result {
+            Ok(served) => {
+                let cache = served.status.as_str();
+                match &served.entry.outcome {
+                    Outcome::Found { body, etag, .. } => {
+                        let etag_json = serde_json::to_string(etag).expect("strings serialize");
+                        // Bodies were checked to be JSON when fetched: embed them as they are.
+                        let body = std::str::from_utf8(body).expect("bodies are UTF-8");
+                        let _ = write!(
+                            out,
+                            r#"{{"key":{key_json},"status":200,"cache":"{cache}","etag":{etag_json},"record":{body}}}"#
+                        );
+                    }
+                    Outcome::NotFound => {
+                        let e = ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            ErrorCode::NotFound,
+                            format!("no {record_type} record with key {key:?}"),
+                        );
+                        push_error(&mut out, &key_json, Some(cache), &e);
+                    }
+                    Outcome::Failed(failure) => {
+                        push_error(
+                            &mut out,
+                            &key_json,
+                            Some(cache),
+                            &respond::fetch_error(record_type, failure),
+                        );
+                    }
+                }
+            }
+            Err(e) => push_error(&mut out, &key_json, None, &e),
+        }
+    }
+    out.push_str("]}");
+    let mut response = out.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+fn push_error(out: &mut String, key_json: &str, cache: Option<&str>, e: &ApiError) {
+    let cache = cache
+        .map(|c| format!(r#","cache":"{c}""#))
+        .unwrap_or_default();
+    let _ = write!(
+        out,
+        r#"{{"key":{key_json},"status":{}{cache},"error":{}}}"#,
+        e.status.as_u16(),
+        e.body_json()
+    );
+}
+
+/// The error for a body axum could not read.
+pub(super) fn body_error(e: &BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BodyTooLarge,
+            e.body_text(),
+        )
+    } else {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidBody,
+            e.body_text(),
+        )
+    }
+}

@@ -1,0 +1,143 @@
+//! `POST /v1/invalidate`: remove keys from the read-through caches.
+//!
+//! The body is one event or an array of events of the shape
+//! `{"record_type", "key", "tenant"?, "version"?, "timestamp"?}` (the event stream
+//! consumer will read the same shape). Each event gets its own outcome:
+//! `invalidated`, `ignored` (older than what the cache already saw), or an error
+//! for that event alone. The answer is `200` with
+//! `{"invalidated": n, "ignored": n, "failed": n, "results": [...]}`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::batch::body_error;
+use super::entity::parse_tenant;
+use super::error::{ApiError, ErrorCode};
+use super::respond;
+use crate::access::Caller;
+use crate::app::App;
+use crate::key::EntityKey;
+use crate::readthrough::{Applied, Invalidation};
+
+/// The most events one request may carry.
+pub const MAX_EVENTS: usize = 1000;
+
+pub(super) async fn invalidate(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match answer(&app, body) {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn answer(app: &App, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_error(&e))?;
+    let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, m);
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
+    let raw_events = match value {
+        Value::Array(events) => events,
+        event @ Value::Object(_) => vec![event],
+        _ => {
+            return Err(invalid(
+                "expected an invalidation event or an array of them".to_owned(),
+            ));
+        }
+    };
+    if raw_events.len() > MAX_EVENTS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BatchTooLarge,
+            format!(
+                "{} events sent; one request may carry at most {MAX_EVENTS}",
+                raw_events.len()
+            ),
+        ));
+    }
+    // Every event must be well-formed before any is applied: a malformed batch
+    // changes nothing.
+    let events = raw_events
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            serde_json::from_value::<Invalidation>(raw).map_err(|e| {
+                invalid(format!(
+                    "event {i}: {e}; expected {{\"record_type\", \"key\", \"tenant\"?, \"version\"?, \"timestamp\"?}}"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let (mut invalidated, mut ignored, mut failed) = (0, 0, 0);
+    let results: Vec<Value> = events
+        .iter()
+        .map(|event| {
+            let head = json!({ "record_type": event.record_type, "key": event.key });
+            match apply(app, event) {
+                Ok(Applied::Invalidated { removed }) => {
+                    invalidated += 1;
+                    merge(head, json!({ "outcome": "invalidated", "removed": removed }))
+                }
+                Ok(Applied::Ignored { reason }) => {
+                    ignored += 1;
+                    merge(head, json!({ "outcome": "ignored", "reason": reason }))
+                }
+                Err(e) => {
+                    failed += 1;
+                    merge(head, json!({ "outcome": "failed", "status": e.status.as_u16(), "error": e.body_json() }))
+                }
+            }
+        })
+        .collect();
+    Ok(Json(json!({
+        "invalidated": invalidated,
+        "ignored": ignored,
+        "failed": failed,
+        "results": results,
+    }))
+    .into_response())
+}
+
+fn apply(app: &App, event: &Invalidation) -> Result<Applied, ApiError> {
+    let key = EntityKey::parse(&event.key).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidKey,
+            format!("key {e}"),
+        )
+    })?;
+    let tenant = parse_tenant(event.tenant.as_deref())
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidTenant, m))?;
+    app.read_through
+        .check(&event.record_type)
+        .map_err(|e| respond::read_error(&e))?;
+    if !app
+        .access
+        .may_invalidate(&Caller::Anonymous, &event.record_type)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "this caller may not invalidate this record type",
+        ));
+    }
+    app.read_through
+        .invalidate(event, &key, &tenant)
+        .map_err(|e| respond::read_error(&e))
+}
+
+fn merge(mut head: Value, tail: Value) -> Value {
+    if let (Value::Object(h), Value::Object(t)) = (&mut head, tail) {
+        h.extend(t);
+    }
+    head
+}

@@ -1,0 +1,182 @@
+//! Turning what the read path served into HTTP: status, body, and the caching
+//! headers consumers and sidecars rely on.
+//!
+//! Every answer about a record carries `Droid-Cache` (hit, miss, stale or
+//! coalesced), `Cache-Control` with the entry's remaining freshness (and the
+//! record type's stale windows), and `Age`. Found records carry a strong `ETag`;
+//! a matching `If-None-Match` gets `304` without a body.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::error::{ApiError, ErrorCode};
+use super::request_metrics::RequestOutcome;
+use crate::cache::Outcome;
+use crate::config::CacheSettings;
+use crate::entity::PluginFailure;
+use crate::readthrough::{CacheStatus, ReadError, Served};
+use crate::runtime::{CallError, FetchError};
+
+/// The `Droid-Cache` header: where an answer came from.
+pub const DROID_CACHE: &str = "droid-cache";
+
+/// The response for a served read, and its outcome for metrics.
+pub fn served(
+    served: &Served,
+    record_type: &str,
+    key: &str,
+    settings: Option<&CacheSettings>,
+    if_none_match: Option<&HeaderValue>,
+) -> (Response, RequestOutcome) {
+    let now = Instant::now();
+    let entry = &served.entry;
+    let (mut response, outcome) = match &entry.outcome {
+        Outcome::Found { body, etag, .. } => {
+            if if_none_match.is_some_and(|v| etag_matches(v, etag)) {
+                let mut r = StatusCode::NOT_MODIFIED.into_response();
+                set(r.headers_mut(), header::ETAG, etag);
+                (r, RequestOutcome::NotModified)
+            } else {
+                let mut r = Response::new(Body::from(body.clone()));
+                let h = r.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                set(h, header::ETAG, etag);
+                (r, RequestOutcome::Found)
+            }
+        }
+        Outcome::NotFound => {
+            let e = ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                format!("no {record_type} record with key {key:?}"),
+            );
+            (
+                e.into_response(),
+                RequestOutcome::Error(ErrorCode::NotFound),
+            )
+        }
+        Outcome::Failed(failure) => {
+            let e = fetch_error(record_type, failure);
+            let code = e.code;
+            (e.into_response(), RequestOutcome::Error(code))
+        }
+    };
+    let h = response.headers_mut();
+    h.insert(
+        DROID_CACHE,
+        HeaderValue::from_static(served.status.as_str()),
+    );
+    let max_age = match served.status {
+        CacheStatus::Stale => 0,
+        _ => entry.remaining(now).as_secs(),
+    };
+    let mut cache_control = format!("max-age={max_age}");
+    if let (Outcome::Found { .. }, Some(s)) = (&entry.outcome, settings) {
+        push_window(
+            &mut cache_control,
+            "stale-while-revalidate",
+            s.stale_while_revalidate,
+        );
+        push_window(&mut cache_control, "stale-if-error", s.stale_if_error);
+    }
+    set(h, header::CACHE_CONTROL, &cache_control);
+    set(h, header::AGE, &entry.age(now).as_secs().to_string());
+    (response, outcome)
+}
+
+fn push_window(cache_control: &mut String, name: &str, window: Duration) {
+    if !window.is_zero() {
+        cache_control.push_str(&format!(", {name}={}", window.as_secs()));
+    }
+}
+
+fn set(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+/// Weak comparison, as `If-None-Match` requires: `*`, or any listed tag equal to
+/// ours once a `W/` prefix is set aside.
+fn etag_matches(header: &HeaderValue, etag: &str) -> bool {
+    let Ok(text) = header.to_str() else {
+        return false;
+    };
+    text.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+    })
+}
+
+/// The API error for a read that produced no answer at all.
+pub fn read_error(e: &ReadError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        ReadError::UnknownRecordType(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownRecordType, message)
+        }
+        ReadError::NotReadThrough(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotReadThrough, message)
+        }
+        ReadError::Busy { .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyFetches,
+            message,
+        )
+        .retry_after(1),
+    }
+}
+
+/// The API error for a failed fetch: each failure has its own status and code.
+pub fn fetch_error(record_type: &str, e: &FetchError) -> ApiError {
+    use StatusCode as S;
+    let message = format!("record type {record_type}: {e}");
+    let (status, code) = match e {
+        FetchError::EgressDenied(_) => (S::BAD_GATEWAY, ErrorCode::EgressDenied),
+        FetchError::Plugin(failure) => match failure {
+            PluginFailure::InvalidInput(_) => (S::BAD_REQUEST, ErrorCode::InvalidKey),
+            PluginFailure::UpstreamStatus { .. } => (S::BAD_GATEWAY, ErrorCode::BackingStoreError),
+            PluginFailure::UpstreamUnavailable(_) => {
+                (S::BAD_GATEWAY, ErrorCode::BackingStoreUnavailable)
+            }
+            PluginFailure::UpstreamTimeout(_) => {
+                (S::GATEWAY_TIMEOUT, ErrorCode::BackingStoreTimeout)
+            }
+            PluginFailure::Internal(_) => (S::BAD_GATEWAY, ErrorCode::PluginError),
+        },
+        FetchError::Call(call) => match call {
+            CallError::Timeout { .. } => (S::GATEWAY_TIMEOUT, ErrorCode::PluginTimeout),
+            CallError::MemoryExhausted { .. } => (S::BAD_GATEWAY, ErrorCode::PluginMemoryExhausted),
+            CallError::Panic { .. } | CallError::Trap { .. } => {
+                (S::BAD_GATEWAY, ErrorCode::PluginCrashed)
+            }
+            CallError::InvalidResult { .. } => (S::BAD_GATEWAY, ErrorCode::PluginInvalidResult),
+            CallError::Capacity => {
+                return ApiError::new(S::SERVICE_UNAVAILABLE, ErrorCode::PluginCapacity, message)
+                    .retry_after(1);
+            }
+        },
+    };
+    ApiError::new(status, code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_compares_weakly_and_accepts_lists_and_star() {
+        let tag = "\"v3\"";
+        for yes in ["\"v3\"", "W/\"v3\"", "\"v1\", \"v3\"", "*"] {
+            assert!(etag_matches(&HeaderValue::from_static(yes), tag), "{yes}");
+        }
+        for no in ["\"v4\"", "v3", ""] {
+            assert!(!etag_matches(&HeaderValue::from_static(no), tag), "{no}");
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The read path of one read-through record type: caches, stale windows,
+//! coalescing, the in-flight limit and invalidation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::flight::{Flight, FlightResult, Flights, share};
+use super::invalidation::{Applied, Invalidation, Mark};
+use super::{CacheStatus, Served};
+use crate::cache::{CacheKey, Cached, Kind, Outcome, RecordCache, cache_key};
+use crate::config::ReadThroughConfig;
+use crate::key::{EntityKey, TenantId};
+use crate::metrics::{
+    CACHE_HIT_RATIO, CACHE_INVALIDATIONS, CACHE_REQUESTS, FETCHES_IN_FLIGHT, FETCHES_REJECTED,
+};
+use crate::runtime::{AdapterPlugin, PluginContext};
+
+/// How long an applied invalidation is remembered per key, to order later events
+/// against it and to stop fetches that started before it from writing back.
+const INVALIDATION_MEMORY: Duration = Duration::from_secs(3600);
+/// The most keys whose last invalidation is remembered.
+const INVALIDATION_KEYS: u64 = 1_000_000;
+
+/// What to do when the in-flight limit is reached.
+#[derive(Debug, Clone, Copy)]
+pub enum WhenBusy {
+    /// Answer at once (`429`, or a stale record when allowed): single reads.
+    Reject,
+    /// Wait for a slot until the given instant: batch reads, which spread their
+    /// misses over the limit rather than failing most of them.
+    WaitUntil(Instant),
+}
+
+/// The read path of one record type.
+pub(super) struct Reader {
+    name: String,
+    adapter: Arc<AdapterPlugin>,
+    context: Arc<PluginContext>,
+    cache: RecordCache,
+    limit: Arc<Semaphore>,
+    max_in_flight: u32,
+    flights: Flights,
+    invalidation_seq: AtomicU64,
+    invalidations: moka::sync::Cache<CacheKey, Mark>,
+    metrics: ReaderMetrics,
+}
+
+/// Pre-registered metric handles: the hit path costs an atomic add, no lookups.
+struct ReaderMetrics {
+    hit: metrics::Counter,
+    miss: metrics::Counter,
+    stale: metrics::Counter,
+    coalesced: metrics::Counter,
+    rejected: metrics::Counter,
+    invalidated: metrics::Counter,
+    in_flight: metrics::Gauge,
+    hit_ratio: metrics::Gauge,
+    served_from_cache: AtomicU64,
+    served: AtomicU64,
+}
+
+impl ReaderMetrics {
+    fn new(name: &str) -> Self {
+        let result = |r: &'static str| metrics::counter!(CACHE_REQUESTS, "record_type" => name.to_owned(), "result" => r);
+        Self {
+            hit: result("hit"),
+            miss: result("miss"),
+            stale: result("stale"),
+            coalesced: result("coalesced"),
+            rejected: metrics::counter!(FETCHES_REJECTED, "record_type" => name.to_owned()),
+            invalidated: metrics::counter!(CACHE_INVALIDATIONS, "record_type" => name.to_owned()),
+            in_flight: metrics::gauge!(FETCHES_IN_FLIGHT, "record_type" => name.to_owned()),
+            hit_ratio: metrics::gauge!(CACHE_HIT_RATIO, "record_type" => name.to_owned()),
+            served_from_cache: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+        }
+    }
+
+    fn count(&self, status: CacheStatus) {
+        match status {
+            CacheStatus::Hit => self.hit.increment(1),
+            CacheStatus::Miss => self.miss.increment(1),
+            CacheStatus::Stale => self.stale.increment(1),
+            CacheStatus::Coalesced => self.coalesced.increment(1),
+        }
+        if status != CacheStatus::Miss {
+            self.served_from_cache.fetch_add(1, Ordering::Relaxed);
+        }
+        self.served.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A miss that could not start a fetch: the in-flight limit is reached.
+pub(super) struct Busy;
+
+impl Reader {
+    pub(super) fn new(
+        name: &str,
+        config: &ReadThroughConfig,
+        adapter: Arc<AdapterPlugin>,
+        context: Arc<PluginContext>,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            adapter,
+            context,
+            cache: RecordCache::new(name, config.cache),
+            limit: Arc::new(Semaphore::new(config.max_in_flight as usize)),
+            max_in_flight: config.max_in_flight,
+            flights: Flights::default(),
+            invalidation_seq: AtomicU64::new(0),
+            invalidations: moka::sync::Cache::builder()
+                .max_capacity(INVALIDATION_KEYS)
+                .time_to_live(INVALIDATION_MEMORY)
+                .build(),
+            metrics: ReaderMetrics::new(name),
+        }
+    }
+
+    pub(super) fn max_in_flight(&self) -> u32 {
+        self.max_in_flight
+    }
+
+    pub(super) fn cache(&self) -> &RecordCache {
+        &self.cache
+    }
+
+    /// Reads `key` of `tenant`: from the cache when it can, through the adapter
+    /// otherwise. `Err(Busy)` only when nothing can be served and no fetch could
+    /// start.
+    pub(super) async fn get(
+        self: &Arc<Self>,
+        key: &EntityKey,
+        tenant: &TenantId,
+        when_busy: WhenBusy,
+    ) -> Result<Served, Busy> {
+        let k = cache_key(tenant.as_str(), key.as_str());
+        let now = Instant::now();
+        let settings = *self.cache.settings();
+
+        // A stale found record that may still be served if fetching fails.
+        let mut fallback = None;
+        if let Some(entry) = self.cache.get(Kind::Found, &k) {
+            if entry.is_fresh(now) {
+                return Ok(self.served(entry, CacheStatus::Hit));
+            }
+            if entry.within_stale_window(now, settings.stale_while_revalidate) {
+                self.revalidate(&k, key, tenant);
+                return Ok(self.served(entry, CacheStatus::Stale));
+            }
+            if entry.within_stale_window(now, settings.stale_if_error) {
+                fallback = Some(entry);
+            }
+        }
+        if let Some(entry) = self.cache.get(Kind::NotFound, &k)
+            && entry.is_fresh(now)
+        {
+            return Ok(self.served(entry, CacheStatus::Hit));
+        }
+        if let Some(entry) = self.cache.get(Kind::Error, &k)
+            && entry.is_fresh(now)
+        {
+            return Ok(match fallback {
+                Some(stale) => self.served(stale, CacheStatus::Stale),
+                None => self.served(entry, CacheStatus::Hit),
+            });
+        }
+
+        let (result, status) = match self.join_or_start(&k, key, tenant, when_busy).await {
+            Ok(flight) => flight,
+            Err(Busy) => {
+                self.metrics.rejected.increment(1);
+                return match fallback {
+                    Some(stale) => Ok(self.served(stale, CacheStatus::Stale)),
+                    None => Err(Busy),
+                };
+            }
+        };
+        let entry = result.await;
+        Ok(match (&entry.outcome, fallback) {
+            (Outcome::Failed(_), Some(stale)) => self.served(stale, CacheStatus::Stale),
+            _ => self.served(entry, status),
+        })
+    }
+
+    fn served(&self, entry: Arc<Cached>, status: CacheStatus) -> Served {
+        self.metrics.count(status);
+        Served { entry, status }
+    }
+
+    /// Joins the fetch in flight for `k`, or starts one if a slot is free.
+    async fn join_or_start(
+        self: &Arc<Self>,
+        k: &CacheKey,
+        key: &EntityKey,
+        tenant: &TenantId,
+        when_busy: WhenBusy,
+    ) -> Result<(FlightResult, CacheStatus), Busy> {
+        let mut permit = None;
+        loop {
+            {
+                let mut flights = self.flights.lock();
+                if let Some(flight) = flights.get(k) {
+                    return Ok((flight.result.clone(), CacheStatus::Coalesced));
+                }
+                if let Some(p) = permit
+                    .take()
+                    .or_else(|| self.limit.clone().try_acquire_owned().ok())
+                {
+                    let flight = self.start(k.clone(), key.clone(), tenant.clone(), p);
+                    let result = flight.result.clone();
+                    flights.insert(k.clone(), flight);
+                    return Ok((result, CacheStatus::Miss));
+                }
+            }
+            // Busy: wait for a slot (outside the lock), then look again, since a
+            // fetch for this key may have started meanwhile.
+            let WhenBusy::WaitUntil(deadline) = when_busy else {
+                return Err(Busy);
+            };
+            let acquire = self.limit.clone().acquire_owned();
+            match tokio::time::timeout_at(deadline.into(), acquire).await {
+                Ok(Ok(p)) => permit = Some(p),
+                _ => return Err(Busy),
+            }
+        }
+    }
+
+    /// Starts a background fetch for a stale entry, unless one is already in
+    /// flight for the key or no slot is free (the stale entry keeps being served).
+    fn revalidate(self: &Arc<Self>, k: &CacheKey, key: &EntityKey, tenant: &TenantId) {
+        let mut flights = self.flights.lock();
+        if flights.contains_key(k) {
+            return;
+        }
+        if let Ok(permit) = self.limit.clone().try_acquire_owned() {
+            let flight = self.start(k.clone(), key.clone(), tenant.clone(), permit);
+            flights.insert(k.clone(), flight);
+        }
+    }
+
+    /// Spawns the fetch. Called with the flight table locked, so the sequence
+    /// number read here orders the fetch against invalidations.
+    fn start(
+        self: &Arc<Self>,
+        k: CacheKey,
+        key: EntityKey,
+        tenant: TenantId,
+        permit: OwnedSemaphorePermit,
+    ) -> Flight {
+        let id = self.flights.next_id();
+        let started_seq = self.invalidation_seq.load(Ordering::SeqCst);
+        let reader = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            reader.metrics.in_flight.increment(1.0);
+            let fetched = reader
+                .adapter
+                .fetch(&reader.context, key.as_str(), tenant.as_str())
+                .await;
+            let now = Instant::now();
+            let kind = match &fetched {
+                Ok(crate::entity::FetchOutcome::Found(_)) => Kind::Found,
+                Ok(crate::entity::FetchOutcome::NotFound) => Kind::NotFound,
+                Err(_) => Kind::Error,
+            };
+            let entry = Arc::new(Cached::new(fetched, now, reader.cache.ttl(kind)));
+            {
+                let mut flights = reader.flights.lock();
+                let invalidated = reader
+                    .invalidations
+                    .get(&k)
+                    .is_some_and(|mark| mark.seq > started_seq);
+                if !invalidated {
+                    reader.cache.store(&k, entry.clone());
+                }
+                if flights.get(&k).is_some_and(|f| f.id == id) {
+                    flights.remove(&k);
+                }
+            }
+            drop(permit);
+            reader.metrics.in_flight.decrement(1.0);
+            entry
+        });
+        Flight {
+            id,
+            result: share(task),
+        }
+    }
+
+    /// Applies an invalidation of `key` of `tenant`, unless it is older than what
+    /// the cache already saw for the key.
+    pub(super) fn invalidate(
+        &self,
+        event: &Invalidation,
+        key: &EntityKey,
+        tenant: &TenantId,
+    ) -> Applied {
+        let k = cache_key(tenant.as_str(), key.as_str());
+        let mut flights = self.flights.lock();
+        if let Some(mark) = self.invalidations.get(&k)
+            && mark.supersedes(event)
+        {
+            return Applied::Ignored {
+                reason: "an invalidation at least as new was already applied".to_owned(),
+            };
+        }
+        if let (Some(new), Some(cached)) = (
+            event.version,
+            self.cache.get(Kind::Found, &k).and_then(|e| e.version()),
+        ) && cached >= new
+        {
+            return Applied::Ignored {
+                reason: format!("the cache already holds version {cached}"),
+            };
+        }
+        let seq = self.invalidation_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.invalidations.insert(
+            k.clone(),
+            Mark {
+                version: event.version,
+                timestamp: event.timestamp,
+                seq,
+            },
+        );
+        let removed = self.cache.remove(&k);
+        // Later misses start a new fetch; the one in flight will not write back.
+        flights.remove(&k);
+        self.metrics.invalidated.increment(1);
+        Applied::Invalidated { removed }
+    }
+
+    /// Publishes the gauges computed from counters and cache sizes.
+    pub(super) fn publish_gauges(&self) {
+        let served = self.metrics.served.load(Ordering::Relaxed);
+        if served > 0 {
+            let ratio =
+                self.metrics.served_from_cache.load(Ordering::Relaxed) as f64 / served as f64;
+            self.metrics.hit_ratio.set(ratio);
+        }
+        self.cache.publish_gauges();
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+}
