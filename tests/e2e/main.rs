@@ -1,6 +1,8 @@
 //! End-to-end tests: the real router over loopback HTTP, real wasm plugins built
 //! from source, and a real (test-controlled) backing store.
 
+mod batch;
+mod caching;
 mod egress;
 mod faults;
 mod loading;

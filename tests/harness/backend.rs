@@ -33,6 +33,7 @@ struct Behaviour {
     delay: Duration,
     key_delay: HashMap<String, Duration>,
     redirect: Option<String>,
+    fail_next: Vec<u16>,
     seen: Vec<Seen>,
 }
 
@@ -111,6 +112,12 @@ impl TestBackend {
             .insert(key.to_owned(), delay);
     }
 
+    /// Answers the next `statuses.len()` record requests with these statuses, in
+    /// order, then serves normally again.
+    pub fn fail_next(&self, statuses: &[u16]) {
+        self.state.lock().unwrap().fail_next = statuses.to_vec();
+    }
+
     /// Makes `/redirect` and `/records/redirect` answer `302` to `location`.
     pub fn redirect_to(&self, location: &str) {
         self.state.lock().unwrap().redirect = Some(location.to_owned());
@@ -155,9 +162,14 @@ async fn record(State(state): Shared, Path(key): Path<String>, headers: HeaderMa
         return redirect_answer(&state);
     }
     let (delay, status, body) = {
-        let b = state.lock().unwrap();
+        let mut b = state.lock().unwrap();
         let delay = b.delay + b.key_delay.get(&key).copied().unwrap_or_default();
-        (delay, b.status, b.records.get(&key).cloned())
+        let status = if b.fail_next.is_empty() {
+            b.status
+        } else {
+            Some(b.fail_next.remove(0))
+        };
+        (delay, status, b.records.get(&key).cloned())
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;

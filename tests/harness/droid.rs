@@ -48,6 +48,11 @@ impl TestResponse {
             .to_owned()
     }
 
+    /// The `Droid-Cache` header: hit, miss, stale or coalesced.
+    pub fn cache(&self) -> &str {
+        self.header("droid-cache").unwrap_or("(none)")
+    }
+
     /// A header's value as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -83,7 +88,7 @@ pub fn write_config_with(
         std::fs::write(plugins.join(name), bytes).expect("write extra plugin");
     }
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[plugins]\ndir = \"plugins\"\ncache_dir = {:?}\n\n[runtime]\nmax_instances = 64\n\n{record_types}",
+        "[plugins]\ndir = \"plugins\"\ncache_dir = {:?}\n\n[runtime]\nmax_instances = 64\n\n{record_types}",
         shared_cache_dir().display().to_string()
     );
     let path = dir.path().join("droid.toml");
@@ -158,9 +163,31 @@ impl TestDroid {
 
     /// Sends a bodiless request.
     pub async fn request(&self, method: Method, path: &str) -> TestResponse {
-        let response = self
+        self.send(self.client.request(method, self.url(path)), path)
+            .await
+    }
+
+    /// GETs `path` with extra headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> TestResponse {
+        let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request, path).await
+    }
+
+    /// POSTs `body` (sent as is, with a JSON content type) to `path`.
+    pub async fn post(&self, path: &str, body: &str) -> TestResponse {
+        let request = self
             .client
-            .request(method, self.url(path))
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        self.send(request, path).await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder, path: &str) -> TestResponse {
+        let response = request
             .send()
             .await
             .unwrap_or_else(|e| panic!("request to {path} failed: {e}"));
@@ -210,6 +237,13 @@ impl TestDroid {
             headers,
             body: body.to_owned(),
         }
+    }
+
+    /// The value of one sample in `/metrics`: the line starting with `series`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.get("/metrics").await.body;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
     }
 
     /// Stops the server and waits for requests in flight to finish.
