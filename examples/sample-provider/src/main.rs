@@ -31,6 +31,9 @@ struct Args {
     /// Delay added to every answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Pad every record with a field of this many bytes (for memory benchmarks).
+    #[arg(long, default_value_t = 0)]
+    pad_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -43,7 +46,7 @@ struct Sites {
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let sites = Arc::new(Sites {
-        by_key: generate(args.records),
+        by_key: generate(args.records, args.pad_bytes),
         latency: Duration::from_millis(args.latency_ms),
     });
     let app = Router::new()
@@ -52,9 +55,11 @@ async fn main() -> std::io::Result<()> {
         .with_state(sites.clone());
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!(
-        "sample provider: {} sites on http://{}/sites/{{key}} (for example site-0001)",
+        "sample provider: {} sites on http://{}/sites/{{key}} (for example site-{:0width$})",
         sites.by_key.len(),
-        listener.local_addr()?
+        listener.local_addr()?,
+        1,
+        width = args.records.to_string().len().max(4)
     );
     axum::serve(listener, app).await
 }
@@ -116,8 +121,10 @@ const TEAMS: &[&str] = &[
 ];
 
 /// Builds `count` records from a fixed linear-congruential sequence: realistic
-/// variety, identical on every run.
-fn generate(count: usize) -> HashMap<String, String> {
+/// variety, identical on every run. Keys are `site-` and a zero-padded number of
+/// at least four digits (`site-0001`, or `site-00001` for ten thousand records).
+fn generate(count: usize, pad_bytes: usize) -> HashMap<String, String> {
+    let width = count.to_string().len().max(4);
     let mut seed: u64 = 0x5eed_d201d;
     let mut next = |n: usize| {
         seed = seed
@@ -127,11 +134,11 @@ fn generate(count: usize) -> HashMap<String, String> {
     };
     (1..=count)
         .map(|i| {
-            let key = format!("site-{i:04}");
+            let key = format!("site-{i:0width$}");
             let company = format!("{} {}", COMPANIES[next(COMPANIES.len())], SUFFIXES[next(SUFFIXES.len())]);
             let slug = company.to_lowercase().replace(' ', "-");
             let products: Vec<&str> = PRODUCTS.iter().copied().filter(|_| next(2) == 0).collect();
-            let body = json!({
+            let mut body = json!({
                 "site_id": key,
                 "tenant": format!("tenant-{:04}", i / 3 + 1),
                 "name": company,
@@ -144,6 +151,9 @@ fn generate(count: usize) -> HashMap<String, String> {
                 "created_at": format!("20{:02}-{:02}-{:02}T{:02}:{:02}:00Z", 18 + next(8), 1 + next(12), 1 + next(28), next(24), next(60)),
                 "version": 1 + next(40),
             });
+            if pad_bytes > 0 {
+                body["padding"] = json!("p".repeat(pad_bytes));
+            }
             (key, body.to_string())
         })
         .collect()

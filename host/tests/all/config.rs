@@ -276,3 +276,26 @@ fn a_missing_file_is_named() {
         "{e}"
     );
 }
+
+/// The configuration shown in the README is valid, so the documentation cannot
+/// drift from the schema unnoticed.
+#[test]
+fn the_readme_example_config_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme.find("```toml\n").expect("the README shows a config") + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let config = Config::parse(Path::new("README.md"), &readme[start..end])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.record_types.len(), 2);
+}
+
+/// So is the quickstart's.
+#[test]
+fn the_quickstart_config_is_valid() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/quickstart/droid.toml"
+    ));
+    Config::load(path).unwrap_or_else(|e| panic!("{e}"));
+}

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# HTTP load test of the read-through path, with nginx's proxy_cache measured by
+# the same script in the same run:
+#
+#   1. cache-hit throughput and p50/p99 at 64 connections (wrk), droid and nginx;
+#   2. cache-hit p99 at a fixed rate of half droid's maximum (oha -q);
+#   3. what a miss adds over calling a 5 ms backing store directly (wrk);
+#   4. resident memory with a 1 GiB found cache filled, against the bound.
+#
+#   bench/load.sh            # DURATION=15 seconds per measurement by default
+#
+# Everything listens on loopback only and is stopped by PID at the end. Installs
+# wrk and nginx with apt-get and oha with cargo when they are missing.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+DURATION="${DURATION:-15}"
+KEYS=10000
+BIG_KEYS=20000
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx
+fi
+OHA="$root/target/tools/bin/oha"
+[ -x "$OHA" ] || cargo install --locked oha --root "$root/target/tools"
+
+scripts/setup.sh >/dev/null
+cargo build --locked --release -p droid-host -p sample-provider
+cargo build --locked --profile plugin --target wasm32-wasip2 -p http-json-adapter
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+wait_for() {
+    for _ in $(seq 1 300); do
+        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing answers at $1" >&2
+    exit 1
+}
+
+# Backing stores: fast, 5 ms, and one with 64 KiB records for the memory test.
+target/release/sample-provider --listen 127.0.0.1:19090 --records $KEYS >/dev/null &
+pids+=($!)
+target/release/sample-provider --listen 127.0.0.1:19091 --records $KEYS --latency-ms 5 >/dev/null &
+pids+=($!)
+target/release/sample-provider --listen 127.0.0.1:19092 --records $BIG_KEYS --pad-bytes 65536 >/dev/null &
+pids+=($!)
+for port in 19090 19091 19092; do wait_for "http://127.0.0.1:$port/healthz"; done
+
+mkdir -p "$work/plugins"
+cp target/wasm32-wasip2/plugin/http_json_adapter.wasm "$work/plugins/"
+cat > "$work/droid.toml" <<TOML
+[server]
+listen = "127.0.0.1:18080"
+
+[plugins]
+dir = "plugins"
+cache_dir = "cache"
+
+[runtime]
+max_instances = 512
+
+[record_types.site]
+mode = "read-through"
+adapter = "http_json_adapter.wasm"
+base_url = "http://127.0.0.1:19090/sites"
+max_in_flight = 256
+cache = { found = { capacity_bytes = 536870912, ttl_ms = 3600000 } }
+
+[record_types.miss]
+mode = "read-through"
+adapter = "http_json_adapter.wasm"
+base_url = "http://127.0.0.1:19091/sites"
+max_in_flight = 256
+cache = { found = { ttl_ms = 1 } }
+
+[record_types.big]
+mode = "read-through"
+adapter = "http_json_adapter.wasm"
+base_url = "http://127.0.0.1:19092/sites"
+max_in_flight = 64
+cache = { found = { capacity_bytes = 1073741824, ttl_ms = 3600000 } }
+TOML
+DROID_LOG=warn target/release/droid serve --config "$work/droid.toml" &
+droid_pid=$!
+pids+=($droid_pid)
+wait_for http://127.0.0.1:18080/healthz
+
+mkdir -p "$work/nginx/logs" "$work/nginx/cache"
+cat > "$work/nginx/nginx.conf" <<NGINX
+user root;
+worker_processes 2;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    proxy_cache_path $work/nginx/cache levels=1:2 keys_zone=sites:64m max_size=2g inactive=1h use_temp_path=off;
+    upstream provider { server 127.0.0.1:19090; keepalive 64; }
+    server {
+        listen 127.0.0.1:18081;
+        location /v1/entity/site/ {
+            proxy_pass http://provider/sites/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache sites;
+            proxy_cache_valid 200 1h;
+            proxy_cache_valid 404 30s;
+            proxy_cache_lock on;
+        }
+    }
+}
+NGINX
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+pids+=($!)
+wait_for http://127.0.0.1:18081/v1/entity/site/site-00001
+
+# Random keys from 1..COUNT under PREFIX (or in order, for ORDER=seq).
+cat > "$work/keys.lua" <<'LUA'
+local prefix = os.getenv("PREFIX")
+local count = tonumber(os.getenv("COUNT"))
+local width = #tostring(count) < 4 and 4 or #tostring(count)
+local ordered = os.getenv("ORDER") == "seq"
+local threads = {}
+local n = 0
+function setup(thread)
+    thread:set("id", #threads)
+    table.insert(threads, thread)
+end
+function init()
+    n = id
+end
+function request()
+    local k
+    if ordered then
+        k = n % count + 1
+        n = n + #threads
+    else
+        k = math.random(1, count)
+    end
+    return wrk.format("GET", string.format("%s/site-%0" .. width .. "d", prefix, k))
+end
+LUA
+# wrk NUM_CONNECTIONS SECONDS PREFIX COUNT [seq] -> full wrk output
+run_wrk() {
+    PREFIX="$3" COUNT="$4" ORDER="${5:-rand}" wrk -t2 -c"$1" -d"$2"s --latency -s "$work/keys.lua" "http://127.0.0.1"
+}
+# microseconds of a wrk latency such as 412.00us, 1.23ms or 2.00s
+to_us() {
+    awk '{ v=$1; if (v ~ /us$/) { sub(/us$/,"",v); print v } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v*1000 } else { sub(/s$/,"",v); print v*1000000 } }'
+}
+rps() { grep "Requests/sec" | awk '{printf "%d", $2}'; }
+pct() { grep -E "^ +$1% " | awk '{print $2}' | to_us; }
+
+echo "==> warming $KEYS keys in droid and nginx"
+run_wrk 16 10 http://127.0.0.1:18080/v1/entity/site $KEYS seq >/dev/null
+run_wrk 16 10 http://127.0.0.1:18081/v1/entity/site $KEYS seq >/dev/null
+
+echo "==> cache hits, 64 connections, ${DURATION}s each"
+droid_out=$(run_wrk 64 "$DURATION" http://127.0.0.1:18080/v1/entity/site $KEYS)
+nginx_out=$(run_wrk 64 "$DURATION" http://127.0.0.1:18081/v1/entity/site $KEYS)
+droid_rps=$(echo "$droid_out" | rps); nginx_rps=$(echo "$nginx_out" | rps)
+droid_p50=$(echo "$droid_out" | pct 50); droid_p99=$(echo "$droid_out" | pct 99)
+nginx_p50=$(echo "$nginx_out" | pct 50); nginx_p99=$(echo "$nginx_out" | pct 99)
+non2xx=$(echo "$droid_out" | grep -c "Non-2xx" || true)
+
+half=$((droid_rps / 2))
+echo "==> fixed rate: $half req/s (half of droid's maximum), ${DURATION}s each"
+oha_p99() {
+    "$OHA" --no-tui -z "${DURATION}s" -c 64 -q "$half" --latency-correction \
+        --rand-regex-url "$1/site-0[0-9]{4}" 2>&1 | grep -E "^ +99\.00% in" | awk '{printf "%.0f", $3 * 1000000}'
+}
+droid_fixed_p99=$(oha_p99 http://127.0.0.1:18080/v1/entity/site)
+nginx_fixed_p99=$(oha_p99 http://127.0.0.1:18081/v1/entity/site)
+
+echo "==> misses against a 5 ms store, 8 connections, ${DURATION}s each"
+direct_out=$(run_wrk 8 "$DURATION" http://127.0.0.1:19091/sites $KEYS)
+miss_out=$(run_wrk 8 "$DURATION" http://127.0.0.1:18080/v1/entity/miss $KEYS)
+direct_p50=$(echo "$direct_out" | pct 50); direct_p99=$(echo "$direct_out" | pct 99)
+miss_p50=$(echo "$miss_out" | pct 50); miss_p99=$(echo "$miss_out" | pct 99)
+metric() { curl -fsS http://127.0.0.1:18080/metrics | grep -F "$1" | awk '{print $2}' | head -n1; }
+misses=$(metric 'droid_cache_requests_total{record_type="miss",result="miss"}')
+all_reads=$(curl -fsS http://127.0.0.1:18080/metrics | grep -F 'droid_cache_requests_total{record_type="miss"' | awk '{s+=$2} END {print s}')
+
+echo "==> filling a 1 GiB found cache with 64 KiB records"
+rss() { grep VmRSS "/proc/$droid_pid/status" | awk '{print $2 * 1024}'; }
+rss_before=$(rss)
+run_wrk 16 60 http://127.0.0.1:18080/v1/entity/big $BIG_KEYS seq >/dev/null
+cached_bytes=$(metric 'droid_cache_bytes{record_type="big",cache="found"}')
+cached_entries=$(metric 'droid_cache_entries{record_type="big",cache="found"}')
+rss_after=$(rss)
+
+mib() { awk -v b="$1" 'BEGIN {printf "%.0f MiB", b / 1048576}'; }
+echo
+echo "== results ($(nproc) cores; wrk and oha share them with the servers)"
+printf 'cache hits, 64 conns:  droid %7d req/s  p50 %6.0f us  p99 %6.0f us\n' "$droid_rps" "$droid_p50" "$droid_p99"
+printf '                       nginx %7d req/s  p50 %6.0f us  p99 %6.0f us\n' "$nginx_rps" "$nginx_p50" "$nginx_p99"
+awk -v d="$droid_rps" -v n="$nginx_rps" 'BEGIN {printf "                       droid/nginx throughput: %.2fx\n", d / n}'
+[ "$non2xx" = "0" ] || echo "                       (droid answered some requests with non-2xx statuses)"
+printf 'fixed %d req/s:       droid p99 %6d us   nginx p99 %6d us\n' "$half" "$droid_fixed_p99" "$nginx_fixed_p99"
+printf 'miss, 5 ms store:      direct p50 %6.0f us  p99 %6.0f us\n' "$direct_p50" "$direct_p99"
+printf '                       droid  p50 %6.0f us  p99 %6.0f us\n' "$miss_p50" "$miss_p99"
+awk -v a="$miss_p50" -v b="$direct_p50" -v c="$miss_p99" -v d="$direct_p99" \
+    'BEGIN {printf "                       added  p50 %6.0f us  p99 %6.0f us\n", a - b, c - d}'
+awk -v m="$misses" -v t="$all_reads" 'BEGIN {printf "                       (%.1f%% of those reads were misses)\n", 100 * m / t}'
+echo "memory, 1 GiB cache:   weighed $(mib "$cached_bytes") in $cached_entries entries; RSS $(mib "$rss_before") before, $(mib "$rss_after") after"
