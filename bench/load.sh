@@ -5,18 +5,27 @@
 #   1. cache-hit throughput and p50/p99 at 64 connections (wrk), droid and nginx;
 #   2. cache-hit p99 at a fixed rate of half droid's maximum (oha -q);
 #   3. what a miss adds over calling a 5 ms backing store directly (wrk);
-#   4. resident memory with a 1 GiB found cache filled, against the bound.
+#   4. resident memory with a 1 GiB found cache filled (4 KiB records), against the bound.
 #
-#   bench/load.sh            # DURATION=15 seconds per measurement by default
+#   bench/load.sh            # DURATION=10 seconds per round, ROUNDS=3 by default
 #
-# Everything listens on loopback only and is stopped by PID at the end. Installs
-# wrk and nginx with apt-get and oha with cargo when they are missing.
+# The servers (droid, nginx with one worker, the sample stores) are pinned to CPU
+# 0 and the load generators to CPU 1, so each side has one core to itself and
+# droid and nginx compete on equal terms. Hit throughput alternates droid and
+# nginx rounds and reports medians, because a shared virtual machine's speed
+# drifts from minute to minute. Everything listens on loopback only and is
+# stopped by PID at the end. Installs wrk and nginx with apt-get and oha with
+# cargo when they are missing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-DURATION="${DURATION:-15}"
+DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
+SERVER_CPU=0
+LOAD_CPU=1
+on_load() { taskset -c $LOAD_CPU "$@"; }
 KEYS=10000
-BIG_KEYS=20000
+BIG_KEYS=300000
 
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
     apt-get update -qq
@@ -48,11 +57,11 @@ wait_for() {
 }
 
 # Backing stores: fast, 5 ms, and one with 64 KiB records for the memory test.
-target/release/sample-provider --listen 127.0.0.1:19090 --records $KEYS >/dev/null &
+taskset -c $SERVER_CPU target/release/sample-provider --listen 127.0.0.1:19090 --records $KEYS >/dev/null &
 pids+=($!)
-target/release/sample-provider --listen 127.0.0.1:19091 --records $KEYS --latency-ms 5 >/dev/null &
+taskset -c $SERVER_CPU target/release/sample-provider --listen 127.0.0.1:19091 --records $KEYS --latency-ms 5 >/dev/null &
 pids+=($!)
-target/release/sample-provider --listen 127.0.0.1:19092 --records $BIG_KEYS --pad-bytes 65536 >/dev/null &
+taskset -c $SERVER_CPU target/release/sample-provider --listen 127.0.0.1:19092 --records $BIG_KEYS --pad-bytes 4096 >/dev/null &
 pids+=($!)
 for port in 19090 19091 19092; do wait_for "http://127.0.0.1:$port/healthz"; done
 
@@ -90,7 +99,7 @@ base_url = "http://127.0.0.1:19092/sites"
 max_in_flight = 64
 cache = { found = { capacity_bytes = 1073741824, ttl_ms = 3600000 } }
 TOML
-DROID_LOG=warn target/release/droid serve --config "$work/droid.toml" &
+DROID_LOG=warn taskset -c $SERVER_CPU target/release/droid serve --config "$work/droid.toml" &
 droid_pid=$!
 pids+=($droid_pid)
 wait_for http://127.0.0.1:18080/healthz
@@ -98,7 +107,7 @@ wait_for http://127.0.0.1:18080/healthz
 mkdir -p "$work/nginx/logs" "$work/nginx/cache"
 cat > "$work/nginx/nginx.conf" <<NGINX
 user root;
-worker_processes 2;
+worker_processes 1;
 daemon off;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/logs/error.log warn;
@@ -126,39 +135,47 @@ http {
     }
 }
 NGINX
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+taskset -c $SERVER_CPU nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 pids+=($!)
 wait_for http://127.0.0.1:18081/v1/entity/site/site-00001
 
 # Random keys from 1..COUNT under PREFIX (or in order, for ORDER=seq).
 cat > "$work/keys.lua" <<'LUA'
+-- Each wrk thread has its own Lua state: give each its own id (and random
+-- seed), and let ordered runs stride over the keys by the thread count.
 local prefix = os.getenv("PREFIX")
 local count = tonumber(os.getenv("COUNT"))
+local stride = tonumber(os.getenv("THREADS"))
 local width = #tostring(count) < 4 and 4 or #tostring(count)
 local ordered = os.getenv("ORDER") == "seq"
-local threads = {}
+local next_thread = 0
 local n = 0
 function setup(thread)
-    thread:set("id", #threads)
-    table.insert(threads, thread)
+    thread:set("id", next_thread)
+    next_thread = next_thread + 1
 end
 function init()
     n = id
+    math.randomseed(os.time() * 1000 + id * 7919)
 end
 function request()
     local k
     if ordered then
         k = n % count + 1
-        n = n + #threads
+        n = n + stride
     else
         k = math.random(1, count)
     end
     return wrk.format("GET", string.format("%s/site-%0" .. width .. "d", prefix, k))
 end
 LUA
-# wrk NUM_CONNECTIONS SECONDS PREFIX COUNT [seq] -> full wrk output
+# run_wrk CONNECTIONS SECONDS URL_PREFIX COUNT [seq] -> wrk's output. The URL's
+# origin is where wrk connects; its path is the prefix the keys go under.
 run_wrk() {
-    PREFIX="$3" COUNT="$4" ORDER="${5:-rand}" wrk -t2 -c"$1" -d"$2"s --latency -s "$work/keys.lua" "http://127.0.0.1"
+    local origin path
+    origin=$(echo "$3" | sed -E 's#^(https?://[^/]+).*#\1#')
+    path=${3#"$origin"}
+    PREFIX="$path" COUNT="$4" ORDER="${5:-rand}" THREADS=1 on_load wrk -t1 -c"$1" -d"$2"s --latency -s "$work/keys.lua" "$origin"
 }
 # microseconds of a wrk latency such as 412.00us, 1.23ms or 2.00s
 to_us() {
@@ -171,22 +188,36 @@ echo "==> warming $KEYS keys in droid and nginx"
 run_wrk 16 10 http://127.0.0.1:18080/v1/entity/site $KEYS seq >/dev/null
 run_wrk 16 10 http://127.0.0.1:18081/v1/entity/site $KEYS seq >/dev/null
 
-echo "==> cache hits, 64 connections, ${DURATION}s each"
-droid_out=$(run_wrk 64 "$DURATION" http://127.0.0.1:18080/v1/entity/site $KEYS)
-nginx_out=$(run_wrk 64 "$DURATION" http://127.0.0.1:18081/v1/entity/site $KEYS)
-droid_rps=$(echo "$droid_out" | rps); nginx_rps=$(echo "$nginx_out" | rps)
-droid_p50=$(echo "$droid_out" | pct 50); droid_p99=$(echo "$droid_out" | pct 99)
-nginx_p50=$(echo "$nginx_out" | pct 50); nginx_p99=$(echo "$nginx_out" | pct 99)
-non2xx=$(echo "$droid_out" | grep -c "Non-2xx" || true)
+echo "==> cache hits, 64 connections, $ROUNDS rounds of ${DURATION}s, droid and nginx alternating"
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+d_rps=(); d_p50=(); d_p99=(); n_rps=(); n_p50=(); n_p99=(); non2xx=0
+for _ in $(seq 1 "$ROUNDS"); do
+    out=$(run_wrk 64 "$DURATION" http://127.0.0.1:18080/v1/entity/site $KEYS)
+    d_rps+=("$(echo "$out" | rps)"); d_p50+=("$(echo "$out" | pct 50)"); d_p99+=("$(echo "$out" | pct 99)")
+    non2xx=$((non2xx + $(echo "$out" | grep -c "Non-2xx" || true)))
+    out=$(run_wrk 64 "$DURATION" http://127.0.0.1:18081/v1/entity/site $KEYS)
+    n_rps+=("$(echo "$out" | rps)"); n_p50+=("$(echo "$out" | pct 50)"); n_p99+=("$(echo "$out" | pct 99)")
+done
+droid_rps=$(printf '%s\n' "${d_rps[@]}" | median); nginx_rps=$(printf '%s\n' "${n_rps[@]}" | median)
+droid_p50=$(printf '%s\n' "${d_p50[@]}" | median); droid_p99=$(printf '%s\n' "${d_p99[@]}" | median)
+nginx_p50=$(printf '%s\n' "${n_p50[@]}" | median); nginx_p99=$(printf '%s\n' "${n_p99[@]}" | median)
 
 half=$((droid_rps / 2))
-echo "==> fixed rate: $half req/s (half of droid's maximum), ${DURATION}s each"
-oha_p99() {
-    "$OHA" --no-tui -z "${DURATION}s" -c 64 -q "$half" --latency-correction \
-        --rand-regex-url "$1/site-0[0-9]{4}" 2>&1 | grep -E "^ +99\.00% in" | awk '{printf "%.0f", $3 * 1000000}'
+quarter=$((droid_rps / 4))
+echo "==> fixed rates: $half and $quarter req/s (half and a quarter of droid's maximum), ${DURATION}s each"
+# oha_at RATE URL_PREFIX -> "p50_us p99_us", latency measured from each request's
+# scheduled start (so a stalled server cannot hide queueing).
+oha_at() {
+    on_load "$OHA" --no-tui -z "${DURATION}s" -c 64 -q "$1" --latency-correction \
+        --rand-regex-url "$2/site-0[0-9]{4}" 2>&1 |
+        awk 'function us(v, unit) { return unit ~ /^s/ ? v * 1e6 : unit == "ms" ? v * 1e3 : v }
+             /^ +50\.00% in/ {p50 = us($3, $4)} /^ +99\.00% in/ {p99 = us($3, $4)}
+             END {printf "%.0f %.0f", p50, p99}'
 }
-droid_fixed_p99=$(oha_p99 http://127.0.0.1:18080/v1/entity/site)
-nginx_fixed_p99=$(oha_p99 http://127.0.0.1:18081/v1/entity/site)
+read -r droid_half_p50 droid_half_p99 <<<"$(oha_at "$half" http://127.0.0.1:18080/v1/entity/site)"
+read -r nginx_half_p50 nginx_half_p99 <<<"$(oha_at "$half" http://127.0.0.1:18081/v1/entity/site)"
+read -r droid_q_p50 droid_q_p99 <<<"$(oha_at "$quarter" http://127.0.0.1:18080/v1/entity/site)"
+read -r nginx_q_p50 nginx_q_p99 <<<"$(oha_at "$quarter" http://127.0.0.1:18081/v1/entity/site)"
 
 echo "==> misses against a 5 ms store, 8 connections, ${DURATION}s each"
 direct_out=$(run_wrk 8 "$DURATION" http://127.0.0.1:19091/sites $KEYS)
@@ -200,22 +231,25 @@ all_reads=$(curl -fsS http://127.0.0.1:18080/metrics | grep -F 'droid_cache_requ
 echo "==> filling a 1 GiB found cache with 64 KiB records"
 rss() { grep VmRSS "/proc/$droid_pid/status" | awk '{print $2 * 1024}'; }
 rss_before=$(rss)
-run_wrk 16 60 http://127.0.0.1:18080/v1/entity/big $BIG_KEYS seq >/dev/null
+run_wrk 16 45 http://127.0.0.1:18080/v1/entity/big $BIG_KEYS seq >/dev/null
 cached_bytes=$(metric 'droid_cache_bytes{record_type="big",cache="found"}')
 cached_entries=$(metric 'droid_cache_entries{record_type="big",cache="found"}')
 rss_after=$(rss)
 
 mib() { awk -v b="$1" 'BEGIN {printf "%.0f MiB", b / 1048576}'; }
 echo
-echo "== results ($(nproc) cores; wrk and oha share them with the servers)"
-printf 'cache hits, 64 conns:  droid %7d req/s  p50 %6.0f us  p99 %6.0f us\n' "$droid_rps" "$droid_p50" "$droid_p99"
-printf '                       nginx %7d req/s  p50 %6.0f us  p99 %6.0f us\n' "$nginx_rps" "$nginx_p50" "$nginx_p99"
-awk -v d="$droid_rps" -v n="$nginx_rps" 'BEGIN {printf "                       droid/nginx throughput: %.2fx\n", d / n}'
+echo "== results (servers on CPU $SERVER_CPU, load generators on CPU $LOAD_CPU)"
+printf 'cache hits, 64 conns:  droid %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)\n' "$droid_rps" "$droid_p50" "$droid_p99" "${d_rps[*]}"
+printf '                       nginx %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)\n' "$nginx_rps" "$nginx_p50" "$nginx_p99" "${n_rps[*]}"
+awk -v d="$droid_rps" -v n="$nginx_rps" 'BEGIN {printf "                       droid/nginx throughput: %.2fx (medians; one server core each)\n", d / n}'
 [ "$non2xx" = "0" ] || echo "                       (droid answered some requests with non-2xx statuses)"
-printf 'fixed %d req/s:       droid p99 %6d us   nginx p99 %6d us\n' "$half" "$droid_fixed_p99" "$nginx_fixed_p99"
+printf 'fixed %6d req/s:    droid p50 %6d us  p99 %6d us   nginx p50 %6d us  p99 %6d us\n' \
+    "$half" "$droid_half_p50" "$droid_half_p99" "$nginx_half_p50" "$nginx_half_p99"
+printf 'fixed %6d req/s:    droid p50 %6d us  p99 %6d us   nginx p50 %6d us  p99 %6d us\n' \
+    "$quarter" "$droid_q_p50" "$droid_q_p99" "$nginx_q_p50" "$nginx_q_p99"
 printf 'miss, 5 ms store:      direct p50 %6.0f us  p99 %6.0f us\n' "$direct_p50" "$direct_p99"
 printf '                       droid  p50 %6.0f us  p99 %6.0f us\n' "$miss_p50" "$miss_p99"
 awk -v a="$miss_p50" -v b="$direct_p50" -v c="$miss_p99" -v d="$direct_p99" \
     'BEGIN {printf "                       added  p50 %6.0f us  p99 %6.0f us\n", a - b, c - d}'
 awk -v m="$misses" -v t="$all_reads" 'BEGIN {printf "                       (%.1f%% of those reads were misses)\n", 100 * m / t}'
-echo "memory, 1 GiB cache:   weighed $(mib "$cached_bytes") in $cached_entries entries; RSS $(mib "$rss_before") before, $(mib "$rss_after") after"
+echo "memory, 1 GiB cache of 4 KiB records: weighed $(mib "$cached_bytes") in $cached_entries entries; RSS $(mib "$rss_before") before, $(mib "$rss_after") after"

@@ -5,6 +5,7 @@
 //! separators, dot segments, control characters and unbounded length. Beyond that a
 //! key is any UTF-8 text: providers pick their own key shapes (emails, ARIs, ids).
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The longest key accepted, in bytes.
@@ -20,7 +21,7 @@ pub struct EntityKey(String);
 
 /// A tenant id that passed [`TenantId::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TenantId(String);
+pub struct TenantId(Cow<'static, str>);
 
 /// Why a key or tenant id was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,11 +51,16 @@ pub enum KeyError {
 impl EntityKey {
     /// Checks a decoded key against the rules in the module docs.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
-        check_common(text, MAX_KEY_BYTES)?;
+        Self::from_string(text.to_owned())
+    }
+
+    /// Like [`EntityKey::parse`], keeping the given string instead of copying it.
+    pub fn from_string(text: String) -> Result<Self, KeyError> {
+        check_common(&text, MAX_KEY_BYTES)?;
         if text == "." || text == ".." {
             return Err(KeyError::DotSegment);
         }
-        Ok(Self(text.to_owned()))
+        Ok(Self(text))
     }
 
     /// The key's text.
@@ -81,12 +87,12 @@ impl TenantId {
                 "a character other than letters, digits, '-', '_', '.' or ':'"
             }));
         }
-        Ok(Self(text.to_owned()))
+        Ok(Self(Cow::Owned(text.to_owned())))
     }
 
     /// The tenant every request without a tenant reads.
     pub fn default_tenant() -> Self {
-        Self(DEFAULT_TENANT.to_owned())
+        Self(Cow::Borrowed(DEFAULT_TENANT))
     }
 
     /// The tenant id's text.

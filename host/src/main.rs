@@ -16,6 +16,11 @@ use droid_host::entity::{EntityOp, SourceEvent};
 use droid_host::runtime::{LoadedPlugin, PluginContext, Runtime, WorldKind};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than the system allocator: the request path allocates small,
+/// short-lived buffers on every core, which it serves without lock contention.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "droid",

@@ -119,6 +119,7 @@ async fn answer(
                 let cache = served.status.as_str();
                 match &served.entry.outcome {
                     Outcome::Found { body, etag, .. } => {
+                        let etag = etag.to_str().unwrap_or_default();
                         let etag_json = serde_json::to_string(etag).expect("strings serialize");
                         // Bodies were checked to be JSON when fetched: embed them as they are.
                         let body = std::str::from_utf8(body).expect("bodies are UTF-8");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -28,8 +28,9 @@ pub(super) async fn get_entity(
     State(app): State<Arc<App>>,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<ReadQuery>, QueryRejection>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    let headers = request.headers();
     let started = Instant::now();
     let (record_type, key) = match path {
         Ok(Path(parts)) => parts,
@@ -38,7 +39,7 @@ pub(super) async fn get_entity(
             return finish(&app, "", e, started);
         }
     };
-    read(&app, &record_type, &key, query, &headers, started).await
+    read(&app, &record_type, key, query, headers, started).await
 }
 
 /// `GET /v1/entity/{record_type}/batch` reads the key named `batch`; the path is
@@ -47,9 +48,17 @@ pub(super) async fn get_key_named_batch(
     State(app): State<Arc<App>>,
     Path(record_type): Path<String>,
     query: Result<Query<ReadQuery>, QueryRejection>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
-    read(&app, &record_type, "batch", query, &headers, Instant::now()).await
+    read(
+        &app,
+        &record_type,
+        "batch".to_owned(),
+        query,
+        request.headers(),
+        Instant::now(),
+    )
+    .await
 }
 
 /// A key with a raw `/` in it never reaches the one-segment route; say so instead
@@ -61,12 +70,12 @@ pub(super) async fn key_with_slash() -> ApiError {
 async fn read(
     app: &App,
     record_type: &str,
-    key: &str,
+    key: String,
     query: Result<Query<ReadQuery>, QueryRejection>,
     headers: &HeaderMap,
     started: Instant,
 ) -> Response {
-    let parsed = EntityKey::parse(key)
+    let parsed = EntityKey::from_string(key)
         .map_err(|e| invalid_key(format!("key {e}")))
         .and_then(|key| Ok((key, tenant(query)?)));
     let (key, tenant) = match parsed {
@@ -87,12 +96,10 @@ async fn read(
         .await
     {
         Ok(served) => {
-            let settings = app.read_through.cache_settings(record_type);
             let (response, outcome) = respond::served(
                 &served,
                 record_type,
                 key.as_str(),
-                settings.as_ref(),
                 headers.get(header::IF_NONE_MATCH),
             );
             app.request_metrics.record(record_type, outcome, started);

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use super::error::{ApiError, ErrorCode};
 use super::request_metrics::RequestOutcome;
 use crate::cache::Outcome;
-use crate::config::CacheSettings;
 use crate::entity::PluginFailure;
 use crate::readthrough::{CacheStatus, ReadError, Served};
 use crate::runtime::{CallError, FetchError};
@@ -28,7 +27,6 @@ pub fn served(
     served: &Served,
     record_type: &str,
     key: &str,
-    settings: Option<&CacheSettings>,
     if_none_match: Option<&HeaderValue>,
 ) -> (Response, RequestOutcome) {
     let now = Instant::now();
@@ -37,7 +35,7 @@ pub fn served(
         Outcome::Found { body, etag, .. } => {
             if if_none_match.is_some_and(|v| etag_matches(v, etag)) {
                 let mut r = StatusCode::NOT_MODIFIED.into_response();
-                set(r.headers_mut(), header::ETAG, etag);
+                r.headers_mut().insert(header::ETAG, etag.clone());
                 (r, RequestOutcome::NotModified)
             } else {
                 let mut r = Response::new(Body::from(body.clone()));
@@ -46,16 +44,13 @@ pub fn served(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
-                set(h, header::ETAG, etag);
+                h.insert(header::ETAG, etag.clone());
                 (r, RequestOutcome::Found)
             }
         }
         Outcome::NotFound => {
-            let e = ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::NotFound,
-                format!("no {record_type} record with key {key:?}"),
-            );
+            let message = format!("no {record_type} record with key {key:?}");
+            let e = ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message);
             (
                 e.into_response(),
                 RequestOutcome::Error(ErrorCode::NotFound),
@@ -77,16 +72,16 @@ pub fn served(
         _ => entry.remaining(now).as_secs(),
     };
     let mut cache_control = format!("max-age={max_age}");
-    if let (Outcome::Found { .. }, Some(s)) = (&entry.outcome, settings) {
+    if let Outcome::Found { .. } = &entry.outcome {
         push_window(
             &mut cache_control,
             "stale-while-revalidate",
-            s.stale_while_revalidate,
+            served.stale_while_revalidate,
         );
-        push_window(&mut cache_control, "stale-if-error", s.stale_if_error);
+        push_window(&mut cache_control, "stale-if-error", served.stale_if_error);
     }
-    set(h, header::CACHE_CONTROL, &cache_control);
-    set(h, header::AGE, &entry.age(now).as_secs().to_string());
+    set(h, header::CACHE_CONTROL, cache_control);
+    set(h, header::AGE, entry.age(now).as_secs().to_string());
     (response, outcome)
 }
 
@@ -96,16 +91,17 @@ fn push_window(cache_control: &mut String, name: &str, window: Duration) {
     }
 }
 
-fn set(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
+/// Sets a header from a string we built (digits and ASCII only), without copying it.
+fn set(headers: &mut HeaderMap, name: header::HeaderName, value: String) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         headers.insert(name, v);
     }
 }
 
 /// Weak comparison, as `If-None-Match` requires: `*`, or any listed tag equal to
 /// ours once a `W/` prefix is set aside.
-fn etag_matches(header: &HeaderValue, etag: &str) -> bool {
-    let Ok(text) = header.to_str() else {
+fn etag_matches(header: &HeaderValue, etag: &HeaderValue) -> bool {
+    let (Ok(text), Ok(etag)) = (header.to_str(), etag.to_str()) else {
         return false;
     };
     text.split(',').map(str::trim).any(|candidate| {
@@ -171,7 +167,7 @@ mod tests {
 
     #[test]
     fn if_none_match_compares_weakly_and_accepts_lists_and_star() {
-        let tag = "\"v3\"";
+        let tag = &HeaderValue::from_static("\"v3\"");
         for yes in ["\"v3\"", "W/\"v3\"", "\"v1\", \"v3\"", "*"] {
             assert!(etag_matches(&HeaderValue::from_static(yes), tag), "{yes}");
         }

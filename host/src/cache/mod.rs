@@ -35,6 +35,24 @@ pub fn cache_key(tenant: &str, key: &str) -> CacheKey {
     k
 }
 
+/// The longest cache key: the longest tenant, the separator and the longest key.
+const MAX_CACHE_KEY: usize = crate::key::MAX_TENANT_BYTES + 1 + crate::key::MAX_KEY_BYTES;
+
+/// Runs `f` with the cache key of `tenant` and `key`, built on the stack: lookups,
+/// which are most reads, allocate nothing.
+pub fn with_cache_key<R>(tenant: &str, key: &str, f: impl FnOnce(&str) -> R) -> R {
+    let len = tenant.len() + 1 + key.len();
+    if len > MAX_CACHE_KEY {
+        return f(&cache_key(tenant, key));
+    }
+    let mut buf = [0u8; MAX_CACHE_KEY];
+    buf[..tenant.len()].copy_from_slice(tenant.as_bytes());
+    buf[tenant.len() + 1..len].copy_from_slice(key.as_bytes());
+    let joined =
+        std::str::from_utf8(&buf[..len]).expect("two UTF-8 strings joined by NUL are UTF-8");
+    f(joined)
+}
+
 /// The three caches of one record type.
 #[derive(Debug)]
 pub struct RecordCache {

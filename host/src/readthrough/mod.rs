@@ -56,6 +56,10 @@ pub struct Served {
     pub entry: Arc<Cached>,
     /// Where it came from.
     pub status: CacheStatus,
+    /// The record type's stale-while-revalidate window, for `Cache-Control`.
+    pub stale_while_revalidate: std::time::Duration,
+    /// The record type's stale-if-error window, for `Cache-Control`.
+    pub stale_if_error: std::time::Duration,
 }
 
 /// Why a read produced no answer at all.
@@ -143,11 +147,6 @@ impl ReadThrough {
     /// Checks that `record_type` can be read through, without reading.
     pub fn check(&self, record_type: &str) -> Result<(), ReadError> {
         self.reader(record_type).map(|_| ())
-    }
-
-    /// The cache TTLs and stale windows of `record_type`, for response headers.
-    pub fn cache_settings(&self, record_type: &str) -> Option<crate::config::CacheSettings> {
-        self.readers.get(record_type).map(|r| *r.cache().settings())
     }
 
     /// Applies one invalidation event.

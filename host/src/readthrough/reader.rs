@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::flight::{Flight, FlightResult, Flights, share};
 use super::invalidation::{Applied, Invalidation, Mark};
 use super::{CacheStatus, Served};
-use crate::cache::{CacheKey, Cached, Kind, Outcome, RecordCache, cache_key};
+use crate::cache::{CacheKey, Cached, Kind, Outcome, RecordCache, cache_key, with_cache_key};
 use crate::config::ReadThroughConfig;
 use crate::key::{EntityKey, TenantId};
 use crate::metrics::{
@@ -96,6 +96,16 @@ impl ReaderMetrics {
 /// A miss that could not start a fetch: the in-flight limit is reached.
 pub(super) struct Busy;
 
+/// What the caches alone can answer.
+enum Lookup {
+    /// Serve this entry.
+    Serve(Arc<Cached>, CacheStatus),
+    /// Serve this expired entry and refresh it in the background.
+    Revalidate(Arc<Cached>),
+    /// Fetch; `fallback` may be served if the fetch fails.
+    Miss { fallback: Option<Arc<Cached>> },
+}
+
 impl Reader {
     pub(super) fn new(
         name: &str,
@@ -124,10 +134,6 @@ impl Reader {
         self.max_in_flight
     }
 
-    pub(super) fn cache(&self) -> &RecordCache {
-        &self.cache
-    }
-
     /// Reads `key` of `tenant`: from the cache when it can, through the adapter
     /// otherwise. `Err(Busy)` only when nothing can be served and no fetch could
     /// start.
@@ -137,38 +143,18 @@ impl Reader {
         tenant: &TenantId,
         when_busy: WhenBusy,
     ) -> Result<Served, Busy> {
-        let k = cache_key(tenant.as_str(), key.as_str());
         let now = Instant::now();
-        let settings = *self.cache.settings();
-
-        // A stale found record that may still be served if fetching fails.
-        let mut fallback = None;
-        if let Some(entry) = self.cache.get(Kind::Found, &k) {
-            if entry.is_fresh(now) {
-                return Ok(self.served(entry, CacheStatus::Hit));
-            }
-            if entry.within_stale_window(now, settings.stale_while_revalidate) {
-                self.revalidate(&k, key, tenant);
+        let fallback = match with_cache_key(tenant.as_str(), key.as_str(), |k| self.lookup(k, now))
+        {
+            Lookup::Serve(entry, status) => return Ok(self.served(entry, status)),
+            Lookup::Revalidate(entry) => {
+                self.revalidate(&cache_key(tenant.as_str(), key.as_str()), key, tenant);
                 return Ok(self.served(entry, CacheStatus::Stale));
             }
-            if entry.within_stale_window(now, settings.stale_if_error) {
-                fallback = Some(entry);
-            }
-        }
-        if let Some(entry) = self.cache.get(Kind::NotFound, &k)
-            && entry.is_fresh(now)
-        {
-            return Ok(self.served(entry, CacheStatus::Hit));
-        }
-        if let Some(entry) = self.cache.get(Kind::Error, &k)
-            && entry.is_fresh(now)
-        {
-            return Ok(match fallback {
-                Some(stale) => self.served(stale, CacheStatus::Stale),
-                None => self.served(entry, CacheStatus::Hit),
-            });
-        }
+            Lookup::Miss { fallback } => fallback,
+        };
 
+        let k = cache_key(tenant.as_str(), key.as_str());
         let (result, status) = match self.join_or_start(&k, key, tenant, when_busy).await {
             Ok(flight) => flight,
             Err(Busy) => {
@@ -186,9 +172,47 @@ impl Reader {
         })
     }
 
+    /// What the caches can answer for `k` at `now`, without fetching.
+    fn lookup(&self, k: &str, now: Instant) -> Lookup {
+        let settings = self.cache.settings();
+        // A stale found record that may still be served if fetching fails.
+        let mut fallback = None;
+        if let Some(entry) = self.cache.get(Kind::Found, k) {
+            if entry.is_fresh(now) {
+                return Lookup::Serve(entry, CacheStatus::Hit);
+            }
+            if entry.within_stale_window(now, settings.stale_while_revalidate) {
+                return Lookup::Revalidate(entry);
+            }
+            if entry.within_stale_window(now, settings.stale_if_error) {
+                fallback = Some(entry);
+            }
+        }
+        if let Some(entry) = self.cache.get(Kind::NotFound, k)
+            && entry.is_fresh(now)
+        {
+            return Lookup::Serve(entry, CacheStatus::Hit);
+        }
+        if let Some(entry) = self.cache.get(Kind::Error, k)
+            && entry.is_fresh(now)
+        {
+            return match fallback {
+                Some(stale) => Lookup::Serve(stale, CacheStatus::Stale),
+                None => Lookup::Serve(entry, CacheStatus::Hit),
+            };
+        }
+        Lookup::Miss { fallback }
+    }
+
     fn served(&self, entry: Arc<Cached>, status: CacheStatus) -> Served {
         self.metrics.count(status);
-        Served { entry, status }
+        let settings = self.cache.settings();
+        Served {
+            entry,
+            status,
+            stale_while_revalidate: settings.stale_while_revalidate,
+            stale_if_error: settings.stale_if_error,
+        }
     }
 
     /// Joins the fetch in flight for `k`, or starts one if a slot is free.
