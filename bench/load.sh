@@ -228,10 +228,10 @@ metric() { curl -fsS http://127.0.0.1:18080/metrics | grep -F "$1" | awk '{print
 misses=$(metric 'droid_cache_requests_total{record_type="miss",result="miss"}')
 all_reads=$(curl -fsS http://127.0.0.1:18080/metrics | grep -F 'droid_cache_requests_total{record_type="miss"' | awk '{s+=$2} END {print s}')
 
-echo "==> filling a 1 GiB found cache with 64 KiB records"
+echo "==> filling a 1 GiB found cache with 4 KiB records (90 s)"
 rss() { grep VmRSS "/proc/$droid_pid/status" | awk '{print $2 * 1024}'; }
 rss_before=$(rss)
-run_wrk 16 45 http://127.0.0.1:18080/v1/entity/big $BIG_KEYS seq >/dev/null
+run_wrk 16 90 http://127.0.0.1:18080/v1/entity/big $BIG_KEYS seq >/dev/null
 cached_bytes=$(metric 'droid_cache_bytes{record_type="big",cache="found"}')
 cached_entries=$(metric 'droid_cache_entries{record_type="big",cache="found"}')
 rss_after=$(rss)

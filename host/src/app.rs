@@ -12,8 +12,10 @@ use crate::plugins::{Registry, RegistryError};
 use crate::readthrough::ReadThrough;
 use crate::runtime::{Runtime, RuntimeError};
 
-/// How often histogram samples are folded into their buckets when nobody scrapes.
-const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+/// How often the upkeep thread folds histogram samples into their buckets and
+/// runs the caches' pending maintenance. Often enough that neither piles up and
+/// then stalls a request thread that happens to trigger it.
+const UPKEEP_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The service's state, shared by every request.
 #[derive(Debug)]
@@ -69,19 +71,25 @@ impl App {
         })
     }
 
-    /// Background work a serving app needs: folding histogram samples so memory
-    /// stays flat when nobody scrapes `/metrics`. Runs until the app is dropped.
+    /// Background work a serving app needs, on its own thread so it never holds up
+    /// a request: folding histogram samples (so memory stays flat when nobody
+    /// scrapes `/metrics`) and the caches' bookkeeping of reads and expiries
+    /// (which would otherwise run inline in whichever read finds its buffers full).
+    /// Stops when the app is dropped.
     pub fn spawn_background(self: &Arc<Self>) {
         let app = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(METRICS_UPKEEP);
-            loop {
-                tick.tick().await;
-                match app.upgrade() {
-                    Some(app) => app.metrics.run_upkeep(),
-                    None => break,
+        let spawned = std::thread::Builder::new()
+            .name("droid-upkeep".into())
+            .spawn(move || {
+                while let Some(app) = app.upgrade() {
+                    app.metrics.run_upkeep();
+                    app.read_through.run_pending_tasks();
+                    drop(app);
+                    std::thread::sleep(UPKEEP_INTERVAL);
                 }
-            }
-        });
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the upkeep thread; maintenance will run inline");
+        }
     }
 }

@@ -147,6 +147,15 @@ impl RecordCache {
         removed
     }
 
+    /// Runs the caches' pending bookkeeping (recorded reads, expiries, evictions).
+    pub fn run_pending_tasks(&self) {
+        for kind in [Kind::Found, Kind::NotFound, Kind::Error] {
+            if let Some(cache) = self.cache(kind) {
+                cache.run_pending_tasks();
+            }
+        }
+    }
+
     /// Publishes entry counts and weighed sizes as gauges. Runs the caches'
     /// pending maintenance first, so the figures are current.
     pub fn publish_gauges(&self) {

@@ -168,6 +168,13 @@ impl ReadThrough {
         }
     }
 
+    /// Runs the caches' pending bookkeeping now.
+    pub fn run_pending_tasks(&self) {
+        for reader in self.readers.values() {
+            reader.run_pending_tasks();
+        }
+    }
+
     /// The names of the read-through record types.
     pub fn record_types(&self) -> impl Iterator<Item = &str> {
         self.readers.values().map(|r| r.name())

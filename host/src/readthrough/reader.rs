@@ -367,6 +367,11 @@ impl Reader {
         self.cache.publish_gauges();
     }
 
+    pub(super) fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks();
+        self.invalidations.run_pending_tasks();
+    }
+
     pub(super) fn name(&self) -> &str {
         &self.name
     }
