@@ -21,6 +21,8 @@ pub trait AccessPolicy: Send + Sync + Debug {
     fn may_read(&self, caller: &Caller, record_type: &str) -> bool;
     /// Whether `caller` may invalidate cached records of `record_type`.
     fn may_invalidate(&self, caller: &Caller, record_type: &str) -> bool;
+    /// Whether `caller` may use the admin endpoints (plugins, rollouts, reloads).
+    fn may_administer(&self, caller: &Caller) -> bool;
 }
 
 /// The development policy: no authentication, everything allowed.
@@ -33,6 +35,10 @@ impl AccessPolicy for Unauthenticated {
     }
 
     fn may_invalidate(&self, _caller: &Caller, _record_type: &str) -> bool {
+        true
+    }
+
+    fn may_administer(&self, _caller: &Caller) -> bool {
         true
     }
 }

@@ -14,7 +14,13 @@ use droid_host::config::{
 };
 use droid_host::entity::{EntityOp, SourceEvent};
 use droid_host::runtime::{LoadedPlugin, PluginContext, Runtime, WorldKind};
+use serde_json::json;
 use tracing_subscriber::EnvFilter;
+
+mod cli {
+    pub mod admin_client;
+}
+use cli::admin_client::{Server, print_plugins};
 
 /// mimalloc rather than the system allocator: the request path allocates small,
 /// short-lived buffers on every core, which it serves without lock contention.
@@ -60,9 +66,17 @@ enum Command {
         #[arg(long)]
         skip_plugins: bool,
     },
-    /// Work with plugin files.
-    #[command(subcommand)]
-    Plugin(PluginCommand),
+    /// Work with plugin files, and with the plugins of a running droid.
+    #[command(subcommand, alias = "plugin")]
+    Plugins(PluginCommand),
+}
+
+/// Where a running droid's API is, for the commands that talk to one.
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// The droid to talk to.
+    #[arg(long, env = "DROID_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +96,56 @@ enum PluginCommand {
         /// A config value for the plugin, as NAME=VALUE; repeatable.
         #[arg(long = "set", value_parser = parse_assignment)]
         values: Vec<(String, String)>,
+    },
+    /// List a running droid's plugins: versions, states, shares, calls, rollbacks, failed files.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print the admin API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roll a version out to a share of tenants (100% promotes it).
+    Rollout {
+        /// The plugin.
+        name: String,
+        /// The version: its label, declared version or a hash prefix (8+ hex digits).
+        version: String,
+        /// The share of tenants, such as 5% or 0.5%.
+        #[arg(long)]
+        share: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Promote the version rolling out to every tenant.
+    Promote {
+        /// The plugin.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Take back the version rolling out (or the current one, for the one it replaced).
+    Rollback {
+        /// The plugin.
+        name: String,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Sign a plugin file with an ed25519 private key, writing FILE.sig.
+    Sign {
+        /// The private key (PKCS#8 PEM, from `droid plugins keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The `.wasm` file.
+        file: PathBuf,
+    },
+    /// Make an ed25519 key pair for signing plugins: PREFIX.key and PREFIX.pub.
+    Keygen {
+        /// Path prefix of the two files.
+        prefix: PathBuf,
     },
 }
 
@@ -118,12 +182,84 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { config, listen } => serve(&config, listen),
         Command::CheckConfig { file, skip_plugins } => check_config(&file, skip_plugins),
-        Command::Plugin(PluginCommand::Inspect { file }) => inspect(&file),
-        Command::Plugin(PluginCommand::Transform {
+        Command::Plugins(command) => plugins(command),
+    }
+}
+
+fn plugins(command: PluginCommand) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::Inspect { file } => inspect(&file),
+        PluginCommand::Transform {
             file,
             events,
             values,
-        }) => transform(&file, &events, values),
+        } => transform(&file, &events, values),
+        PluginCommand::List { server, json } => {
+            let list = Server::new(&server.server)?.get("/v1/admin/plugins")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print_plugins(&list);
+            }
+            Ok(())
+        }
+        PluginCommand::Rollout {
+            name,
+            version,
+            share,
+            server,
+        } => {
+            let answer = Server::new(&server.server)?.post(
+                &format!("/v1/admin/plugins/{name}/rollout"),
+                json!({ "version": version, "share": share }),
+            )?;
+            println!(
+                "{name}: {} now serves {} of tenants",
+                answer["version"].as_str().unwrap_or("?"),
+                answer["share"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+        PluginCommand::Promote { name, server } => {
+            let answer = Server::new(&server.server)?
+                .post(&format!("/v1/admin/plugins/{name}/promote"), json!({}))?;
+            println!(
+                "{name}: {} now serves every tenant",
+                answer["version"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+        PluginCommand::Rollback {
+            name,
+            reason,
+            server,
+        } => {
+            let answer = Server::new(&server.server)?.post(
+                &format!("/v1/admin/plugins/{name}/rollback"),
+                json!({ "reason": reason }),
+            )?;
+            let record = &answer["rollback"];
+            println!(
+                "{name}: {} rolled back; {} serves",
+                record["version"].as_str().unwrap_or("?"),
+                record["serving"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+        PluginCommand::Sign { key, file } => {
+            let sig = droid_host::plugins::trust::sign(&key, &file)?;
+            println!("{}", sig.display());
+            Ok(())
+        }
+        PluginCommand::Keygen { prefix } => {
+            let (private, public) = droid_host::plugins::trust::keygen(&prefix)?;
+            println!(
+                "private key: {} (keep it with the provider)\npublic key:  {} (list it in plugins.trusted_keys)",
+                private.display(),
+                public.display()
+            );
+            Ok(())
+        }
     }
 }
 
@@ -139,7 +275,7 @@ fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!(address = %listener.local_addr()?, record_types = app.registry.iter().count(), "droid is serving");
+        tracing::info!(address = %listener.local_addr()?, record_types = app.registry().len(), "droid is serving");
         droid_host::server::run(Arc::new(app), listener, droid_host::server::shutdown_signal()).await?;
         Ok(())
     })
@@ -148,8 +284,13 @@ fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
 fn check_config(path: &Path, skip_plugins: bool) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     if !skip_plugins {
-        let runtime = Runtime::new(&config.runtime, Some(config.cache_dir.clone()))?;
-        droid_host::plugins::Registry::load(&runtime, &config)?;
+        let runtime = Arc::new(Runtime::new(
+            &config.runtime,
+            Some(config.cache_dir.clone()),
+        )?);
+        let plugins =
+            droid_host::plugins::Plugins::new(runtime, config.plugin_dir.clone(), &config.plugins)?;
+        droid_host::plugins::Registry::bind(&plugins, &config, None)?;
     }
     println!(
         "{}: ok ({} record type(s){})",

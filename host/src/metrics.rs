@@ -41,8 +41,13 @@ pub const FETCHES_IN_FLIGHT: &str = "droid_fetches_in_flight";
 pub const FETCHES_REJECTED: &str = "droid_fetches_rejected_total";
 /// Outbound requests refused by the egress rule, by record type.
 pub const EGRESS_DENIED: &str = "droid_egress_denied_total";
-/// Loaded plugin versions (value 1), by plugin file, version and world.
+/// Loaded plugin versions, by plugin, version and world; the value is the share
+/// of tenants the version serves (0 for versions held but not serving).
 pub const PLUGINS_LOADED: &str = "droid_plugins_loaded";
+/// Plugin versions rolled back, by plugin and how (automatic, manual).
+pub const PLUGIN_ROLLBACKS: &str = "droid_plugin_rollbacks_total";
+/// Configuration reloads, by result (applied, refused).
+pub const CONFIG_RELOADS: &str = "droid_config_reloads_total";
 /// Plugin files that failed to load, by file.
 pub const PLUGIN_LOAD_FAILURES: &str = "droid_plugin_load_failures_total";
 

@@ -136,8 +136,45 @@ fn error_to_wit(e: PluginError) -> wit::PluginError {
     }
 }
 
+/// Copies `text` into an array of its exact length, at compile time: the form a
+/// custom section's contents must take.
+#[doc(hidden)]
+pub const fn version_bytes<const N: usize>(text: &str) -> [u8; N] {
+    let bytes = text.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+/// Writes `version` into the component as the `droid:plugin-version` custom
+/// section, where droid reads a plugin's version from (unless the file name
+/// carries one, `NAME@VERSION.wasm`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __droid_version_section {
+    ($version:expr) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            const __DROID_VERSION: &str = $version;
+            #[unsafe(link_section = "droid:plugin-version")]
+            #[used]
+            static __DROID_PLUGIN_VERSION: [u8; __DROID_VERSION.len()] =
+                $crate::__private::version_bytes(__DROID_VERSION);
+        };
+    };
+}
+
 /// Exports a type implementing [`Adapter`](crate::Adapter) as this component's
 /// `droid:plugin/read-through` implementation. Call it once, at the crate root.
+///
+/// The plugin's version, as droid reports it and rolls it out, is the crate's
+/// `version` from `Cargo.toml`; `export_adapter!(MyAdapter, version = "1.2.0")`
+/// sets another.
 ///
 /// ```ignore
 /// struct MyAdapter;
@@ -147,6 +184,10 @@ fn error_to_wit(e: PluginError) -> wit::PluginError {
 #[macro_export]
 macro_rules! export_adapter {
     ($t:ty) => {
+        $crate::export_adapter!($t, version = env!("CARGO_PKG_VERSION"));
+    };
+    ($t:ty, version = $version:expr) => {
+        $crate::__droid_version_section!($version);
         const _: () = {
             fn __droid_check<T: $crate::Adapter>() {}
             let _ = __droid_check::<$t>;
@@ -169,9 +210,16 @@ macro_rules! export_adapter {
 /// impl droid_sdk::Transformer for MyTransformer { /* ... */ }
 /// droid_sdk::export_transformer!(MyTransformer);
 /// ```
+///
+/// As with [`export_adapter!`], the version is the crate's unless
+/// `version = "..."` is given.
 #[macro_export]
 macro_rules! export_transformer {
     ($t:ty) => {
+        $crate::export_transformer!($t, version = env!("CARGO_PKG_VERSION"));
+    };
+    ($t:ty, version = $version:expr) => {
+        $crate::__droid_version_section!($version);
         const _: () = {
             fn __droid_check<T: $crate::Transformer>() {}
             let _ = __droid_check::<$t>;

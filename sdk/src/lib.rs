@@ -123,7 +123,7 @@ pub use types::{
 /// Implementation details of the export macros. Not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::{AdapterShim, TransformerShim, adapter, transformer};
+    pub use crate::export::{AdapterShim, TransformerShim, adapter, transformer, version_bytes};
 }
 
 /// A backing-store adapter: fetches one record on a cache miss.

@@ -23,6 +23,14 @@ const PLUGINS: &[&str] = &[
     "noop-transformer",
 ];
 
+/// Plugins built once per feature set, each build copied to its own file name:
+/// (package, features, file name).
+const VARIANTS: &[(&str, &str, &str)] = &[
+    ("version-echo", "", "version_echo_v1.wasm"),
+    ("version-echo", "v2", "version_echo_v2.wasm"),
+    ("version-echo", "flaky", "version_echo_flaky.wasm"),
+];
+
 fn main() {
     let manifest_dir =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -43,9 +51,40 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
+    let out = target_dir.join("wasm32-wasip2/plugin");
+    build(&root, &target_dir, PLUGINS, "");
+    for (plugin, features, file) in VARIANTS {
+        build(&root, &target_dir, &[plugin], features);
+        let built = out.join(format!("{}.wasm", plugin.replace('-', "_")));
+        std::fs::copy(&built, out.join(file)).expect("copy a plugin variant");
+        println!(
+            "cargo:rustc-env=DROID_PLUGIN_{}={}",
+            env_name(file.trim_end_matches(".wasm")),
+            out.join(file).display()
+        );
+    }
+
+    for plugin in PLUGINS {
+        let file = out.join(format!("{}.wasm", plugin.replace('-', "_")));
+        assert!(
+            file.is_file(),
+            "expected {} after the build",
+            file.display()
+        );
+        println!(
+            "cargo:rustc-env=DROID_PLUGIN_{}={}",
+            env_name(plugin),
+            file.display()
+        );
+    }
+    println!("cargo:rustc-env=DROID_PLUGIN_DIR={}", display(&out));
+}
+
+/// Builds `plugins` for wasm32-wasip2 with the `plugin` profile and `features`.
+fn build(root: &Path, target_dir: &Path, plugins: &[&str], features: &str) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
+    cmd.current_dir(root)
         .args([
             "build",
             "--profile",
@@ -54,9 +93,12 @@ fn main() {
             "wasm32-wasip2",
             "--target-dir",
         ])
-        .arg(&target_dir);
-    for plugin in PLUGINS {
+        .arg(target_dir);
+    for plugin in plugins {
         cmd.args(["-p", plugin]);
+    }
+    if !features.is_empty() {
+        cmd.args(["--features", features]);
     }
     // Settings meant for the outer build (flags, its target folder, coverage or
     // sanitizer instrumentation) must not leak into a wasm build.
@@ -76,22 +118,6 @@ fn main() {
         status.success(),
         "building the plugins for wasm32-wasip2 failed; is the target installed? (rustup target add wasm32-wasip2)"
     );
-
-    let out = target_dir.join("wasm32-wasip2/plugin");
-    for plugin in PLUGINS {
-        let file = out.join(format!("{}.wasm", plugin.replace('-', "_")));
-        assert!(
-            file.is_file(),
-            "expected {} after the build",
-            file.display()
-        );
-        println!(
-            "cargo:rustc-env=DROID_PLUGIN_{}={}",
-            env_name(plugin),
-            file.display()
-        );
-    }
-    println!("cargo:rustc-env=DROID_PLUGIN_DIR={}", display(&out));
 }
 
 fn env_name(plugin: &str) -> String {

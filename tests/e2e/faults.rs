@@ -201,9 +201,9 @@ async fn failures_are_counted_by_outcome() {
     droid.get("/v1/entity/bomb/bomb").await;
     let metrics = droid.get("/metrics").await.body;
     for needle in [
-        r#"plugin="panicking.wasm""#,
+        r#"plugin="panicking""#,
         r#"outcome="panic""#,
-        r#"plugin="memory_bomb.wasm""#,
+        r#"plugin="memory_bomb""#,
         r#"outcome="memory_exhausted""#,
     ] {
         assert!(metrics.contains(needle), "missing {needle}");

@@ -7,4 +7,6 @@ mod egress;
 mod faults;
 mod loading;
 mod read_through;
+mod reload;
+mod rollout;
 mod transform;

@@ -229,9 +229,9 @@ async fn metrics_count_requests_and_plugin_calls() {
         r#"droid_http_requests_total{record_type="site",outcome="found"}"#,
         r#"droid_http_requests_total{record_type="site",outcome="not_found"}"#,
         r#"droid_http_request_duration_seconds_bucket{record_type="site",outcome="found",le="0.001"}"#,
-        r#"droid_plugin_calls_total{plugin="http_json_adapter.wasm""#,
-        "droid_plugin_call_duration_seconds_bucket{plugin=\"http_json_adapter.wasm\"",
-        "droid_plugins_loaded{plugin=\"http_json_adapter.wasm\"",
+        r#"droid_plugin_calls_total{plugin="http_json_adapter""#,
+        "droid_plugin_call_duration_seconds_bucket{plugin=\"http_json_adapter\"",
+        "droid_plugins_loaded{plugin=\"http_json_adapter\"",
     ] {
         assert!(text.contains(needle), "missing {needle} in:\n{text}");
     }

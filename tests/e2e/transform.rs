@@ -27,8 +27,10 @@ async fn droid() -> TestDroid {
 #[tokio::test]
 async fn a_batch_gets_one_result_per_event_in_order() {
     let droid = droid().await;
-    let binding = droid.app().registry.get("ticket").expect("bound");
-    let transformer = binding.transformer().expect("a transformer");
+    let registry = droid.app().registry();
+    let binding = registry.get("ticket").expect("bound");
+    let version = binding.select("default");
+    let transformer = version.transformer().expect("a transformer");
     let events = vec![
         event(1, "ticket.updated", TICKET),
         event(2, "ticket.updated", "{not json"),
@@ -60,8 +62,10 @@ async fn a_batch_gets_one_result_per_event_in_order() {
 #[tokio::test]
 async fn large_batches_and_empty_batches_work() {
     let droid = droid().await;
-    let binding = droid.app().registry.get("ticket").expect("bound");
-    let transformer = binding.transformer().expect("a transformer");
+    let registry = droid.app().registry();
+    let binding = registry.get("ticket").expect("bound");
+    let version = binding.select("default");
+    let transformer = version.transformer().expect("a transformer");
     let batch: Vec<_> = (0..256)
         .map(|n| event(n, "ticket.created", TICKET))
         .collect();

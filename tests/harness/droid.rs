@@ -19,7 +19,7 @@ pub struct TestDroid {
     client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// A response, read whole.
@@ -75,6 +75,16 @@ pub fn write_config_with(
     record_types: &str,
     extra_plugins: &[(&str, &[u8])],
 ) -> (tempfile::TempDir, PathBuf) {
+    write_config_full("watch = false\n", record_types, extra_plugins)
+}
+
+/// Like [`write_config_with`], with `plugin_settings` (lines of the `[plugins]`
+/// table) instead of the default, which switches watching off.
+pub fn write_config_full(
+    plugin_settings: &str,
+    record_types: &str,
+    extra_plugins: &[(&str, &[u8])],
+) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).expect("plugin dir");
@@ -88,12 +98,26 @@ pub fn write_config_with(
         std::fs::write(plugins.join(name), bytes).expect("write extra plugin");
     }
     let config = format!(
-        "[plugins]\ndir = \"plugins\"\ncache_dir = {:?}\n\n[runtime]\nmax_instances = 64\n\n{record_types}",
+        "[plugins]\ndir = \"plugins\"\ncache_dir = {:?}\n{plugin_settings}\n[runtime]\nmax_instances = 64\n\n{record_types}",
         shared_cache_dir().display().to_string()
     );
     let path = dir.path().join("droid.toml");
     std::fs::write(&path, config).expect("write config");
     (dir, path)
+}
+
+/// Logs droid's events to the test output when `DROID_TEST_LOG` is set (a filter
+/// such as `debug` or `droid_host=info`).
+fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("DROID_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
 }
 
 impl TestDroid {
@@ -115,13 +139,36 @@ impl TestDroid {
         record_types: &str,
         extra_plugins: &[(&str, &[u8])],
     ) -> Result<Self, String> {
-        let (dir, path) = write_config_with(record_types, extra_plugins);
+        Self::try_start_full("watch = false\n", record_types, extra_plugins).await
+    }
+
+    /// Starts droid with `plugin_settings` as the lines of its `[plugins]` table
+    /// (watching is on unless they say otherwise); panics when it does not start.
+    pub async fn start_with_plugin_settings(
+        plugin_settings: &str,
+        record_types: &str,
+        extra_plugins: &[(&str, &[u8])],
+    ) -> Self {
+        Self::try_start_full(plugin_settings, record_types, extra_plugins)
+            .await
+            .unwrap_or_else(|e| panic!("droid did not start: {e}"))
+    }
+
+    async fn try_start_full(
+        plugin_settings: &str,
+        record_types: &str,
+        extra_plugins: &[(&str, &[u8])],
+    ) -> Result<Self, String> {
+        init_logging();
+        let (dir, path) = write_config_full(plugin_settings, record_types, extra_plugins);
         let config = Config::load(&path).map_err(|e| e.to_string())?;
         let app = tokio::task::spawn_blocking(move || App::build(config))
             .await
             .expect("build task")
             .map_err(|e| e.to_string())?;
         let app = Arc::new(app);
+        // Watching starts before the test goes on, so no change it makes is missed.
+        app.spawn_background();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind droid");
@@ -142,8 +189,18 @@ impl TestDroid {
                 .expect("client"),
             stop: Some(stop),
             task: Some(task),
-            _dir: dir,
+            dir,
         })
+    }
+
+    /// The plugin folder.
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// The configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("droid.toml")
     }
 
     /// The running app, for in-process checks.

@@ -4,7 +4,9 @@
 pub mod backend;
 pub mod bench;
 pub mod droid;
+pub mod files;
 
 pub use backend::TestBackend;
 pub use droid::{TestDroid, TestResponse};
 pub use droid_test_artifacts as plugins;
+pub use files::{Landing, eventually, land};

@@ -60,7 +60,8 @@ async fn answer(
             format!("expected {{\"keys\": [...], \"tenant\": \"...\"}}: {e}"),
         )
     })?;
-    let max = app.config.max_batch_keys;
+    let config = app.config();
+    let max = config.max_batch_keys;
     if request.keys.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -85,8 +86,7 @@ async fn answer(
     }
 
     let deadline = Instant::now()
-        + app
-            .config
+        + config
             .record_type(record_type)
             .map(|rt| rt.limits.deadline)
             .unwrap_or_default();

@@ -56,6 +56,16 @@ pub enum ErrorCode {
     InvalidBody,
     /// The caller may not do this.
     Forbidden,
+    /// No plugin of that name is loaded.
+    UnknownPlugin,
+    /// The plugin has no version answering to that reference.
+    UnknownVersion,
+    /// The reference names several versions.
+    AmbiguousVersion,
+    /// The plugin's state does not allow the change (nothing to promote, ...).
+    PluginStateConflict,
+    /// The configuration file was refused; the running configuration stays.
+    ConfigRefused,
     /// The host hit a bug; details are in its log.
     Internal,
 }
@@ -85,6 +95,11 @@ impl ErrorCode {
         ErrorCode::BodyTooLarge,
         ErrorCode::InvalidBody,
         ErrorCode::Forbidden,
+        ErrorCode::UnknownPlugin,
+        ErrorCode::UnknownVersion,
+        ErrorCode::AmbiguousVersion,
+        ErrorCode::PluginStateConflict,
+        ErrorCode::ConfigRefused,
         ErrorCode::Internal,
     ];
 
@@ -113,6 +128,11 @@ impl ErrorCode {
             ErrorCode::BodyTooLarge => "body_too_large",
             ErrorCode::InvalidBody => "invalid_body",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::UnknownPlugin => "unknown_plugin",
+            ErrorCode::UnknownVersion => "unknown_version",
+            ErrorCode::AmbiguousVersion => "ambiguous_version",
+            ErrorCode::PluginStateConflict => "plugin_state_conflict",
+            ErrorCode::ConfigRefused => "config_refused",
             ErrorCode::Internal => "internal",
         }
     }

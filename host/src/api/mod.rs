@@ -6,6 +6,7 @@
 //! map its answer ([`respond`]); they never see wasmtime types. Every response that
 //! is not a success is an [`ApiError`].
 
+mod admin;
 mod batch;
 mod entity;
 mod error;
@@ -25,7 +26,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorCode};
 pub use request_metrics::RequestMetrics;
-pub use respond::DROID_CACHE;
+pub use respond::{DROID_CACHE, DROID_PLUGIN_VERSION};
 
 use crate::app::App;
 
@@ -42,6 +43,12 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/entity/{record_type}/{key}/{*rest}",
             get(entity::key_with_slash),
         )
+        .route("/v1/admin/plugins", get(admin::list))
+        .route("/v1/admin/plugins/{name}/rollout", post(admin::rollout))
+        .route("/v1/admin/plugins/{name}/promote", post(admin::promote))
+        .route("/v1/admin/plugins/{name}/rollback", post(admin::rollback))
+        .route("/v1/admin/config", get(admin::config))
+        .route("/v1/admin/reload", post(admin::reload))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(no_route)

@@ -2,8 +2,10 @@
 //! registered up front so recording costs an atomic add and no label lookups.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use metrics::{Counter, Histogram};
 
 use super::error::ErrorCode;
@@ -62,7 +64,7 @@ impl Handles {
 /// Request metrics for every configured record type.
 #[derive(Debug)]
 pub struct RequestMetrics {
-    by_type: HashMap<String, Handles>,
+    by_type: ArcSwap<HashMap<String, Arc<Handles>>>,
     /// Names that are not configured share one label, so a scan of random names
     /// cannot blow up the metric's cardinality.
     unknown: Handles,
@@ -71,18 +73,30 @@ pub struct RequestMetrics {
 impl RequestMetrics {
     /// Handles for `record_types`.
     pub fn new<'a>(record_types: impl IntoIterator<Item = &'a str>) -> Self {
-        Self {
-            by_type: record_types
-                .into_iter()
-                .map(|rt| (rt.to_owned(), Handles::new(rt)))
-                .collect(),
+        let metrics = Self {
+            by_type: ArcSwap::default(),
             unknown: Handles::new("(unknown)"),
+        };
+        metrics.register(record_types);
+        metrics
+    }
+
+    /// Adds handles for record types configured since (a reload); those of
+    /// removed record types stay, so their counters do not jump back to zero.
+    pub fn register<'a>(&self, record_types: impl IntoIterator<Item = &'a str>) {
+        let mut by_type = (**self.by_type.load()).clone();
+        for rt in record_types {
+            by_type
+                .entry(rt.to_owned())
+                .or_insert_with(|| Arc::new(Handles::new(rt)));
         }
+        self.by_type.store(Arc::new(by_type));
     }
 
     /// Counts one request of `record_type` that started at `started`.
     pub fn record(&self, record_type: &str, outcome: RequestOutcome, started: Instant) {
-        let handles = self.by_type.get(record_type).unwrap_or(&self.unknown);
+        let by_type = self.by_type.load();
+        let handles = by_type.get(record_type).map_or(&self.unknown, |h| &**h);
         let (count, latency) = &handles.0[outcome.index()];
         count.increment(1);
         latency.record(started.elapsed().as_secs_f64());

@@ -21,6 +21,8 @@ use crate::runtime::{CallError, FetchError};
 
 /// The `Droid-Cache` header: where an answer came from.
 pub const DROID_CACHE: &str = "droid-cache";
+/// The header naming the plugin version that produced the answer.
+pub const DROID_PLUGIN_VERSION: &str = "droid-plugin-version";
 
 /// The response for a served read, and its outcome for metrics.
 pub fn served(
@@ -67,6 +69,9 @@ pub fn served(
         DROID_CACHE,
         HeaderValue::from_static(served.status.as_str()),
     );
+    if let Some(label) = &entry.producer.label {
+        h.insert(DROID_PLUGIN_VERSION, label.clone());
+    }
     let max_age = match served.status {
         CacheStatus::Stale => 0,
         _ => entry.remaining(now).as_secs(),

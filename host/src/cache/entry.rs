@@ -27,11 +27,32 @@ pub enum Outcome {
     Failed(FetchError),
 }
 
+/// The plugin version that produced an entry.
+#[derive(Debug, Clone, Default)]
+pub struct Producer {
+    /// The version's id ([`crate::plugins::Version::id`]); 0 for none.
+    pub id: u64,
+    /// Its label, ready to send as `Droid-Plugin-Version`.
+    pub label: Option<HeaderValue>,
+}
+
+impl Producer {
+    /// The producer with `id` and `label`.
+    pub fn new(id: u64, label: &str) -> Self {
+        Self {
+            id,
+            label: HeaderValue::from_str(label).ok(),
+        }
+    }
+}
+
 /// One cache entry.
 #[derive(Debug)]
 pub struct Cached {
     /// What the fetch produced.
     pub outcome: Outcome,
+    /// Which plugin version produced it.
+    pub producer: Producer,
     /// When the fetch finished.
     pub stored_at: Instant,
     /// Until when the entry is fresh.
@@ -69,7 +90,12 @@ const OVERHEAD: usize = 512;
 
 impl Cached {
     /// The entry for a fetch that finished at `now`, fresh for `ttl`.
-    pub fn new(fetched: Result<FetchOutcome, FetchError>, now: Instant, ttl: Duration) -> Self {
+    pub fn new(
+        fetched: Result<FetchOutcome, FetchError>,
+        producer: Producer,
+        now: Instant,
+        ttl: Duration,
+    ) -> Self {
         let outcome = match fetched {
             Ok(FetchOutcome::Found(entity)) => {
                 let etag = etag(&entity.body, entity.version);
@@ -84,6 +110,7 @@ impl Cached {
         };
         Self {
             outcome,
+            producer,
             stored_at: now,
             fresh_until: now + ttl,
         }
@@ -166,6 +193,7 @@ mod tests {
         };
         Cached::new(
             Ok(FetchOutcome::Found(entity)),
+            Producer::default(),
             Instant::now(),
             Duration::from_secs(10),
         )
@@ -191,7 +219,12 @@ mod tests {
     #[test]
     fn freshness_and_stale_windows() {
         let now = Instant::now();
-        let entry = Cached::new(Ok(FetchOutcome::NotFound), now, Duration::from_secs(1));
+        let entry = Cached::new(
+            Ok(FetchOutcome::NotFound),
+            Producer::default(),
+            now,
+            Duration::from_secs(1),
+        );
         assert!(entry.is_fresh(now));
         let later = now + Duration::from_millis(1500);
         assert!(!entry.is_fresh(later));

@@ -18,7 +18,7 @@ use std::time::Duration;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
-pub use entry::{Cached, Kind, Outcome};
+pub use entry::{Cached, Kind, Outcome, Producer};
 
 use crate::config::{CachePolicy, CacheSettings};
 use crate::metrics::{CACHE_BYTES, CACHE_CAPACITY_BYTES, CACHE_ENTRIES, CACHE_EVICTIONS};
@@ -147,6 +147,20 @@ impl RecordCache {
         removed
     }
 
+    /// Drops every entry produced by plugin version `producer` (a version that
+    /// was rolled back). Entries go lazily, before any of them is served again.
+    pub fn drop_produced_by(&self, producer: u64) {
+        for kind in [Kind::Found, Kind::NotFound, Kind::Error] {
+            if let Some(cache) = self.cache(kind)
+                && let Err(e) =
+                    cache.invalidate_entries_if(move |_, entry| entry.producer.id == producer)
+            {
+                tracing::error!(error = %e, record_type = %self.record_type, "cannot drop a rolled-back version's entries; clearing the cache");
+                cache.invalidate_all();
+            }
+        }
+    }
+
     /// Runs the caches' pending bookkeeping (recorded reads, expiries, evictions).
     pub fn run_pending_tasks(&self) {
         for kind in [Kind::Found, Kind::NotFound, Kind::Error] {
@@ -207,6 +221,7 @@ fn build_cache(
             u32::try_from(key.len() + entry.weight()).unwrap_or(u32::MAX)
         })
         .time_to_live(lifetime)
+        .support_invalidation_closures()
         .eviction_listener(move |_key, _entry, cause| match cause {
             RemovalCause::Size => evicted_for_size.increment(1),
             RemovalCause::Expired => evicted_for_age.increment(1),

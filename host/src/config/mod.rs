@@ -35,10 +35,128 @@ pub struct Config {
     pub plugin_dir: PathBuf,
     /// The folder compiled plugin artifacts are cached in.
     pub cache_dir: PathBuf,
+    /// Reloading, rollout and trust of plugin files.
+    pub plugins: PluginSettings,
     /// Engine-wide settings of the WebAssembly runtime.
     pub runtime: RuntimeSettings,
     /// The declared record types, by name.
     pub record_types: BTreeMap<String, Arc<RecordTypeConfig>>,
+}
+
+/// How plugin files are picked up, rolled out and trusted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSettings {
+    /// Whether the plugin folder and the configuration file are watched for changes.
+    pub watch: bool,
+    /// How long a changed file must stay quiet after its writer closed it before
+    /// it is loaded (a file still open for writing waits for its close, or for
+    /// [`PluginSettings::STALLED`] without any change).
+    pub settle: Duration,
+    /// When new versions replace old ones, and when they are taken back.
+    pub rollout: RolloutPolicy,
+    /// Which plugin files may be loaded at all.
+    pub trust: TrustSettings,
+}
+
+impl PluginSettings {
+    /// How long a file still open for writing may go without changes before it is
+    /// loaded anyway (a writer that never closes it, such as a memory map).
+    pub const STALLED: Duration = Duration::from_secs(2);
+}
+
+/// When a newly arrived plugin version serves, and when it is rolled back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RolloutPolicy {
+    /// The share of tenants a new version serves when it arrives; `100%` replaces
+    /// the running version at once, `0%` only stages it for a manual rollout.
+    pub initial_share: Share,
+    /// How much higher (absolute) a candidate's failure or trap rate may be than
+    /// the current version's before it is rolled back automatically.
+    pub rollback_margin: f64,
+    /// The calls a candidate must have answered before it is judged.
+    pub rollback_min_calls: u64,
+}
+
+/// Which plugin files are trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrustSettings {
+    /// Refuse any file that is neither pinned nor signed by a trusted key.
+    pub required: bool,
+    /// SHA-256 hashes (lowercase hex) of files trusted as they are.
+    pub pinned_sha256: Vec<String>,
+    /// Public keys (PEM files) whose ed25519 signatures (`FILE.wasm.sig`) are trusted.
+    pub trusted_keys: Vec<PathBuf>,
+}
+
+/// A share of tenants, in hundredths of a percent (0 to 10,000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Share(u16);
+
+impl Share {
+    /// Every tenant.
+    pub const ALL: Share = Share(10_000);
+    /// No tenant.
+    pub const NONE: Share = Share(0);
+
+    /// A share of `points` hundredths of a percent, for constants (at most 10,000).
+    pub(crate) const fn parse_const(points: u16) -> Share {
+        assert!(points <= 10_000);
+        Share(points)
+    }
+
+    /// The share in hundredths of a percent.
+    pub fn basis_points(self) -> u16 {
+        self.0
+    }
+
+    /// The share as a fraction from 0 to 1.
+    pub fn fraction(self) -> f64 {
+        f64::from(self.0) / 10_000.0
+    }
+
+    /// Parses `"5%"`, `"0.5%"` or `"100%"` (at most two decimals).
+    pub fn parse(text: &str) -> Result<Share, String> {
+        let expected = || {
+            format!(
+                "expected a percentage from 0% to 100% such as \"5%\" or \"0.5%\", found {text:?}"
+            )
+        };
+        let number = text.trim().strip_suffix('%').ok_or_else(expected)?.trim();
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty()
+            || fraction.len() > 2
+            || !whole.bytes().all(|b| b.is_ascii_digit())
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(expected());
+        }
+        let whole: u32 = whole.parse().map_err(|_| expected())?;
+        let hundredths: u32 = format!("{fraction:0<2}").parse().map_err(|_| expected())?;
+        let points = whole.saturating_mul(100).saturating_add(hundredths);
+        if points > 10_000 {
+            return Err(expected());
+        }
+        Ok(Share(points as u16))
+    }
+}
+
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (whole, hundredths) = (self.0 / 100, self.0 % 100);
+        if hundredths == 0 {
+            write!(f, "{whole}%")
+        } else if hundredths % 10 == 0 {
+            write!(f, "{whole}.{}%", hundredths / 10)
+        } else {
+            write!(f, "{whole}.{hundredths:02}%")
+        }
+    }
+}
+
+impl serde::Serialize for Share {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Engine-wide settings: they size the instance pool shared by every plugin.
@@ -186,11 +304,41 @@ impl RecordTypeConfig {
             Mode::Ingested(ing) => &ing.transformer,
         }
     }
+
+    /// The name of the plugin this record type runs: its file name without `.wasm`.
+    pub fn plugin_name(&self) -> &str {
+        let file = self.plugin_file();
+        file.strip_suffix(".wasm").unwrap_or(file)
+    }
 }
 
 impl Default for PluginLimits {
     /// The limits a record type gets when neither it nor `[defaults]` sets any.
     fn default() -> Self {
         validate::DEFAULT_LIMITS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Share;
+
+    #[test]
+    fn shares_parse_and_print() {
+        for (text, points, shown) in [
+            ("5%", 500, "5%"),
+            ("0.5%", 50, "0.5%"),
+            ("0.25%", 25, "0.25%"),
+            ("100%", 10_000, "100%"),
+            (" 10 %", 1_000, "10%"),
+            ("0%", 0, "0%"),
+        ] {
+            let share = Share::parse(text).unwrap();
+            assert_eq!(share.basis_points(), points, "{text}");
+            assert_eq!(share.to_string(), shown);
+        }
+        for bad in ["5", "101%", "-1%", "0.125%", "%", "ten%", "1e2%"] {
+            assert!(Share::parse(bad).is_err(), "{bad}");
+        }
     }
 }

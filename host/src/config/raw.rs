@@ -35,6 +35,16 @@ pub(super) struct RawServer {
 pub(super) struct RawPlugins {
     pub dir: Option<String>,
     pub cache_dir: Option<String>,
+    pub watch: Option<bool>,
+    pub settle_ms: Option<u64>,
+    pub initial_share: Option<String>,
+    pub rollback_margin: Option<String>,
+    pub rollback_min_calls: Option<u64>,
+    pub require_trust: Option<bool>,
+    #[serde(default)]
+    pub pinned_sha256: Vec<String>,
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

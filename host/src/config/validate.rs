@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawCache, RawCachePolicy, RawConfig, RawHttp, RawLimits, RawRecordType};
+use super::raw::{
+    RawCache, RawCachePolicy, RawConfig, RawHttp, RawLimits, RawPlugins, RawRecordType,
+};
 use super::{
     CachePolicy, CacheSettings, Config, ConfigError, HttpSettings, IngestedConfig, Mode,
-    PluginLimits, Problem, ReadThroughConfig, RecordTypeConfig, RuntimeSettings,
+    PluginLimits, PluginSettings, Problem, ReadThroughConfig, RecordTypeConfig, RolloutPolicy,
+    RuntimeSettings, Share, TrustSettings,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -23,6 +26,13 @@ const DEFAULT_MAX_INSTANCES: u32 = 256;
 const DEFAULT_MAX_MEMORY_MIB: u64 = 256;
 const DEFAULT_DEADLINE_MS: u64 = 2_000;
 const DEFAULT_MEMORY_MIB: u64 = 64;
+/// Long enough to let an editor's or `cp`'s last write land, short enough that a
+/// reload is still quick.
+const DEFAULT_SETTLE: Duration = Duration::from_millis(20);
+/// A candidate may fail 5 percentage points more often than the version it replaces.
+const DEFAULT_ROLLBACK_MARGIN: Share = Share::parse_const(500);
+/// Enough calls that a handful of unlucky ones does not decide.
+const DEFAULT_ROLLBACK_MIN_CALLS: u64 = 100;
 /// The limits used when neither a record type nor `[defaults.limits]` sets them.
 pub(super) const DEFAULT_LIMITS: PluginLimits = PluginLimits {
     deadline: Duration::from_millis(DEFAULT_DEADLINE_MS),
@@ -138,6 +148,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         SocketAddr::from(([127, 0, 0, 1], 8080))
     });
 
+    let plugins = plugin_settings(&mut c, &base_dir, &raw.plugins);
     let plugin_dir = resolve_dir(
         &mut c,
         &base_dir,
@@ -221,9 +232,90 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         max_batch_keys,
         plugin_dir,
         cache_dir,
+        plugins,
         runtime,
         record_types,
     })
+}
+
+/// `[plugins]` beyond its folders: watching, rollout and trust.
+fn plugin_settings(c: &mut Checker, base: &Path, raw: &RawPlugins) -> PluginSettings {
+    let mut share = |field: &str, value: &Option<String>, default: Share| match value {
+        Some(text) => Share::parse(text).unwrap_or_else(|why| {
+            c.problem(format!("plugins.{field}"), why);
+            default
+        }),
+        None => default,
+    };
+    let initial_share = share("initial_share", &raw.initial_share, Share::ALL);
+    let margin = share(
+        "rollback_margin",
+        &raw.rollback_margin,
+        DEFAULT_ROLLBACK_MARGIN,
+    );
+    let settle = c.millis(
+        "plugins",
+        "settle_ms",
+        raw.settle_ms,
+        DEFAULT_SETTLE,
+        0,
+        60_000,
+    );
+    let rollback_min_calls = c.number(
+        "plugins",
+        "rollback_min_calls",
+        raw.rollback_min_calls,
+        DEFAULT_ROLLBACK_MIN_CALLS,
+        1,
+        10_000_000,
+    );
+    for (i, pin) in raw.pinned_sha256.iter().enumerate() {
+        if pin.len() != 64
+            || !pin
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            c.problem(
+                format!("plugins.pinned_sha256[{i}]"),
+                format!("expected a SHA-256 hash as 64 lowercase hex digits (`sha256sum FILE`), found {pin:?}"),
+            );
+        }
+    }
+    let trusted_keys = raw
+        .trusted_keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            if key.trim().is_empty() {
+                c.problem(
+                    format!("plugins.trusted_keys[{i}]"),
+                    "expected the path of a public key file (PEM), found an empty string",
+                );
+            }
+            base.join(key)
+        })
+        .collect();
+    let required = raw.require_trust.unwrap_or(false);
+    if required && raw.pinned_sha256.is_empty() && raw.trusted_keys.is_empty() {
+        c.problem(
+            "plugins.require_trust",
+            "trust is required but nothing is trusted: add pinned_sha256 entries or trusted_keys",
+        );
+    }
+    PluginSettings {
+        watch: raw.watch.unwrap_or(true),
+        settle,
+        rollout: RolloutPolicy {
+            initial_share,
+            rollback_margin: margin.fraction(),
+            rollback_min_calls,
+        },
+        trust: TrustSettings {
+            required,
+            pinned_sha256: raw.pinned_sha256.clone(),
+            trusted_keys,
+        },
+    }
 }
 
 fn resolve_dir(

@@ -62,6 +62,7 @@ pub(super) fn share(task: tokio::task::JoinHandle<Arc<Cached>>) -> FlightResult 
                     Err(FetchError::Call(CallError::Trap {
                         message: format!("the fetch task failed: {e}"),
                     })),
+                    crate::cache::Producer::default(),
                     std::time::Instant::now(),
                     std::time::Duration::ZERO,
                 ))

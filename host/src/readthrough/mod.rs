@@ -12,8 +12,10 @@ mod flight;
 mod invalidation;
 mod reader;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 pub use invalidation::{Applied, Invalidation};
 pub use reader::WhenBusy;
@@ -81,49 +83,58 @@ pub enum ReadError {
     },
 }
 
-/// The read path of every read-through record type.
-#[derive(Clone)]
+/// The read path of every read-through record type. Its set of record types is
+/// swapped whole on a configuration reload; readers of unchanged record types
+/// carry over with their caches.
 pub struct ReadThrough {
-    readers: Arc<HashMap<String, Arc<Reader>>>,
-    registry: Arc<Registry>,
+    readers: ArcSwap<Readers>,
+}
+
+/// The readers of one configuration.
+#[derive(Default)]
+struct Readers {
+    by_name: HashMap<String, Arc<Reader>>,
+    /// Record types that exist but are not read-through.
+    others: HashSet<String>,
+}
+
+impl Readers {
+    fn get(&self, record_type: &str) -> Result<&Arc<Reader>, ReadError> {
+        match self.by_name.get(record_type) {
+            Some(reader) => Ok(reader),
+            None if self.others.contains(record_type) => {
+                Err(ReadError::NotReadThrough(record_type.to_owned()))
+            }
+            None => Err(ReadError::UnknownRecordType(record_type.to_owned())),
+        }
+    }
 }
 
 impl std::fmt::Debug for ReadThrough {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadThrough")
-            .field("record_types", &self.readers.keys().collect::<Vec<_>>())
+            .field(
+                "record_types",
+                &self.readers.load().by_name.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
 
 impl ReadThrough {
     /// Caches and read paths for every read-through record type in `registry`.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        let readers = registry
-            .iter()
-            .filter_map(|(name, binding)| {
-                let Mode::ReadThrough(config) = &binding.config.mode else {
-                    return None;
-                };
-                let adapter = binding.adapter()?.clone();
-                let reader = Reader::new(name, config, adapter, binding.context.clone());
-                Some((name.clone(), Arc::new(reader)))
-            })
-            .collect();
+    pub fn new(registry: &Registry) -> Self {
         Self {
-            readers: Arc::new(readers),
-            registry,
+            readers: ArcSwap::from_pointee(build(registry, &Readers::default())),
         }
     }
 
-    fn reader(&self, record_type: &str) -> Result<&Arc<Reader>, ReadError> {
-        match self.readers.get(record_type) {
-            Some(reader) => Ok(reader),
-            None if self.registry.get(record_type).is_some() => {
-                Err(ReadError::NotReadThrough(record_type.to_owned()))
-            }
-            None => Err(ReadError::UnknownRecordType(record_type.to_owned())),
-        }
+    /// Switches to the record types of `registry`: unchanged ones keep their
+    /// readers and caches, changed ones start empty, removed ones are dropped
+    /// once the reads in flight on them end.
+    pub fn rebind(&self, registry: &Registry) {
+        let old = self.readers.load_full();
+        self.readers.store(Arc::new(build(registry, &old)));
     }
 
     /// Reads `key` of `tenant` from `record_type`.
@@ -134,9 +145,16 @@ impl ReadThrough {
         tenant: &TenantId,
         when_busy: WhenBusy,
     ) -> Result<Served, ReadError> {
-        let reader = self.reader(record_type)?;
+        let (reader, fallback) = {
+            let readers = self.readers.load();
+            let reader = readers.get(record_type)?;
+            match reader.cached(key, tenant) {
+                Ok(served) => return Ok(served),
+                Err(fallback) => (reader.clone(), fallback),
+            }
+        };
         reader
-            .get(key, tenant, when_busy)
+            .fetch(key, tenant, when_busy, fallback)
             .await
             .map_err(|Busy| ReadError::Busy {
                 record_type: record_type.to_owned(),
@@ -146,7 +164,7 @@ impl ReadThrough {
 
     /// Checks that `record_type` can be read through, without reading.
     pub fn check(&self, record_type: &str) -> Result<(), ReadError> {
-        self.reader(record_type).map(|_| ())
+        self.readers.load().get(record_type).map(|_| ())
     }
 
     /// Applies one invalidation event.
@@ -157,26 +175,60 @@ impl ReadThrough {
         tenant: &TenantId,
     ) -> Result<Applied, ReadError> {
         Ok(self
-            .reader(&event.record_type)?
+            .readers
+            .load()
+            .get(&event.record_type)?
             .invalidate(event, key, tenant))
     }
 
     /// Publishes cache sizes and hit ratios; called before metrics are rendered.
     pub fn publish_gauges(&self) {
-        for reader in self.readers.values() {
+        for reader in self.readers.load().by_name.values() {
             reader.publish_gauges();
         }
     }
 
     /// Runs the caches' pending bookkeeping now.
     pub fn run_pending_tasks(&self) {
-        for reader in self.readers.values() {
+        for reader in self.readers.load().by_name.values() {
             reader.run_pending_tasks();
         }
     }
 
-    /// The names of the read-through record types.
-    pub fn record_types(&self) -> impl Iterator<Item = &str> {
-        self.readers.values().map(|r| r.name())
+    /// Drops, in every record type, the cache entries plugin version `producer`
+    /// made (it was rolled back).
+    pub fn drop_produced_by(&self, producer: u64) {
+        for reader in self.readers.load().by_name.values() {
+            reader.drop_produced_by(producer);
+        }
     }
+
+    /// The names of the read-through record types.
+    pub fn record_types(&self) -> Vec<String> {
+        let readers = self.readers.load();
+        let mut names: Vec<_> = readers
+            .by_name
+            .values()
+            .map(|r| r.name().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// The readers for `registry`, reusing those of `old` that still fit.
+fn build(registry: &Registry, old: &Readers) -> Readers {
+    let mut readers = Readers::default();
+    for (name, binding) in registry.iter() {
+        let Mode::ReadThrough(config) = &binding.config.mode else {
+            readers.others.insert(name.clone());
+            continue;
+        };
+        let reader = match old.by_name.get(name) {
+            Some(reader) if reader.serves(binding) => reader.clone(),
+            _ => Arc::new(Reader::new(name, config, binding)),
+        };
+        readers.by_name.insert(name.clone(), reader);
+    }
+    readers
 }

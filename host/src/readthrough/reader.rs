@@ -10,13 +10,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::flight::{Flight, FlightResult, Flights, share};
 use super::invalidation::{Applied, Invalidation, Mark};
 use super::{CacheStatus, Served};
-use crate::cache::{CacheKey, Cached, Kind, Outcome, RecordCache, cache_key, with_cache_key};
-use crate::config::ReadThroughConfig;
+use crate::cache::{
+    CacheKey, Cached, Kind, Outcome, Producer, RecordCache, cache_key, with_cache_key,
+};
+use crate::config::{ReadThroughConfig, RecordTypeConfig};
 use crate::key::{EntityKey, TenantId};
 use crate::metrics::{
     CACHE_HIT_RATIO, CACHE_INVALIDATIONS, CACHE_REQUESTS, FETCHES_IN_FLIGHT, FETCHES_REJECTED,
 };
-use crate::runtime::{AdapterPlugin, PluginContext};
+use crate::plugins::{Binding, Plugin};
+use crate::runtime::{CallError, FetchError, PluginContext};
 
 /// How long an applied invalidation is remembered per key, to order later events
 /// against it and to stop fetches that started before it from writing back.
@@ -37,7 +40,10 @@ pub enum WhenBusy {
 /// The read path of one record type.
 pub(super) struct Reader {
     name: String,
-    adapter: Arc<AdapterPlugin>,
+    /// The configuration it was built from: a reload reuses the reader (and its
+    /// caches) when neither this nor the plugin changed.
+    config: Arc<RecordTypeConfig>,
+    plugin: Arc<Plugin>,
     context: Arc<PluginContext>,
     cache: RecordCache,
     limit: Arc<Semaphore>,
@@ -107,16 +113,12 @@ enum Lookup {
 }
 
 impl Reader {
-    pub(super) fn new(
-        name: &str,
-        config: &ReadThroughConfig,
-        adapter: Arc<AdapterPlugin>,
-        context: Arc<PluginContext>,
-    ) -> Self {
+    pub(super) fn new(name: &str, config: &ReadThroughConfig, binding: &Binding) -> Self {
         Self {
             name: name.to_owned(),
-            adapter,
-            context,
+            config: binding.config.clone(),
+            plugin: binding.plugin.clone(),
+            context: binding.context.clone(),
             cache: RecordCache::new(name, config.cache),
             limit: Arc::new(Semaphore::new(config.max_in_flight as usize)),
             max_in_flight: config.max_in_flight,
@@ -134,26 +136,39 @@ impl Reader {
         self.max_in_flight
     }
 
-    /// Reads `key` of `tenant`: from the cache when it can, through the adapter
-    /// otherwise. `Err(Busy)` only when nothing can be served and no fetch could
+    /// Whether this reader can keep serving `binding` across a reload.
+    pub(super) fn serves(&self, binding: &Binding) -> bool {
+        Arc::ptr_eq(&self.plugin, &binding.plugin) && *self.config == *binding.config
+    }
+
+    /// Answers `key` of `tenant` from the caches alone, or says it must be
+    /// fetched (with the stale entry to fall back on if fetching fails).
+    pub(super) fn cached(
+        self: &Arc<Self>,
+        key: &EntityKey,
+        tenant: &TenantId,
+    ) -> Result<Served, Option<Arc<Cached>>> {
+        let now = Instant::now();
+        match with_cache_key(tenant.as_str(), key.as_str(), |k| self.lookup(k, now)) {
+            Lookup::Serve(entry, status) => Ok(self.served(entry, status)),
+            Lookup::Revalidate(entry) => {
+                self.revalidate(&cache_key(tenant.as_str(), key.as_str()), key, tenant);
+                Ok(self.served(entry, CacheStatus::Stale))
+            }
+            Lookup::Miss { fallback } => Err(fallback),
+        }
+    }
+
+    /// Fetches `key` of `tenant` through the adapter (or joins the fetch in
+    /// flight). `Err(Busy)` only when nothing can be served and no fetch could
     /// start.
-    pub(super) async fn get(
+    pub(super) async fn fetch(
         self: &Arc<Self>,
         key: &EntityKey,
         tenant: &TenantId,
         when_busy: WhenBusy,
+        fallback: Option<Arc<Cached>>,
     ) -> Result<Served, Busy> {
-        let now = Instant::now();
-        let fallback = match with_cache_key(tenant.as_str(), key.as_str(), |k| self.lookup(k, now))
-        {
-            Lookup::Serve(entry, status) => return Ok(self.served(entry, status)),
-            Lookup::Revalidate(entry) => {
-                self.revalidate(&cache_key(tenant.as_str(), key.as_str()), key, tenant);
-                return Ok(self.served(entry, CacheStatus::Stale));
-            }
-            Lookup::Miss { fallback } => fallback,
-        };
-
         let k = cache_key(tenant.as_str(), key.as_str());
         let (result, status) = match self.join_or_start(&k, key, tenant, when_busy).await {
             Ok(flight) => flight,
@@ -280,17 +295,27 @@ impl Reader {
         let reader = Arc::clone(self);
         let task = tokio::spawn(async move {
             reader.metrics.in_flight.increment(1.0);
-            let fetched = reader
-                .adapter
-                .fetch(&reader.context, key.as_str(), tenant.as_str())
-                .await;
+            // The version is chosen now and kept for the whole call: a swap
+            // meanwhile affects later calls only.
+            let version = reader.plugin.select(tenant.as_str());
+            let fetched = match version.adapter() {
+                Some(adapter) => {
+                    adapter
+                        .fetch(&reader.context, key.as_str(), tenant.as_str())
+                        .await
+                }
+                None => Err(FetchError::Call(CallError::InvalidResult {
+                    reason: format!("plugin version {} is not an adapter", version.label()),
+                })),
+            };
+            let producer = Producer::new(version.id, version.label());
             let now = Instant::now();
             let kind = match &fetched {
                 Ok(crate::entity::FetchOutcome::Found(_)) => Kind::Found,
                 Ok(crate::entity::FetchOutcome::NotFound) => Kind::NotFound,
                 Err(_) => Kind::Error,
             };
-            let entry = Arc::new(Cached::new(fetched, now, reader.cache.ttl(kind)));
+            let entry = Arc::new(Cached::new(fetched, producer, now, reader.cache.ttl(kind)));
             {
                 let mut flights = reader.flights.lock();
                 let invalidated = reader
@@ -365,6 +390,11 @@ impl Reader {
             self.metrics.hit_ratio.set(ratio);
         }
         self.cache.publish_gauges();
+    }
+
+    /// Drops the entries plugin version `producer` made.
+    pub(super) fn drop_produced_by(&self, producer: u64) {
+        self.cache.drop_produced_by(producer);
     }
 
     pub(super) fn run_pending_tasks(&self) {

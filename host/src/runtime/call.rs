@@ -12,6 +12,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use super::context::PluginContext;
 use super::error::CallError;
 use super::state::{CallState, MemoryCapExceeded};
+use super::stats::CallStats;
 use crate::metrics;
 
 /// A store ready for one call.
@@ -105,7 +106,15 @@ fn panic_message(stderr: &str) -> Option<String> {
 }
 
 /// Counts one finished call and its duration.
-pub(crate) fn record(state: &CallState, version: &str, outcome: &'static str, started: Instant) {
+pub(crate) fn record(
+    state: &CallState,
+    version: &str,
+    stats: &CallStats,
+    outcome: &'static str,
+    started: Instant,
+) {
+    let elapsed = started.elapsed();
+    stats.record(outcome, elapsed);
     let labels = [
         ("plugin", state.plugin.to_string()),
         ("version", version.to_owned()),
@@ -113,8 +122,7 @@ pub(crate) fn record(state: &CallState, version: &str, outcome: &'static str, st
         ("outcome", outcome.to_owned()),
     ];
     ::metrics::counter!(metrics::PLUGIN_CALLS, &labels).increment(1);
-    ::metrics::histogram!(metrics::PLUGIN_CALL_DURATION, &labels)
-        .record(started.elapsed().as_secs_f64());
+    ::metrics::histogram!(metrics::PLUGIN_CALL_DURATION, &labels).record(elapsed.as_secs_f64());
     if outcome != "ok" && outcome != "plugin_error" {
         tracing::warn!(
             plugin = %state.plugin,

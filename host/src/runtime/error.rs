@@ -24,6 +24,14 @@ pub enum LoadError {
         /// What the operating system said.
         reason: String,
     },
+    /// Trust is required and nothing vouches for the file.
+    #[error("{}: {reason}", path.display())]
+    Untrusted {
+        /// The plugin file.
+        path: PathBuf,
+        /// Why it is not trusted.
+        reason: String,
+    },
     /// The file is not a WebAssembly component.
     #[error("{}: not a WebAssembly component: {reason}", path.display())]
     NotAComponent {

@@ -18,9 +18,11 @@ mod context;
 mod egress;
 mod error;
 mod inspect;
+pub mod naming;
 mod outbound;
 mod plugin;
 mod state;
+mod stats;
 mod world;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +38,7 @@ pub use context::PluginContext;
 pub use error::{CallError, FetchError, LoadError};
 pub use inspect::{Inspection, ItemSignature};
 pub use plugin::{AdapterPlugin, EventResult, PluginInfo, TransformerPlugin};
+pub use stats::{CallStats, StatsSnapshot};
 pub use world::{ACCEPTED, Identity, PACKAGE_VERSION, WorldKind};
 
 use artifacts::ArtifactCache;
@@ -60,6 +63,22 @@ impl LoadedPlugin {
         match self {
             LoadedPlugin::Adapter(p) => &p.info,
             LoadedPlugin::Transformer(p) => &p.info,
+        }
+    }
+
+    /// The version's call counters.
+    pub fn stats(&self) -> &CallStats {
+        match self {
+            LoadedPlugin::Adapter(p) => &p.stats,
+            LoadedPlugin::Transformer(p) => &p.stats,
+        }
+    }
+
+    /// The world it implements.
+    pub fn world(&self) -> WorldKind {
+        match self {
+            LoadedPlugin::Adapter(_) => WorldKind::Adapter,
+            LoadedPlugin::Transformer(_) => WorldKind::Transformer,
         }
     }
 }
@@ -135,8 +154,24 @@ impl Runtime {
         expected: WorldKind,
         record_type: &str,
     ) -> Result<LoadedPlugin, LoadError> {
+        let bytes = read(path)?;
+        self.load_bytes(path, &bytes, Some((expected, record_type)))
+    }
+
+    /// Loads a plugin from `bytes`, read from `path`, whichever world it
+    /// implements unless `expected` names one (and the record type that needs it).
+    /// The caller reads the file itself so it can judge the exact bytes (their
+    /// hash, a signature) before anything is compiled.
+    pub fn load_bytes(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        expected: Option<(WorldKind, &str)>,
+    ) -> Result<LoadedPlugin, LoadError> {
         let started = Instant::now();
-        let (compiled, identity) = self.compile(path)?;
+        let compiled = self.compile_bytes(path, bytes)?;
+        let identity = world::identify(&self.engine, &compiled.component, path)?;
+        let (expected, record_type) = expected.unwrap_or((identity.world, "(any)"));
         self.link(path, compiled, identity, expected, record_type, started)
     }
 
@@ -166,7 +201,15 @@ impl Runtime {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let named = naming::parse_file_name(&file);
+        let declared_version = named
+            .as_ref()
+            .and_then(|n| n.version.clone())
+            .or(compiled.embedded_version);
         let info = PluginInfo {
+            name: named.map_or_else(|| file.clone(), |n| n.plugin),
+            label: naming::label(declared_version.as_deref(), &compiled.sha256),
+            declared_version,
             file: file.clone(),
             path: path.to_path_buf(),
             sha256: compiled.sha256,
@@ -175,7 +218,7 @@ impl Runtime {
             provenance: compiled.provenance,
             load_time: started.elapsed(),
         };
-        let label: Arc<str> = Arc::from(file);
+        let label: Arc<str> = Arc::from(info.name.as_str());
         Ok(match expected {
             WorldKind::Adapter => {
                 let pre = self
@@ -188,6 +231,7 @@ impl Runtime {
                     label,
                     engine: self.engine.clone(),
                     pre,
+                    stats: CallStats::default(),
                 }))
             }
             WorldKind::Transformer => {
@@ -201,6 +245,7 @@ impl Runtime {
                     label,
                     engine: self.engine.clone(),
                     pre,
+                    stats: CallStats::default(),
                 }))
             }
         })
@@ -210,7 +255,7 @@ impl Runtime {
     /// would refuse it.
     pub fn inspect(&self, path: &Path) -> Result<Inspection, LoadError> {
         let started = Instant::now();
-        let compiled = self.compile_unchecked(path)?;
+        let compiled = self.compile_bytes(path, &read(path)?)?;
         let mut inspection = inspect::describe(
             &self.engine,
             path,
@@ -228,27 +273,16 @@ impl Runtime {
         Ok(inspection)
     }
 
-    /// Reads, compiles and identifies a file.
-    fn compile(&self, path: &Path) -> Result<(Compiled, Identity), LoadError> {
-        let compiled = self.compile_unchecked(path)?;
-        let identity = world::identify(&self.engine, &compiled.component, path)?;
-        Ok((compiled, identity))
-    }
-
-    /// Reads and compiles a file without judging what it implements.
-    fn compile_unchecked(&self, path: &Path) -> Result<Compiled, LoadError> {
-        let bytes = std::fs::read(path).map_err(|e| LoadError::Read {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        check_is_component(&bytes).map_err(|reason| LoadError::NotAComponent {
+    /// Compiles a file's bytes without judging what they implement.
+    fn compile_bytes(&self, path: &Path, bytes: &[u8]) -> Result<Compiled, LoadError> {
+        check_is_component(bytes).map_err(|reason| LoadError::NotAComponent {
             path: path.to_path_buf(),
             reason,
         })?;
-        let sha256 = hex(&Sha256::digest(&bytes));
+        let sha256 = sha256_hex(bytes);
         let (component, provenance) =
             self.artifacts
-                .load(&self.engine, &sha256, &bytes)
+                .load(&self.engine, &sha256, bytes)
                 .map_err(|e| LoadError::Compile {
                     path: path.to_path_buf(),
                     reason: format!("{e:#}"),
@@ -258,6 +292,7 @@ impl Runtime {
             sha256,
             size: bytes.len() as u64,
             provenance,
+            embedded_version: naming::embedded_version(bytes),
         })
     }
 }
@@ -267,6 +302,20 @@ struct Compiled {
     sha256: String,
     size: u64,
     provenance: Provenance,
+    embedded_version: Option<String>,
+}
+
+/// Reads a plugin file.
+fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|e| LoadError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// The SHA-256 of `bytes` in lowercase hex: a plugin version's content identity.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 /// A component starts with the wasm magic and layer 1; a core module has layer 0.

@@ -16,12 +16,19 @@ use super::bindings::{AdapterPre, TransformerPre};
 use super::call;
 use super::context::PluginContext;
 use super::error::{CallError, FetchError};
+use super::stats::CallStats;
 use super::world::Identity;
 use crate::entity::{EntityOp, FetchOutcome, PluginFailure, SourceEvent};
 
 /// What is known about a loaded plugin file.
 #[derive(Debug, Clone)]
 pub struct PluginInfo {
+    /// The plugin's name (the file name without `@VERSION` and `.wasm`).
+    pub name: String,
+    /// The version the file name or the component declares, if any.
+    pub declared_version: Option<String>,
+    /// The version's label: declared version plus content hash (see [`super::naming`]).
+    pub label: String,
     /// The file name inside the plugin folder.
     pub file: String,
     /// Where it was loaded from.
@@ -39,9 +46,9 @@ pub struct PluginInfo {
 }
 
 impl PluginInfo {
-    /// A short version label for metrics and logs: the first 12 hex digits of the hash.
+    /// The version label used in metrics, logs and commands.
     pub fn version_label(&self) -> &str {
-        &self.sha256[..12]
+        &self.label
     }
 }
 
@@ -51,6 +58,7 @@ pub struct AdapterPlugin {
     pub(crate) label: Arc<str>,
     pub(crate) engine: Engine,
     pub(crate) pre: AdapterPre<super::state::CallState>,
+    pub(crate) stats: CallStats,
 }
 
 /// A loaded transformer.
@@ -59,6 +67,7 @@ pub struct TransformerPlugin {
     pub(crate) label: Arc<str>,
     pub(crate) engine: Engine,
     pub(crate) pre: TransformerPre<super::state::CallState>,
+    pub(crate) stats: CallStats,
 }
 
 impl std::fmt::Debug for AdapterPlugin {
@@ -81,6 +90,11 @@ impl AdapterPlugin {
     /// What is known about the file.
     pub fn info(&self) -> &PluginInfo {
         &self.info
+    }
+
+    /// This version's call counters.
+    pub fn stats(&self) -> &CallStats {
+        &self.stats
     }
 
     /// Fetches `key` of `tenant` from the record type's backing store.
@@ -117,7 +131,7 @@ impl AdapterPlugin {
             Err(FetchError::EgressDenied(_)) => "egress_denied",
             Err(FetchError::Call(e)) => e.outcome(),
         };
-        call::record(store.data(), self.info.version_label(), label, started);
+        call::record(store.data(), &self.info.label, &self.stats, label, started);
         outcome
     }
 }
@@ -158,6 +172,11 @@ impl TransformerPlugin {
         &self.info
     }
 
+    /// This version's call counters.
+    pub fn stats(&self) -> &CallStats {
+        &self.stats
+    }
+
     /// Transforms a batch of events in one call; the answer has one result per event.
     pub async fn transform(
         &self,
@@ -196,7 +215,7 @@ impl TransformerPlugin {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
         };
-        call::record(store.data(), self.info.version_label(), label, started);
+        call::record(store.data(), &self.info.label, &self.stats, label, started);
         outcome
     }
 }

@@ -19,5 +19,11 @@ pub const WRONG_WORLD: &str = env!("DROID_PLUGIN_WRONG_WORLD");
 pub const WRONG_VERSION: &str = env!("DROID_PLUGIN_WRONG_VERSION");
 /// A transformer that returns no changes, for measuring the runtime's own cost.
 pub const NOOP_TRANSFORMER: &str = env!("DROID_PLUGIN_NOOP_TRANSFORMER");
+/// An adapter answering every key with `{"version":"1.0.0"}` (plugin version 1.0.0).
+pub const VERSION_ECHO_V1: &str = env!("DROID_PLUGIN_VERSION_ECHO_V1");
+/// The same adapter at version 2.0.0, answering `{"version":"2.0.0"}`.
+pub const VERSION_ECHO_V2: &str = env!("DROID_PLUGIN_VERSION_ECHO_V2");
+/// The same adapter at version 3.0.0, which traps on about half of its calls.
+pub const VERSION_ECHO_FLAKY: &str = env!("DROID_PLUGIN_VERSION_ECHO_FLAKY");
 /// The folder all of them are in.
 pub const DIR: &str = env!("DROID_PLUGIN_DIR");
