@@ -3,6 +3,7 @@
 
 mod batch;
 mod caching;
+mod config_reload;
 mod egress;
 mod faults;
 mod loading;
@@ -10,3 +11,4 @@ mod read_through;
 mod reload;
 mod rollout;
 mod transform;
+mod trust;

@@ -173,53 +173,166 @@ fn transform_runs_events_through_a_transformer() {
     );
 }
 
+/// A `droid serve` child process, stopped with SIGTERM when dropped.
+struct Serving {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Serving {
+    fn start(config: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_droid"))
+            .args([
+                "serve",
+                "--config",
+                config.to_str().unwrap(),
+                "--log-format",
+                "json",
+            ])
+            .env("DROID_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("droid starts");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let started = Instant::now();
+        let address = loop {
+            let mut line = String::new();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "droid exited before serving"
+            );
+            let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if log["fields"]["message"] == "droid is serving" {
+                break log["fields"]["address"].as_str().unwrap().to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "droid did not start"
+            );
+        };
+        // Keep draining the log so the child never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Self { child, address }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate();
+        self.child.wait().unwrap()
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The real binary starts, answers, and shuts down gracefully on SIGTERM.
 #[test]
 fn serve_answers_and_stops_on_sigterm() {
     let (_dir, path) = config_dir(SITE);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_droid"))
-        .args([
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-            "--log-format",
-            "json",
-        ])
-        .env("DROID_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("droid starts");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let started = Instant::now();
-    let address = loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "droid exited before serving"
-        );
-        let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if log["fields"]["message"] == "droid is serving" {
-            break log["fields"]["address"].as_str().unwrap().to_owned();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "droid did not start"
-        );
-    };
-
-    let mut stream = TcpStream::connect(&address).unwrap();
+    let serving = Serving::start(&path);
+    let mut stream = TcpStream::connect(&serving.address).unwrap();
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
+    let exit = serving.stop();
     assert!(exit.success(), "droid exited with {exit}");
+}
+
+/// `droid plugins list|rollout|promote|rollback` drive a running droid.
+#[test]
+fn plugin_commands_drive_a_running_droid() {
+    let (dir, path) = config_dir(
+        "[record_types.echo]\nmode = \"read-through\"\nadapter = \"echo.wasm\"\nbase_url = \"http://127.0.0.1:9/\"\n",
+    );
+    let plugin_dir = dir.path().join("plugins");
+    std::fs::copy(plugins::VERSION_ECHO_V1, plugin_dir.join("echo.wasm")).unwrap();
+    std::fs::copy(plugins::VERSION_ECHO_V2, plugin_dir.join("echo@2.0.0.wasm")).unwrap();
+    let serving = Serving::start(&path);
+    let server = format!("http://{}", serving.address);
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", &server]);
+        let out = droid(&all);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+
+    let list = run(&["plugins", "list"]);
+    assert!(list.contains("echo (adapter)"), "{list}");
+    let current = list.lines().find(|l| l.contains("current")).unwrap();
+    assert!(current.trim_start().starts_with("2.0.0+"), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.trim_start().starts_with("1.0.0+") && l.contains("standby")),
+        "{list}"
+    );
+
+    let out = run(&["plugins", "rollout", "echo", "1.0.0", "--share", "5%"]);
+    assert!(out.contains("now serves 5% of tenants"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["plugins", "list", "--json"])).unwrap();
+    assert_eq!(json["plugins"][0]["versions"][1]["state"], "candidate");
+    assert_eq!(json["plugins"][0]["versions"][1]["share"], "5%");
+    let out = run(&["plugins", "rollback", "echo", "--reason", "not today"]);
+    assert!(out.contains("rolled back"), "{out}");
+    let list = run(&["plugins", "list"]);
+    assert!(list.contains("not today"), "{list}");
+
+    // Errors from the server come back as the command's error.
+    let out = droid(&["plugins", "promote", "nope", "--server", &server]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("unknown_plugin"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(serving.stop().success());
+}
+
+/// `droid plugins keygen` and `sign` make a signature `droid serve` trusts.
+#[test]
+fn a_signed_plugin_is_trusted_and_an_unsigned_one_refused() {
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("provider");
+    let out = droid(&["plugins", "keygen", prefix.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let trust = format!(
+        "[plugins]\nrequire_trust = true\ntrusted_keys = [{:?}]\n\n{SITE}",
+        keys.path().join("provider.pub").display().to_string()
+    );
+    let (dir, path) = config_dir(&trust);
+    let out = droid(&["check-config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("http_json_adapter.wasm: untrusted: its sha256"),
+        "{}",
+        text(&out.stderr)
+    );
+    let wasm = dir.path().join("plugins/http_json_adapter.wasm");
+    let out = droid(&[
+        "plugins",
+        "sign",
+        "--key",
+        keys.path().join("provider.key").to_str().unwrap(),
+        wasm.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = droid(&["check-config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
