@@ -21,6 +21,7 @@ const PLUGINS: &[&str] = &[
     "wrong-world",
     "wrong-version",
     "noop-transformer",
+    "oversized-memory",
 ];
 
 /// Plugins built once per feature set, each build copied to its own file name:

@@ -164,7 +164,7 @@ async fn bad_files_never_replace_the_running_version_and_a_good_one_is_picked_up
     .await;
     let target = droid.plugin_dir().join("echo.wasm");
     let v2 = bytes(plugins::VERSION_ECHO_V2);
-    let cases: [(&str, Vec<u8>, &str); 4] = [
+    let cases: [(&str, Vec<u8>, &str); 5] = [
         (
             "garbage",
             b"this is not wasm at all".to_vec(),
@@ -180,6 +180,11 @@ async fn bad_files_never_replace_the_running_version_and_a_good_one_is_picked_up
             "transformer",
             bytes(plugins::TICKET_TRANSFORMER),
             "is a transformer but plugin \"echo\" is an adapter",
+        ),
+        (
+            "oversized memory",
+            bytes(plugins::OVERSIZED_MEMORY),
+            "exceeds the limit",
         ),
     ];
     for (i, (what, content, expected)) in cases.into_iter().enumerate() {
@@ -207,7 +212,7 @@ async fn bad_files_never_replace_the_running_version_and_a_good_one_is_picked_up
         .metric("droid_plugin_load_failures_total{file=\"echo.wasm\"}")
         .await
         .unwrap_or_default();
-    assert!(failures >= 4.0, "failures counted: {failures}");
+    assert!(failures >= 5.0, "failures counted: {failures}");
 
     land(&target, &v2, Landing::Atomic);
     eventually(

@@ -33,6 +33,20 @@ impl PluginContext {
         })
     }
 
+    /// The context of the trial instance every loaded plugin gets before it may
+    /// serve: no record type, no configuration values, no network.
+    pub(crate) fn trial(memory_bytes: u64) -> Self {
+        Self {
+            record_type: "(load check)".to_owned(),
+            limits: PluginLimits {
+                deadline: std::time::Duration::from_secs(2),
+                memory_bytes,
+            },
+            values: BTreeMap::new(),
+            outbound: None,
+        }
+    }
+
     /// The record type this context belongs to.
     pub fn record_type(&self) -> &str {
         &self.record_type

@@ -108,6 +108,15 @@ pub enum LoadError {
         /// wasmtime's explanation.
         reason: String,
     },
+    /// The component links but cannot be instantiated (its start-up traps, or
+    /// its initial memory exceeds the largest cap).
+    #[error("{}: fails to instantiate: {reason}", path.display())]
+    Instantiate {
+        /// The plugin file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// What happened to a plugin call that did not return normally.

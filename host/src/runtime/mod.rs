@@ -86,6 +86,8 @@ impl LoadedPlugin {
 /// The engine, its linkers and its artifact cache. Cheap to share behind an `Arc`.
 pub struct Runtime {
     engine: Engine,
+    /// The trial instance of every load runs under this memory cap.
+    max_memory_bytes: u64,
     adapter_linker: Linker<CallState>,
     transformer_linker: Linker<CallState>,
     artifacts: ArtifactCache,
@@ -138,6 +140,7 @@ impl Runtime {
         let artifacts = ArtifactCache::new(&engine, cache_dir);
         Ok(Self {
             engine,
+            max_memory_bytes: settings.max_memory_bytes,
             adapter_linker,
             transformer_linker,
             artifacts,
@@ -172,7 +175,32 @@ impl Runtime {
         let compiled = self.compile_bytes(path, bytes)?;
         let identity = world::identify(&self.engine, &compiled.component, path)?;
         let (expected, record_type) = expected.unwrap_or((identity.world, "(any)"));
-        self.link(path, compiled, identity, expected, record_type, started)
+        let plugin = self.link(path, compiled, identity, expected, record_type, started)?;
+        self.trial(path, &plugin)?;
+        Ok(plugin)
+    }
+
+    /// Instantiates a freshly linked plugin once and drops it, so a component
+    /// whose start-up traps or whose memory does not fit is refused at load
+    /// rather than failing every call.
+    fn trial(&self, path: &Path, plugin: &LoadedPlugin) -> Result<(), LoadError> {
+        let ctx = Arc::new(PluginContext::trial(self.max_memory_bytes));
+        let label: Arc<str> = Arc::from("(load check)");
+        let mut store = call::new_store(&self.engine, &ctx, &label);
+        let result = match plugin {
+            LoadedPlugin::Adapter(p) => {
+                futures::executor::block_on(p.pre.instantiate_async(&mut store)).map(drop)
+            }
+            LoadedPlugin::Transformer(p) => {
+                futures::executor::block_on(p.pre.instantiate_async(&mut store)).map(drop)
+            }
+        };
+        result.map_err(|e| LoadError::Instantiate {
+            path: path.to_path_buf(),
+            reason: call::settle(Ok(Err(e)), store.data())
+                .map(|()| String::new())
+                .unwrap_or_else(|e| e.to_string()),
+        })
     }
 
     /// Checks a compiled component's world against `expected` and links it.

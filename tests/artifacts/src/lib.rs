@@ -19,6 +19,8 @@ pub const WRONG_WORLD: &str = env!("DROID_PLUGIN_WRONG_WORLD");
 pub const WRONG_VERSION: &str = env!("DROID_PLUGIN_WRONG_VERSION");
 /// A transformer that returns no changes, for measuring the runtime's own cost.
 pub const NOOP_TRANSFORMER: &str = env!("DROID_PLUGIN_NOOP_TRANSFORMER");
+/// An adapter whose initial memory exceeds every cap: refused at load.
+pub const OVERSIZED_MEMORY: &str = env!("DROID_PLUGIN_OVERSIZED_MEMORY");
 /// An adapter answering every key with `{"version":"1.0.0"}` (plugin version 1.0.0).
 pub const VERSION_ECHO_V1: &str = env!("DROID_PLUGIN_VERSION_ECHO_V1");
 /// The same adapter at version 2.0.0, answering `{"version":"2.0.0"}`.
