@@ -64,7 +64,9 @@ show curl -sS -i http://127.0.0.1:8080/v1/entity/site/site-0001
 show curl -sS http://127.0.0.1:8080/v1/entity/site/site-9999
 show curl -sS http://127.0.0.1:8080/v1/entity/nosuchtype/x
 echo "==> the ticket transformer on sample events (ingestion comes with its own issue)"
-show "$out/droid" plugin transform "$here/plugins/ticket_transformer.wasm" --events "$here/events/tickets.jsonl"
+show "$out/droid" plugins transform "$here/plugins/ticket_transformer.wasm" --events "$here/events/tickets.jsonl"
+echo "==> the plugins droid holds (drop a new .wasm into $here/plugins and it is picked up live)"
+show "$out/droid" plugins list
 
 if [ -n "${QUICKSTART_EXIT:-}" ]; then
     exit 0

@@ -228,3 +228,39 @@ async fn rollout_commands_name_what_is_wrong() {
         );
     }
 }
+
+#[tokio::test]
+async fn rollout_decisions_survive_a_restart() {
+    let mut droid = TestDroid::start_with_plugin_settings(
+        "",
+        ECHO,
+        &[("echo.wasm", &bytes(plugins::VERSION_ECHO_V1))],
+    )
+    .await;
+    land(
+        &droid.plugin_dir().join("echo@2.0.0.wasm"),
+        &bytes(plugins::VERSION_ECHO_V2),
+        Landing::Atomic,
+    );
+    let polls = std::sync::atomic::AtomicU32::new(0);
+    eventually(Duration::from_secs(20), "2.0.0 to serve", || async {
+        let n = polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (serving(&droid, &format!("k{n}"), "t").await == "2.0.0").then_some(())
+    })
+    .await;
+    let r = droid
+        .post(
+            "/v1/admin/plugins/echo/rollback",
+            r#"{"reason": "bad numbers"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Without its saved decisions, droid would start on the newest file, 2.0.0.
+    droid.restart().await;
+    assert_eq!(serving(&droid, "after-restart", "t").await, "1.0.0");
+    let list = admin_plugins(&droid).await;
+    let plugin = &list["plugins"][0];
+    assert_eq!(plugin["versions"][1]["state"], "rolled-back", "{plugin}");
+    assert_eq!(plugin["last_rollback"]["reason"], "bad numbers");
+}

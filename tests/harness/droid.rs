@@ -120,6 +120,32 @@ fn init_logging() {
     });
 }
 
+/// Builds an app from the configuration at `path` and serves it on a loopback port.
+async fn launch(
+    path: &Path,
+) -> Result<(Arc<App>, SocketAddr, oneshot::Sender<()>, JoinHandle<()>), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let app = tokio::task::spawn_blocking(move || App::build(config))
+        .await
+        .expect("build task")
+        .map_err(|e| e.to_string())?;
+    let app = Arc::new(app);
+    // Watching starts before the test goes on, so no change it makes is missed.
+    app.spawn_background();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind droid");
+    let addr = listener.local_addr().expect("droid address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(droid_host::server::run(app.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    let task = tokio::spawn(async move {
+        task.await.expect("server task").expect("server ran");
+    });
+    Ok((app, addr, stop, task))
+}
+
 impl TestDroid {
     /// Starts droid with `record_types` (TOML `[record_types.*]` tables); panics
     /// with the reason when it does not start.
@@ -161,25 +187,7 @@ impl TestDroid {
     ) -> Result<Self, String> {
         init_logging();
         let (dir, path) = write_config_full(plugin_settings, record_types, extra_plugins);
-        let config = Config::load(&path).map_err(|e| e.to_string())?;
-        let app = tokio::task::spawn_blocking(move || App::build(config))
-            .await
-            .expect("build task")
-            .map_err(|e| e.to_string())?;
-        let app = Arc::new(app);
-        // Watching starts before the test goes on, so no change it makes is missed.
-        app.spawn_background();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind droid");
-        let addr = listener.local_addr().expect("droid address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(droid_host::server::run(app.clone(), listener, async {
-            let _ = stopped.await;
-        }));
-        let task = tokio::spawn(async move {
-            task.await.expect("server task").expect("server ran");
-        });
+        let (app, addr, stop, task) = launch(&path).await?;
         Ok(Self {
             addr,
             app,
@@ -191,6 +199,21 @@ impl TestDroid {
             task: Some(task),
             dir,
         })
+    }
+
+    /// Stops this droid and starts a new one on the same folder (configuration,
+    /// plugins and saved state), as a process restart would.
+    pub async fn restart(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server stopped cleanly");
+        }
+        let (app, addr, stop, task) = launch(&self.config_path())
+            .await
+            .unwrap_or_else(|e| panic!("droid did not restart: {e}"));
+        (self.app, self.addr, self.stop, self.task) = (app, addr, Some(stop), Some(task));
     }
 
     /// The plugin folder.

@@ -56,6 +56,9 @@ pub struct PluginSettings {
     pub rollout: RolloutPolicy,
     /// Which plugin files may be loaded at all.
     pub trust: TrustSettings,
+    /// Where rollout decisions (current versions, rollouts, rollbacks) are kept
+    /// across restarts.
+    pub state_file: PathBuf,
 }
 
 impl PluginSettings {

@@ -35,6 +35,7 @@ pub(super) struct RawServer {
 pub(super) struct RawPlugins {
     pub dir: Option<String>,
     pub cache_dir: Option<String>,
+    pub state_file: Option<String>,
     pub watch: Option<bool>,
     pub settle_ms: Option<u64>,
     pub initial_share: Option<String>,

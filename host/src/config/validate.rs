@@ -22,6 +22,7 @@ const MIB: u64 = 1024 * 1024;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_PLUGIN_DIR: &str = "plugins";
 const DEFAULT_CACHE_DIR: &str = ".droid/cache";
+const DEFAULT_STATE_FILE: &str = ".droid/plugin-state.json";
 const DEFAULT_MAX_INSTANCES: u32 = 256;
 const DEFAULT_MAX_MEMORY_MIB: u64 = 256;
 const DEFAULT_DEADLINE_MS: u64 = 2_000;
@@ -315,6 +316,13 @@ fn plugin_settings(c: &mut Checker, base: &Path, raw: &RawPlugins) -> PluginSett
             pinned_sha256: raw.pinned_sha256.clone(),
             trusted_keys,
         },
+        state_file: resolve_dir(
+            c,
+            base,
+            "plugins.state_file",
+            raw.state_file.clone(),
+            DEFAULT_STATE_FILE,
+        ),
     }
 }
 

@@ -17,6 +17,7 @@ mod deployment;
 mod plugin;
 mod registry;
 mod rollout;
+mod saved;
 mod status;
 pub mod trust;
 mod version;
@@ -31,6 +32,7 @@ use std::time::SystemTime;
 pub use deployment::{Deployment, bucket};
 pub use plugin::{Arrival, ControlError, Plugin, Rollback, RolledBack, VersionState};
 pub use registry::{Binding, Registry, RegistryError};
+pub use saved::{Saved, SavedFile, SavedPlugin};
 pub use status::{LoadFailure, PluginStatus, VersionStatus};
 pub use trust::{Trust, TrustError};
 pub use version::Version;
@@ -51,6 +53,9 @@ pub struct Plugins {
     next_id: AtomicU64,
     /// Serialises loads, so two events for one plugin cannot race.
     loading: Mutex<()>,
+    /// Rollout decisions kept across restarts.
+    saved_file: SavedFile,
+    saved: Mutex<Saved>,
 }
 
 /// What became of a changed file.
@@ -79,13 +84,17 @@ pub enum FileOutcome {
 }
 
 impl Plugins {
-    /// An empty set of plugins loading from `dir` under `settings`.
+    /// An empty set of plugins loading from `dir` under `settings`, with the
+    /// rollout decisions saved in `settings.state_file`.
     pub fn new(
         runtime: Arc<Runtime>,
         dir: PathBuf,
         settings: &PluginSettings,
     ) -> Result<Self, TrustError> {
+        let saved_file = SavedFile::new(settings.state_file.clone());
         Ok(Self {
+            saved: Mutex::new(saved_file.load()),
+            saved_file,
             runtime,
             dir,
             policy: RwLock::new(settings.rollout),
@@ -175,8 +184,12 @@ impl Plugins {
             })
             .collect();
         let plugin = Arc::new(Plugin::new(name, current, others));
+        if let Some(saved) = lock(&self.saved).plugins.get(name) {
+            plugin.restore(saved);
+        }
         self.publish_loaded(&plugin);
         write(&self.plugins).insert(name.to_owned(), plugin.clone());
+        self.save(&plugin);
         Ok(plugin)
     }
 
@@ -262,6 +275,7 @@ impl Plugins {
             }
         }
         self.publish_loaded(&plugin);
+        self.save(&plugin);
         FileOutcome::Loaded {
             plugin: named.plugin,
             version: label,
@@ -310,6 +324,7 @@ impl Plugins {
         let version = plugin.rollout(reference, share)?;
         tracing::info!(plugin = name, version = version.label(), share = %share, "rollout started by an operator");
         self.publish_loaded(&plugin);
+        self.save(&plugin);
         Ok(version)
     }
 
@@ -379,6 +394,17 @@ impl Plugins {
         ::metrics::counter!(PLUGIN_ROLLBACKS, "plugin" => plugin.name().to_owned(), "how" => how)
             .increment(1);
         self.publish_loaded(plugin);
+        self.save(plugin);
+    }
+
+    /// Keeps `plugin`'s decisions for the next start.
+    fn save(&self, plugin: &Plugin) {
+        let mut saved = lock(&self.saved);
+        let decisions = plugin.saved();
+        if saved.plugins.get(plugin.name()) != Some(&decisions) {
+            saved.plugins.insert(plugin.name().to_owned(), decisions);
+            self.saved_file.store(&saved);
+        }
     }
 
     /// Judges and loads one file's bytes, recording a failure by file name.

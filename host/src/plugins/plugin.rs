@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 
 use super::deployment::{Baseline, Candidate, Deployment};
+use super::saved::SavedPlugin;
 use super::version::Version;
 use crate::config::Share;
 use crate::runtime::WorldKind;
@@ -43,7 +44,7 @@ struct State {
 }
 
 /// A rollback that happened.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rollback {
     /// The version taken back.
     pub version: String,
@@ -307,6 +308,49 @@ impl Plugin {
             version: taken,
             record,
         })
+    }
+
+    /// The decisions to keep across a restart.
+    pub fn saved(&self) -> SavedPlugin {
+        let state = self.lock();
+        let deployment = self.deployment.load();
+        SavedPlugin {
+            current: Some(deployment.current.sha256().to_owned()),
+            candidate: deployment
+                .candidate
+                .as_ref()
+                .map(|c| (c.version.sha256().to_owned(), c.share.to_string())),
+            rolled_back: state.rolled_back.clone(),
+            last_rollback: state.last_rollback.clone(),
+        }
+    }
+
+    /// Re-applies decisions saved before a restart, as far as the versions they
+    /// name are loaded: the saved current version, the rollout in progress, and
+    /// what was rolled back (never current again unless nothing else loads).
+    pub fn restore(&self, saved: &SavedPlugin) {
+        let mut state = self.lock();
+        state.rolled_back = saved.rolled_back.clone();
+        state.last_rollback = saved.last_rollback.clone();
+        let by_sha = |sha: &str| state.versions.iter().find(|v| v.sha256() == sha).cloned();
+        let current = saved.current.as_deref().and_then(by_sha).or_else(|| {
+            // The default choice, unless it was rolled back.
+            state
+                .versions
+                .iter()
+                .find(|v| !state.rolled_back.contains_key(v.sha256()))
+                .cloned()
+        });
+        if let Some(current) = current {
+            self.deployment.store(Arc::new(Deployment::only(current)));
+        }
+        if let Some((sha, share)) = &saved.candidate
+            && let (Some(candidate), Ok(share)) = (by_sha(sha), Share::parse(share))
+            && !Arc::ptr_eq(&candidate, &self.deployment.load().current)
+        {
+            self.start_rollout(&state, candidate, share);
+        }
+        self.prune(&mut state);
     }
 
     /// The last rollback, if any.

@@ -182,6 +182,31 @@ const TABLE: &[(&str, &str, &str)] = &[
         "[runtime]\nmax_instances = 0\n{site}",
         "runtime.max_instances: expected a number from 1 to 10000, found 0",
     ),
+    (
+        "a rollout share over 100%",
+        "[plugins]\ninitial_share = \"150%\"\n{site}",
+        "plugins.initial_share: expected a percentage from 0% to 100% such as \"5%\" or \"0.5%\", found \"150%\"",
+    ),
+    (
+        "a rollback margin without a percent sign",
+        "[plugins]\nrollback_margin = \"0.05\"\n{site}",
+        "plugins.rollback_margin: expected a percentage",
+    ),
+    (
+        "a pinned hash that is not one",
+        "[plugins]\npinned_sha256 = [\"abc\"]\n{site}",
+        "plugins.pinned_sha256[0]: expected a SHA-256 hash as 64 lowercase hex digits",
+    ),
+    (
+        "trust required with nothing trusted",
+        "[plugins]\nrequire_trust = true\n{site}",
+        "plugins.require_trust: trust is required but nothing is trusted",
+    ),
+    (
+        "a zero rollback call minimum",
+        "[plugins]\nrollback_min_calls = 0\n{site}",
+        "plugins.rollback_min_calls: expected a number from 1 to 10000000, found 0",
+    ),
 ];
 
 #[test]
