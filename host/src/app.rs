@@ -306,9 +306,10 @@ impl App {
         Ok(done)
     }
 
-    /// Rolls back every candidate doing worse than its current version.
+    /// Rolls back every candidate doing worse than its current version. Takes
+    /// only each plugin's own lock, never the change lock: the upkeep thread
+    /// calls it and must not wait behind a plugin being compiled.
     pub fn check_rollouts(&self) -> Vec<RolledBack> {
-        let _changing = lock(&self.changing);
         let done = self.plugins.check_rollouts();
         for rolled in &done {
             self.read_through.drop_produced_by(rolled.version.id);

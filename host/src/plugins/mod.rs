@@ -448,6 +448,7 @@ impl Plugins {
             plugin,
             loaded_at: SystemTime::now(),
             trusted_by,
+            withdrawn: Default::default(),
         }))
     }
 

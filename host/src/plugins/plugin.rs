@@ -229,6 +229,7 @@ impl Plugin {
         let mut state = self.lock();
         let version = self.find(&state, reference)?;
         state.rolled_back.remove(version.sha256());
+        version.set_withdrawn(false);
         let deployment = self.deployment.load_full();
         if Arc::ptr_eq(&deployment.current, &version) {
             return Err(ControlError::Conflict(format!(
@@ -292,6 +293,7 @@ impl Plugin {
                 (deployment.current.clone(), previous)
             }
         };
+        taken.set_withdrawn(true);
         state
             .rolled_back
             .insert(taken.sha256().to_owned(), reason.to_owned());
@@ -331,6 +333,9 @@ impl Plugin {
     pub fn restore(&self, saved: &SavedPlugin) {
         let mut state = self.lock();
         state.rolled_back = saved.rolled_back.clone();
+        for v in &state.versions {
+            v.set_withdrawn(state.rolled_back.contains_key(v.sha256()));
+        }
         state.last_rollback = saved.last_rollback.clone();
         let by_sha = |sha: &str| state.versions.iter().find(|v| v.sha256() == sha).cloned();
         let current = saved.current.as_deref().and_then(by_sha).or_else(|| {

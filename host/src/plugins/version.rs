@@ -2,6 +2,7 @@
 //! about where it came from.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use crate::runtime::{AdapterPlugin, LoadedPlugin, StatsSnapshot, TransformerPlugin, WorldKind};
@@ -20,6 +21,9 @@ pub struct Version {
     /// What made it trusted: a pinned hash or a signing key; `None` when trust is
     /// not required and the file carried neither.
     pub trusted_by: Option<String>,
+    /// Set when the version is rolled back: a fetch it was still running must
+    /// not leave its result in a cache.
+    pub(super) withdrawn: AtomicBool,
 }
 
 impl Version {
@@ -62,6 +66,15 @@ impl Version {
             LoadedPlugin::Transformer(t) => Some(t),
             LoadedPlugin::Adapter(_) => None,
         }
+    }
+
+    /// Whether it was rolled back (and not rolled out again since).
+    pub fn is_withdrawn(&self) -> bool {
+        self.withdrawn.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn set_withdrawn(&self, withdrawn: bool) {
+        self.withdrawn.store(withdrawn, Ordering::SeqCst);
     }
 
     /// Its call counters now.

@@ -322,8 +322,13 @@ impl Reader {
                     .invalidations
                     .get(&k)
                     .is_some_and(|mark| mark.seq > started_seq);
-                if !invalidated {
+                // A version rolled back meanwhile leaves nothing behind: its
+                // entries are being dropped, and this one must not outlive them.
+                if !invalidated && !version.is_withdrawn() {
                     reader.cache.store(&k, entry.clone());
+                    if version.is_withdrawn() {
+                        reader.cache.remove(&k);
+                    }
                 }
                 if flights.get(&k).is_some_and(|f| f.id == id) {
                     flights.remove(&k);
