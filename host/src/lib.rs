@@ -17,4 +17,5 @@ pub mod plugins;
 pub mod readthrough;
 pub mod runtime;
 pub mod server;
+pub mod store;
 pub mod tls;

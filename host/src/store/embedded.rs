@@ -1,0 +1,330 @@
+//! The embedded store: one redb file, nothing to install.
+//!
+//! Tables: `records` (record key → record with its version and last sequence
+//! number; deletions stay as tombstones so an older upsert arriving later cannot
+//! bring a record back), `changes` (sequence number → change, JSON), `events`
+//! (source and event id → nothing: the ids seen) and `meta` (the last sequence
+//! number). One write transaction per batch, committed with redb's default
+//! durability (synced to disk before `apply` returns).
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::codec::{decode_record, encode_record, event_key, record_key};
+use super::{
+    Change, ChangeKind, EventOutcome, EventWrite, Op, RecordId, Store, StoreError, StoredRecord,
+    now_ms,
+};
+
+const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
+const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
+const EVENTS: TableDefinition<&[u8], ()> = TableDefinition::new("events");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const LAST_SEQ: &str = "last_seq";
+
+/// The store in one redb file.
+#[derive(Debug)]
+pub struct Embedded {
+    db: Database,
+}
+
+fn io(operation: &'static str) -> impl Fn(redb::Error) -> StoreError {
+    move |e| StoreError::Io {
+        operation,
+        reason: e.to_string(),
+    }
+}
+
+macro_rules! try_io {
+    ($op:literal, $e:expr) => {
+        $e.map_err(|e| io($op)(e.into()))?
+    };
+}
+
+impl Embedded {
+    /// Opens (or creates) the store at `path`. redb checks the file and repairs
+    /// an interrupted commit on open: what was committed is there, nothing else.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        let db = Database::create(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        // Create the tables, so readers of an empty store find them.
+        let txn = try_io!("open", db.begin_write());
+        {
+            try_io!("open", txn.open_table(RECORDS));
+            try_io!("open", txn.open_table(CHANGES));
+            try_io!("open", txn.open_table(EVENTS));
+            try_io!("open", txn.open_table(META));
+        }
+        try_io!("open", txn.commit());
+        Ok(Self { db })
+    }
+}
+
+impl Store for Embedded {
+    fn apply(&self, events: &[EventWrite]) -> Result<Vec<EventOutcome>, StoreError> {
+        let committed_at_ms = now_ms();
+        let txn = try_io!("write", self.db.begin_write());
+        let mut outcomes = Vec::with_capacity(events.len());
+        {
+            let mut records = try_io!("write", txn.open_table(RECORDS));
+            let mut changes = try_io!("write", txn.open_table(CHANGES));
+            let mut seen = try_io!("write", txn.open_table(EVENTS));
+            let mut meta = try_io!("write", txn.open_table(META));
+            let mut seq = try_io!("write", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
+            for event in events {
+                let ek = event_key(&event.source, &event.event_id);
+                if try_io!("write", seen.get(ek.as_slice())).is_some() {
+                    outcomes.push(EventOutcome::Duplicate);
+                    continue;
+                }
+                try_io!("write", seen.insert(ek.as_slice(), ()));
+                let mut seqs = Vec::new();
+                let mut stale = 0;
+                for op in &event.ops {
+                    let rk = record_key(op.id());
+                    let current = match try_io!("write", records.get(rk.as_slice())) {
+                        Some(bytes) => Some(decode_record(bytes.value())?),
+                        None => None,
+                    };
+                    if current.is_some_and(|c| c.version >= op.version()) {
+                        stale += 1;
+                        continue;
+                    }
+                    seq += 1;
+                    let (body, kind) = match op {
+                        Op::Upsert { body, .. } => (
+                            Some(body.clone()),
+                            ChangeKind::Upsert { body: body.clone() },
+                        ),
+                        Op::Delete { .. } => (None, ChangeKind::Delete),
+                    };
+                    let record = StoredRecord {
+                        body,
+                        version: op.version(),
+                        seq,
+                        committed_at_ms,
+                    };
+                    try_io!(
+                        "write",
+                        records.insert(rk.as_slice(), encode_record(&record).as_slice())
+                    );
+                    let id = op.id();
+                    let change = Change {
+                        seq,
+                        record_type: id.record_type.clone(),
+                        tenant: id.tenant.clone(),
+                        key: id.key.clone(),
+                        version: op.version(),
+                        kind,
+                        source: event.source.clone(),
+                        event_id: event.event_id.clone(),
+                        occurred_at_ms: event.occurred_at_ms,
+                        committed_at_ms,
+                    };
+                    let json = serde_json::to_vec(&change)
+                        .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))?;
+                    try_io!("write", changes.insert(seq, json.as_slice()));
+                    seqs.push(seq);
+                }
+                outcomes.push(EventOutcome::Applied { seqs, stale });
+            }
+            try_io!("write", meta.insert(LAST_SEQ, seq));
+        }
+        try_io!("commit", txn.commit());
+        Ok(outcomes)
+    }
+
+    fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let records = try_io!("read", txn.open_table(RECORDS));
+        match try_io!("read", records.get(record_key(id).as_slice())) {
+            Some(bytes) => decode_record(bytes.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let changes = try_io!("read", txn.open_table(CHANGES));
+        let mut out = Vec::new();
+        for entry in try_io!("read", changes.range(after.saturating_add(1)..)).take(limit) {
+            let (_, value) = try_io!("read", entry);
+            out.push(
+                serde_json::from_slice(value.value())
+                    .map_err(|e| StoreError::Corrupt(format!("a change does not decode: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn last_seq(&self) -> Result<u64, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let meta = try_io!("read", txn.open_table(META));
+        Ok(try_io!("read", meta.get(LAST_SEQ)).map_or(0, |v| v.value()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(key: &str) -> RecordId {
+        RecordId {
+            record_type: "ticket".into(),
+            tenant: "acme".into(),
+            key: key.into(),
+        }
+    }
+
+    fn upsert(key: &str, version: u64, body: &str) -> Op {
+        Op::Upsert {
+            id: id(key),
+            body: body.into(),
+            version,
+        }
+    }
+
+    fn event(event_id: &str, ops: Vec<Op>) -> EventWrite {
+        EventWrite {
+            source: "jira".into(),
+            event_id: event_id.into(),
+            occurred_at_ms: 1_000,
+            ops,
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, Embedded) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Embedded::open(&dir.path().join("store.redb")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn writes_get_consecutive_sequence_numbers_and_read_back() {
+        let (_dir, store) = open();
+        let out = store
+            .apply(&[
+                event(
+                    "e1",
+                    vec![upsert("A", 1, "{\"a\":1}"), upsert("B", 1, "{}")],
+                ),
+                event("e2", vec![upsert("A", 2, "{\"a\":2}")]),
+            ])
+            .unwrap();
+        assert_eq!(
+            out,
+            [
+                EventOutcome::Applied {
+                    seqs: vec![1, 2],
+                    stale: 0
+                },
+                EventOutcome::Applied {
+                    seqs: vec![3],
+                    stale: 0
+                }
+            ]
+        );
+        let a = store.get(&id("A")).unwrap().unwrap();
+        assert_eq!(
+            (a.body.as_deref(), a.version, a.seq),
+            (Some("{\"a\":2}"), 2, 3)
+        );
+        assert_eq!(store.last_seq().unwrap(), 3);
+        let log = store.changes(0, 10).unwrap();
+        assert_eq!(log.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(store.changes(2, 10).unwrap().len(), 1);
+        assert_eq!(store.changes(0, 2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_resent_event_changes_nothing() {
+        let (_dir, store) = open();
+        store
+            .apply(&[event("e1", vec![upsert("A", 1, "{}")])])
+            .unwrap();
+        let again = store
+            .apply(&[event("e1", vec![upsert("A", 5, "{\"x\":1}")])])
+            .unwrap();
+        assert_eq!(again, [EventOutcome::Duplicate]);
+        assert_eq!(store.get(&id("A")).unwrap().unwrap().version, 1);
+        assert_eq!(store.last_seq().unwrap(), 1);
+    }
+
+    #[test]
+    fn older_versions_never_overwrite_newer_ones_not_even_after_a_delete() {
+        let (_dir, store) = open();
+        store
+            .apply(&[
+                event("e3", vec![upsert("A", 3, "{\"v\":3}")]),
+                event("e2", vec![upsert("A", 2, "{\"v\":2}")]),
+            ])
+            .unwrap();
+        assert_eq!(store.get(&id("A")).unwrap().unwrap().version, 3);
+        store
+            .apply(&[event(
+                "d4",
+                vec![Op::Delete {
+                    id: id("A"),
+                    version: 4,
+                }],
+            )])
+            .unwrap();
+        let out = store
+            .apply(&[event("e1", vec![upsert("A", 1, "{\"v\":1}")])])
+            .unwrap();
+        assert_eq!(
+            out,
+            [EventOutcome::Applied {
+                seqs: vec![],
+                stale: 1
+            }]
+        );
+        let tombstone = store.get(&id("A")).unwrap().unwrap();
+        assert_eq!((tombstone.body, tombstone.version), (None, 4));
+        let kinds: Vec<_> = store
+            .changes(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ChangeKind::Upsert {
+                    body: "{\"v\":3}".into()
+                },
+                ChangeKind::Delete
+            ]
+        );
+    }
+
+    #[test]
+    fn everything_committed_is_there_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/store.redb");
+        {
+            let store = Embedded::open(&path).unwrap();
+            store
+                .apply(&[event("e1", vec![upsert("A", 1, "{}")])])
+                .unwrap();
+        }
+        let store = Embedded::open(&path).unwrap();
+        assert_eq!(store.last_seq().unwrap(), 1);
+        assert!(store.get(&id("A")).unwrap().is_some());
+        assert_eq!(
+            store.apply(&[event("e1", vec![])]).unwrap(),
+            [EventOutcome::Duplicate]
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! Where ingested records live: the [`Store`] trait, the change log every write
+//! appends to, and the embedded implementation on redb ([`Embedded`]).
+//!
+//! A write is a batch of events, each with the record changes its transformer
+//! asked for. The whole batch commits in one transaction: every applied change
+//! gets the next sequence number in the change log in that same transaction, so
+//! the log has no gaps and never disagrees with the records. Each event id is
+//! remembered per source, so a re-sent event changes nothing; each change
+//! carries the provider's version, and a change older than what the store holds
+//! for its record (a deletion included, kept as a tombstone) is skipped.
+//!
+//! The trait is what ingestion, reads and the change feed use; a PostgreSQL
+//! implementation can sit behind it with the same rules (one transaction per
+//! batch, a sequence for the log, a unique event-id index).
+
+mod codec;
+mod embedded;
+
+use std::fmt::Debug;
+
+pub use embedded::Embedded;
+
+/// Names one record.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordId {
+    /// Its record type.
+    pub record_type: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its key within the record type and tenant.
+    pub key: String,
+}
+
+/// One change an event asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Create or replace the record with `body` (JSON) at `version`.
+    Upsert {
+        /// The record.
+        id: RecordId,
+        /// Its JSON body.
+        body: String,
+        /// The provider's version; older versions never overwrite newer ones.
+        version: u64,
+    },
+    /// Delete the record as of `version`.
+    Delete {
+        /// The record.
+        id: RecordId,
+        /// The provider's version of the deletion.
+        version: u64,
+    },
+}
+
+impl Op {
+    /// The record it changes.
+    pub fn id(&self) -> &RecordId {
+        match self {
+            Op::Upsert { id, .. } | Op::Delete { id, .. } => id,
+        }
+    }
+
+    /// The provider's version of the change.
+    pub fn version(&self) -> u64 {
+        match self {
+            Op::Upsert { version, .. } | Op::Delete { version, .. } => *version,
+        }
+    }
+}
+
+/// One source event and the changes it produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventWrite {
+    /// The ingestion source it came from.
+    pub source: String,
+    /// Its id, unique within the source: what makes ingestion idempotent.
+    pub event_id: String,
+    /// When it happened at the source, in milliseconds since the Unix epoch.
+    pub occurred_at_ms: u64,
+    /// The changes.
+    pub ops: Vec<Op>,
+}
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Its changes were committed (those not older than the stored record).
+    Applied {
+        /// The sequence numbers its applied changes got, in order.
+        seqs: Vec<u64>,
+        /// How many of its changes were older than the stored record and skipped.
+        stale: usize,
+    },
+    /// The event id was seen before; nothing changed.
+    Duplicate,
+}
+
+/// A record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Its JSON body; `None` for a deleted record (a tombstone).
+    pub body: Option<String>,
+    /// The provider's version of the last change.
+    pub version: u64,
+    /// The change log sequence number of the last change.
+    pub seq: u64,
+    /// When the last change was committed, in milliseconds since the Unix epoch.
+    pub committed_at_ms: u64,
+}
+
+/// What a change did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ChangeKind {
+    /// The record was created or replaced.
+    Upsert {
+        /// The new body.
+        body: String,
+    },
+    /// The record was deleted.
+    Delete,
+}
+
+/// One entry of the change log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Change {
+    /// Its position in the log: consecutive, starting at 1.
+    pub seq: u64,
+    /// The record type.
+    pub record_type: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The key.
+    pub key: String,
+    /// The provider's version.
+    pub version: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: ChangeKind,
+    /// The source and event that caused it.
+    pub source: String,
+    /// The event id.
+    pub event_id: String,
+    /// When the event happened at the source (ms since the epoch).
+    pub occurred_at_ms: u64,
+    /// When the change was committed (ms since the epoch).
+    pub committed_at_ms: u64,
+}
+
+/// Why the store could not do what was asked. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened.
+    #[error("cannot open the store at {path}: {reason}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A read or a transaction failed.
+    #[error("store {operation} failed: {reason}")]
+    Io {
+        /// What was being done.
+        operation: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Stored bytes do not decode (a bug or corruption).
+    #[error("the store holds a damaged entry: {0}")]
+    Corrupt(String),
+}
+
+/// A durable store of records with an ordered change log.
+pub trait Store: Send + Sync + Debug {
+    /// Commits `events` in one transaction, durably, and says what became of
+    /// each (in order). Either everything is committed or nothing is.
+    fn apply(&self, events: &[EventWrite]) -> Result<Vec<EventOutcome>, StoreError>;
+
+    /// The record, tombstones included (their `body` is `None`).
+    fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StoreError>;
+
+    /// Up to `limit` changes with sequence numbers above `after`, in order.
+    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
+
+    /// The sequence number of the last change (0 when there is none).
+    fn last_seq(&self) -> Result<u64, StoreError>;
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
