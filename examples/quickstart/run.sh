@@ -63,8 +63,11 @@ echo "==> reading through droid"
 show curl -sS -i http://127.0.0.1:8080/v1/entity/site/site-0001
 show curl -sS http://127.0.0.1:8080/v1/entity/site/site-9999
 show curl -sS http://127.0.0.1:8080/v1/entity/nosuchtype/x
-echo "==> the ticket transformer on sample events (ingestion comes with its own issue)"
+echo "==> the ticket transformer on sample events, offline"
 show "$out/droid" plugins transform "$here/plugins/ticket_transformer.wasm" --events "$here/events/tickets.jsonl"
+echo "==> ingesting the same events, then reading a ticket back"
+show curl -sS --fail-with-body -X POST --data-binary @"$here/events/tickets.jsonl" http://127.0.0.1:8080/v1/ingest/tracker
+show curl -sS -i --fail-with-body "http://127.0.0.1:8080/v1/entity/ticket/OPS-1001?tenant=tenant-0001"
 echo "==> the plugins droid holds (drop a new .wasm into $here/plugins and it is picked up live)"
 show "$out/droid" plugins list
 

@@ -25,6 +25,7 @@ use crate::plugins::{
 };
 use crate::readthrough::ReadThrough;
 use crate::runtime::{Runtime, RuntimeError};
+use crate::store::{Embedded, Store, StoreError};
 
 /// How often the upkeep thread folds histogram samples into their buckets, runs
 /// the caches' pending maintenance and judges running rollouts. Often enough
@@ -39,6 +40,8 @@ pub struct App {
     pub runtime: Arc<Runtime>,
     /// Every plugin and its versions.
     pub plugins: Arc<Plugins>,
+    /// Where ingested records live.
+    pub store: Arc<dyn Store>,
     live: ArcSwap<Live>,
     /// The read-through path and its caches.
     pub read_through: ReadThrough,
@@ -125,6 +128,9 @@ pub enum StartError {
     /// A trusted key could not be loaded.
     #[error(transparent)]
     Trust(#[from] TrustError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl App {
@@ -142,6 +148,7 @@ impl App {
             &config.plugins,
         )?);
         let registry = Arc::new(Registry::bind(&plugins, &config, None)?);
+        let store: Arc<dyn Store> = Arc::new(Embedded::open(&config.store_path)?);
         tracing::warn!(
             "the API is unauthenticated: anyone who can reach it may read, invalidate and administer"
         );
@@ -162,6 +169,7 @@ impl App {
             }),
             runtime,
             plugins,
+            store,
             metrics,
             changing: Mutex::new(()),
             watcher: Mutex::new(None),
@@ -403,6 +411,10 @@ fn keep_restart_settings(new: &mut Config, running: &Config) -> Vec<String> {
     if new.cache_dir != running.cache_dir {
         changed.push("plugins.cache_dir".to_owned());
         new.cache_dir = running.cache_dir.clone();
+    }
+    if new.store_path != running.store_path {
+        changed.push("store.path".to_owned());
+        new.store_path = running.store_path.clone();
     }
     if new.runtime != running.runtime {
         changed.push("runtime".to_owned());

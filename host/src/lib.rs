@@ -11,6 +11,7 @@ pub mod app;
 pub mod cache;
 pub mod config;
 pub mod entity;
+pub mod ingest;
 pub mod key;
 pub mod metrics;
 pub mod plugins;

@@ -6,6 +6,7 @@ mod caching;
 mod config_reload;
 mod egress;
 mod faults;
+mod ingest;
 mod loading;
 mod read_through;
 mod reload;

@@ -82,15 +82,20 @@ async fn large_batches_and_empty_batches_work() {
     assert!(empty.is_empty());
 }
 
-/// An ingested record type is not readable through the read-through API.
+/// An ingested record type is read from the store: no plugin call, no read-through cache.
 #[tokio::test]
-async fn an_ingested_type_is_not_read_through() {
+async fn an_ingested_type_is_read_from_the_store_not_through_a_plugin() {
     let droid = droid().await;
     let r = droid.get("/v1/entity/ticket/OPS-1").await;
     assert_eq!(
         (r.status, r.error_code().as_str()),
-        (404, "not_read_through"),
+        (404, "not_found"),
         "{}",
         r.body
+    );
+    assert_eq!(
+        r.header("droid-cache"),
+        None,
+        "no read-through cache involved"
     );
 }

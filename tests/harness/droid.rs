@@ -15,7 +15,8 @@ use tokio::task::JoinHandle;
 #[derive(Debug)]
 pub struct TestDroid {
     addr: SocketAddr,
-    app: Arc<App>,
+    /// `None` only while restarting.
+    app: Option<Arc<App>>,
     client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -186,11 +187,12 @@ impl TestDroid {
         extra_plugins: &[(&str, &[u8])],
     ) -> Result<Self, String> {
         init_logging();
+        droid_host::tls::install_default_provider();
         let (dir, path) = write_config_full(plugin_settings, record_types, extra_plugins);
         let (app, addr, stop, task) = launch(&path).await?;
         Ok(Self {
             addr,
-            app,
+            app: Some(app),
             client: reqwest::Client::builder()
                 .no_proxy()
                 .build()
@@ -210,10 +212,17 @@ impl TestDroid {
         if let Some(task) = self.task.take() {
             task.await.expect("server stopped cleanly");
         }
+        // The old app must be gone (its store closed) before the new one opens
+        // it; background threads hold it only for moments.
+        let old = self.app.take().expect("running");
+        while Arc::strong_count(&old) > 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        drop(old);
         let (app, addr, stop, task) = launch(&self.config_path())
             .await
             .unwrap_or_else(|e| panic!("droid did not restart: {e}"));
-        (self.app, self.addr, self.stop, self.task) = (app, addr, Some(stop), Some(task));
+        (self.app, self.addr, self.stop, self.task) = (Some(app), addr, Some(stop), Some(task));
     }
 
     /// The plugin folder.
@@ -228,7 +237,7 @@ impl TestDroid {
 
     /// The running app, for in-process checks.
     pub fn app(&self) -> &Arc<App> {
-        &self.app
+        self.app.as_ref().expect("droid is running")
     }
 
     /// `http://ADDR{path}`.

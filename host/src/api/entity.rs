@@ -17,7 +17,8 @@ use super::respond;
 use crate::access::Caller;
 use crate::app::App;
 use crate::key::{EntityKey, TenantId};
-use crate::readthrough::WhenBusy;
+use crate::readthrough::{ReadError, WhenBusy};
+use crate::store::RecordId;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ReadQuery {
@@ -105,8 +106,72 @@ async fn read(
             app.request_metrics.record(record_type, outcome, started);
             response
         }
+        // Ingested record types are read from the store.
+        Err(ReadError::NotReadThrough(_)) => {
+            match stored(app, record_type, &key, &tenant, headers) {
+                Ok((response, outcome)) => {
+                    app.request_metrics.record(record_type, outcome, started);
+                    response
+                }
+                Err(e) => finish(app, record_type, e, started),
+            }
+        }
         Err(e) => finish(app, record_type, respond::read_error(&e), started),
     }
+}
+
+/// A record of an ingested record type, from the store. Deleted records
+/// (tombstones) are not found.
+fn stored(
+    app: &App,
+    record_type: &str,
+    key: &EntityKey,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+) -> Result<(Response, RequestOutcome), ApiError> {
+    let id = RecordId {
+        record_type: record_type.to_owned(),
+        tenant: tenant.as_str().to_owned(),
+        key: key.as_str().to_owned(),
+    };
+    let record = app.store.get(&id).map_err(|e| {
+        tracing::error!(error = %e, record_type, "store read failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::StoreUnavailable,
+            "the store could not be read",
+        )
+        .retry_after(1)
+    })?;
+    let Some((body, version)) = record.and_then(|r| Some((r.body?, r.version))) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no {record_type} record with key {:?}", key.as_str()),
+        ));
+    };
+    let etag = format!("\"v{version}\"");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return Ok((
+            (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response(),
+            RequestOutcome::NotModified,
+        ));
+    }
+    Ok((
+        (
+            [
+                (header::CONTENT_TYPE, "application/json".to_owned()),
+                (header::ETAG, etag),
+            ],
+            body,
+        )
+            .into_response(),
+        RequestOutcome::Found,
+    ))
 }
 
 /// Counts and returns an error response.

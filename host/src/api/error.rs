@@ -66,6 +66,10 @@ pub enum ErrorCode {
     PluginStateConflict,
     /// The configuration file was refused; the running configuration stays.
     ConfigRefused,
+    /// No ingestion source of that name is configured.
+    UnknownSource,
+    /// The store failed; nothing was written.
+    StoreUnavailable,
     /// The host hit a bug; details are in its log.
     Internal,
 }
@@ -100,6 +104,8 @@ impl ErrorCode {
         ErrorCode::AmbiguousVersion,
         ErrorCode::PluginStateConflict,
         ErrorCode::ConfigRefused,
+        ErrorCode::UnknownSource,
+        ErrorCode::StoreUnavailable,
         ErrorCode::Internal,
     ];
 
@@ -133,6 +139,8 @@ impl ErrorCode {
             ErrorCode::AmbiguousVersion => "ambiguous_version",
             ErrorCode::PluginStateConflict => "plugin_state_conflict",
             ErrorCode::ConfigRefused => "config_refused",
+            ErrorCode::UnknownSource => "unknown_source",
+            ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::Internal => "internal",
         }
     }

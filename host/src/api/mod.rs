@@ -10,6 +10,7 @@ mod admin;
 mod batch;
 mod entity;
 mod error;
+mod ingest;
 mod invalidate;
 mod ops;
 mod request_metrics;
@@ -39,6 +40,7 @@ pub fn router(app: Arc<App>) -> Router {
             post(batch::read_batch).get(entity::get_key_named_batch),
         )
         .route("/v1/invalidate", post(invalidate::invalidate))
+        .route("/v1/ingest/{source}", post(ingest::ingest_events))
         .route(
             "/v1/entity/{record_type}/{key}/{*rest}",
             get(entity::key_with_slash),

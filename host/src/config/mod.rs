@@ -41,6 +41,17 @@ pub struct Config {
     pub runtime: RuntimeSettings,
     /// The declared record types, by name.
     pub record_types: BTreeMap<String, Arc<RecordTypeConfig>>,
+    /// The embedded store's file.
+    pub store_path: PathBuf,
+    /// Ingestion sources, by name: which ingested record type each feeds.
+    pub sources: BTreeMap<String, SourceConfig>,
+}
+
+/// One ingestion source (`POST /v1/ingest/{source}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    /// The ingested record type whose transformer turns its events into records.
+    pub record_type: String,
 }
 
 /// How plugin files are picked up, rolled out and trusted.

@@ -21,6 +21,22 @@ pub(super) struct RawConfig {
     pub defaults: RawDefaults,
     #[serde(default)]
     pub record_types: BTreeMap<String, RawRecordType>,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub sources: BTreeMap<String, RawSource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    pub record_type: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

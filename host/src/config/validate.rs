@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::{
-    RawCache, RawCachePolicy, RawConfig, RawHttp, RawLimits, RawPlugins, RawRecordType,
+    RawCache, RawCachePolicy, RawConfig, RawHttp, RawLimits, RawPlugins, RawRecordType, RawSource,
 };
 use super::{
     CachePolicy, CacheSettings, Config, ConfigError, HttpSettings, IngestedConfig, Mode,
     PluginLimits, PluginSettings, Problem, ReadThroughConfig, RecordTypeConfig, RolloutPolicy,
-    RuntimeSettings, Share, TrustSettings,
+    RuntimeSettings, Share, SourceConfig, TrustSettings,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -23,6 +23,7 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_PLUGIN_DIR: &str = "plugins";
 const DEFAULT_CACHE_DIR: &str = ".droid/cache";
 const DEFAULT_STATE_FILE: &str = ".droid/plugin-state.json";
+const DEFAULT_STORE_PATH: &str = ".droid/store.redb";
 const DEFAULT_MAX_INSTANCES: u32 = 256;
 const DEFAULT_MAX_MEMORY_MIB: u64 = 256;
 const DEFAULT_DEADLINE_MS: u64 = 2_000;
@@ -221,6 +222,15 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         }
     }
 
+    let sources = sources(&mut c, raw.sources, &record_types);
+    let store_path = resolve_dir(
+        &mut c,
+        &base_dir,
+        "store.path",
+        raw.store.path,
+        DEFAULT_STORE_PATH,
+    );
+
     if !c.problems.is_empty() {
         return Err(ConfigError::Invalid {
             file: path.to_path_buf(),
@@ -236,7 +246,45 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         plugins,
         runtime,
         record_types,
+        store_path,
+        sources,
     })
+}
+
+/// `[sources.NAME]`: each names an ingested record type.
+fn sources(
+    c: &mut Checker,
+    raw: BTreeMap<String, RawSource>,
+    record_types: &BTreeMap<String, Arc<RecordTypeConfig>>,
+) -> BTreeMap<String, SourceConfig> {
+    let mut out = BTreeMap::new();
+    for (name, source) in raw {
+        let field = format!("sources.{name}");
+        if let Err(why) = check_record_type_name(&name) {
+            c.problem(&field, why.replace("record type", "source"));
+        }
+        let Some(record_type) = source.record_type else {
+            c.problem(
+                format!("{field}.record_type"),
+                "required: the ingested record type this source feeds",
+            );
+            continue;
+        };
+        match record_types.get(&record_type).map(|rt| &rt.mode) {
+            Some(Mode::Ingested(_)) => {
+                out.insert(name, SourceConfig { record_type });
+            }
+            Some(Mode::ReadThrough(_)) => c.problem(
+                format!("{field}.record_type"),
+                format!("record type {record_type:?} is read-through; a source feeds an ingested record type"),
+            ),
+            None => c.problem(
+                format!("{field}.record_type"),
+                format!("no record type named {record_type:?} is declared"),
+            ),
+        }
+    }
+    out
 }
 
 /// `[plugins]` beyond its folders: watching, rollout and trust.

@@ -203,6 +203,21 @@ const TABLE: &[(&str, &str, &str)] = &[
         "plugins.require_trust: trust is required but nothing is trusted",
     ),
     (
+        "a source feeding a read-through record type",
+        "[sources.jira]\nrecord_type = \"site\"\n{site}",
+        "sources.jira.record_type: record type \"site\" is read-through; a source feeds an ingested record type",
+    ),
+    (
+        "a source feeding an undeclared record type",
+        "[sources.jira]\nrecord_type = \"tickets\"\n{site}",
+        "sources.jira.record_type: no record type named \"tickets\" is declared",
+    ),
+    (
+        "a source without a record type",
+        "[sources.jira]\n{site}",
+        "sources.jira.record_type: required: the ingested record type this source feeds",
+    ),
+    (
         "a zero rollback call minimum",
         "[plugins]\nrollback_min_calls = 0\n{site}",
         "plugins.rollback_min_calls: expected a number from 1 to 10000000, found 0",

@@ -1,0 +1,119 @@
+//! `POST /v1/ingest/{source}`: a provider's events, as a JSON array or JSON
+//! lines, each `{"id", "kind", "tenant", "occurred_at", "payload"}`. The answer
+//! comes once every accepted event is durable: `200` with counts and one result
+//! per event (`applied` with its sequence numbers, `duplicate`, `invalid`,
+//! `rejected` or `failed`, each with its reason). A body that cannot be read at
+//! all is refused whole, and then nothing is written.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::batch::body_error;
+use super::error::{ApiError, ErrorCode};
+use crate::app::App;
+use crate::ingest::{EventResult, IncomingEvent, ingest};
+
+/// The most events one request may carry.
+pub const MAX_EVENTS: usize = 10_000;
+
+pub(super) async fn ingest_events(
+    State(app): State<Arc<App>>,
+    Path(source): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match answer(&app, &source, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn answer(
+    app: &App,
+    source: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let config = app.config();
+    let Some(source_config) = config.sources.get(source) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownSource,
+            format!("no ingestion source named {source:?} is configured"),
+        ));
+    };
+    let body = body.map_err(|e| body_error(&e))?;
+    let events = parse(&body)?;
+    if events.len() > MAX_EVENTS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BatchTooLarge,
+            format!(
+                "{} events in one request; at most {MAX_EVENTS}",
+                events.len()
+            ),
+        ));
+    }
+    let registry = app.registry();
+    let binding = registry
+        .get(&source_config.record_type)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "the source's record type is not bound",
+            )
+        })?
+        .clone();
+    let results = ingest(&app.store, &binding, source, events)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, source, "ingestion could not be committed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::StoreUnavailable,
+                "the store failed; nothing from this request was written, send it again",
+            )
+            .retry_after(1)
+        })?;
+    let count = |f: fn(&EventResult) -> bool| results.iter().filter(|r| f(r)).count();
+    Ok(Json(json!({
+        "applied": count(|r| matches!(r, EventResult::Applied { .. })),
+        "duplicate": count(|r| matches!(r, EventResult::Duplicate)),
+        "invalid": count(|r| matches!(r, EventResult::Invalid { .. })),
+        "rejected": count(|r| matches!(r, EventResult::Rejected { .. })),
+        "failed": count(|r| matches!(r, EventResult::Failed { .. })),
+        "results": results,
+    }))
+    .into_response())
+}
+
+/// A JSON array of events, or one event per line. Each element that is not an
+/// event becomes that event's own error; a body that is neither form is refused.
+fn parse(body: &[u8]) -> Result<Vec<Result<IncomingEvent, String>>, ApiError> {
+    let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, m);
+    let text =
+        std::str::from_utf8(body).map_err(|_| invalid("the body is not UTF-8".to_owned()))?;
+    let element = |value: serde_json::Value| {
+        serde_json::from_value::<IncomingEvent>(value).map_err(|e| format!("not an event: {e}"))
+    };
+    if text.trim_start().starts_with('[') {
+        let values: Vec<serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| invalid(format!("the body is not a JSON array: {e}")))?;
+        return Ok(values.into_iter().map(element).collect());
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .map(element)
+                .map_err(|e| invalid(format!("line {}: not JSON: {e}", n + 1)))
+        })
+        .collect()
+}

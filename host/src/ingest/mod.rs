@@ -1,0 +1,250 @@
+//! Ingestion: a provider's source events, through its record type's
+//! transformer, into the store.
+//!
+//! A request's events are checked one by one (an event that is not valid fails
+//! alone), grouped by the transformer version that serves each event's tenant,
+//! transformed in one call per group, and every resulting change is checked (a
+//! transformer may only write its own record type's keys, for the event's
+//! tenant, with JSON bodies). Then all accepted events commit in one store
+//! transaction, and only then is the request answered: an acknowledged event is
+//! durable.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::entity::{EntityOp, SourceEvent};
+use crate::key::{EntityKey, TenantId};
+use crate::plugins::{Binding, Version};
+use crate::store::{EventOutcome, EventWrite, Op, RecordId, Store, StoreError};
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum EventResult {
+    /// Committed; its changes got these sequence numbers (changes older than
+    /// the stored record were skipped and counted in `stale`).
+    Applied {
+        /// The sequence numbers of its changes.
+        seqs: Vec<u64>,
+        /// Changes skipped as older than the stored record.
+        stale: usize,
+    },
+    /// Seen before (same source and id); nothing changed.
+    Duplicate,
+    /// The event is not valid; nothing was done with it.
+    Invalid {
+        /// Why.
+        reason: String,
+    },
+    /// The transformer refused it, or produced changes droid cannot accept.
+    Rejected {
+        /// Why, with the plugin version.
+        reason: String,
+    },
+    /// The transformer failed (trap, timeout...): retrying later may succeed.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An event as it arrives, before it is checked.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingEvent {
+    id: Option<String>,
+    /// Optional; when given it must name the source the event is posted to.
+    source: Option<String>,
+    kind: Option<String>,
+    tenant: Option<String>,
+    occurred_at: Option<u64>,
+    payload: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// The longest event id accepted.
+const MAX_EVENT_ID: usize = 256;
+
+impl IncomingEvent {
+    /// The event, checked, as coming from `source`.
+    fn check(self, source: &str) -> Result<SourceEvent, String> {
+        let missing = |field: &str| format!("missing field `{field}`");
+        let id = self.id.ok_or_else(|| missing("id"))?;
+        if id.is_empty() || id.len() > MAX_EVENT_ID || id.chars().any(char::is_control) {
+            return Err(format!(
+                "id must be 1 to {MAX_EVENT_ID} bytes without control characters"
+            ));
+        }
+        if let Some(named) = &self.source
+            && named != source
+        {
+            return Err(format!(
+                "the event names source {named:?} but was posted to source {source:?}"
+            ));
+        }
+        let tenant = self.tenant.ok_or_else(|| missing("tenant"))?;
+        TenantId::parse(&tenant).map_err(|e| format!("tenant {e}"))?;
+        Ok(SourceEvent {
+            id,
+            source: source.to_owned(),
+            kind: self.kind.ok_or_else(|| missing("kind"))?,
+            tenant,
+            occurred_at: self.occurred_at.ok_or_else(|| missing("occurred_at"))?,
+            payload: self
+                .payload
+                .ok_or_else(|| missing("payload"))?
+                .get()
+                .as_bytes()
+                .to_vec(),
+        })
+    }
+}
+
+/// The events one transformer version handles, with their places in the request.
+type Group = (Arc<Version>, Vec<(usize, SourceEvent)>);
+
+/// Ingests `events` from `source` into `binding`'s record type, returning one
+/// result per event, in order.
+pub async fn ingest(
+    store: &Arc<dyn Store>,
+    binding: &Binding,
+    source: &str,
+    events: Vec<Result<IncomingEvent, String>>,
+) -> Result<Vec<EventResult>, StoreError> {
+    let mut results: Vec<Option<EventResult>> = vec![None; events.len()];
+    // Checked events, grouped by the transformer version serving their tenant.
+    let mut groups: BTreeMap<u64, Group> = BTreeMap::new();
+    for (i, event) in events.into_iter().enumerate() {
+        match event.and_then(|e| e.check(source)) {
+            Ok(event) => {
+                let version = binding.select(&event.tenant);
+                groups
+                    .entry(version.id)
+                    .or_insert_with(|| (version, Vec::new()))
+                    .1
+                    .push((i, event));
+            }
+            Err(reason) => results[i] = Some(EventResult::Invalid { reason }),
+        }
+    }
+
+    let mut writes: Vec<(usize, EventWrite)> = Vec::new();
+    for (version, group) in groups.into_values() {
+        let Some(transformer) = version.transformer() else {
+            for (i, _) in &group {
+                results[*i] = Some(EventResult::Failed {
+                    reason: format!("plugin version {} is not a transformer", version.label()),
+                });
+            }
+            continue;
+        };
+        let (indices, batch): (Vec<usize>, Vec<SourceEvent>) = group.into_iter().unzip();
+        let metas: Vec<(String, String, u64)> = batch
+            .iter()
+            .map(|e| (e.id.clone(), e.tenant.clone(), e.occurred_at))
+            .collect();
+        match transformer.transform(&binding.context, batch).await {
+            Ok(outputs) => {
+                for ((i, (id, tenant, occurred_at)), output) in
+                    indices.into_iter().zip(metas).zip(outputs)
+                {
+                    let checked = output
+                        .map_err(|f| format!("{} (transformer {})", f, version.label()))
+                        .and_then(|ops| {
+                            ops.into_iter()
+                                .map(|op| to_store_op(binding, &tenant, occurred_at, op))
+                                .collect::<Result<Vec<_>, _>>()
+                                .map_err(|why| format!("{why} (transformer {})", version.label()))
+                        });
+                    match checked {
+                        Ok(ops) => writes.push((
+                            i,
+                            EventWrite {
+                                source: source.to_owned(),
+                                event_id: id,
+                                occurred_at_ms: occurred_at,
+                                ops,
+                            },
+                        )),
+                        Err(reason) => results[i] = Some(EventResult::Rejected { reason }),
+                    }
+                }
+            }
+            Err(e) => {
+                for i in indices {
+                    results[i] = Some(EventResult::Failed {
+                        reason: format!("transformer {} failed: {e}", version.label()),
+                    });
+                }
+            }
+        }
+    }
+
+    if !writes.is_empty() {
+        let store = store.clone();
+        let (indices, batch): (Vec<usize>, Vec<EventWrite>) = writes.into_iter().unzip();
+        let outcomes = tokio::task::spawn_blocking(move || store.apply(&batch))
+            .await
+            .map_err(|e| StoreError::Io {
+                operation: "write",
+                reason: e.to_string(),
+            })??;
+        for (i, outcome) in indices.into_iter().zip(outcomes) {
+            results[i] = Some(match outcome {
+                EventOutcome::Applied { seqs, stale } => EventResult::Applied { seqs, stale },
+                EventOutcome::Duplicate => EventResult::Duplicate,
+            });
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or(EventResult::Failed {
+                reason: "not processed".to_owned(),
+            })
+        })
+        .collect())
+}
+
+/// One change a transformer asked for, checked: the event's tenant only, a
+/// valid key, a JSON body. Without a provider version, the event's time orders
+/// the change.
+fn to_store_op(
+    binding: &Binding,
+    tenant: &str,
+    occurred_at: u64,
+    op: EntityOp,
+) -> Result<Op, String> {
+    let (key, op_tenant) = match &op {
+        EntityOp::Upsert(e) => (&e.key, &e.tenant),
+        EntityOp::Delete(r) => (&r.key, &r.tenant),
+    };
+    if op_tenant != tenant {
+        return Err(format!(
+            "a change for tenant {op_tenant:?} from an event of tenant {tenant:?}"
+        ));
+    }
+    EntityKey::parse(key).map_err(|e| format!("a change with key {e}"))?;
+    let id = RecordId {
+        record_type: binding.config.name.clone(),
+        tenant: tenant.to_owned(),
+        key: key.clone(),
+    };
+    Ok(match op {
+        EntityOp::Upsert(entity) => {
+            serde_json::from_str::<serde::de::IgnoredAny>(&entity.body).map_err(|e| {
+                format!("record {:?} has a body that is not JSON ({e})", entity.key)
+            })?;
+            Op::Upsert {
+                id,
+                body: entity.body,
+                version: entity.version.unwrap_or(occurred_at),
+            }
+        }
+        EntityOp::Delete(r) => Op::Delete {
+            id,
+            version: r.version.unwrap_or(occurred_at),
+        },
+    })
+}

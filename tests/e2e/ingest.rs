@@ -1,0 +1,188 @@
+//! Ingestion over HTTP with the real ticket transformer: events in, records out
+//! on `/v1/entity`, durably, idempotently and in version order.
+
+use droid_e2e::TestDroid;
+use serde_json::{Value, json};
+
+const TICKETS: &str = r#"
+[record_types.ticket]
+mode = "ingested"
+transformer = "ticket_transformer.wasm"
+
+[sources.tracker]
+record_type = "ticket"
+"#;
+
+/// A ticket event for `key` at `version`.
+fn ticket(id: &str, kind: &str, key: &str, version: u64, summary: &str) -> Value {
+    json!({
+        "id": id,
+        "kind": kind,
+        "tenant": "acme",
+        "occurred_at": 1_763_633_700_000u64 + version,
+        "payload": {
+            "ticket": {"key": key, "summary": summary, "description": "secret words", "status": "open",
+                       "priority": "high", "labels": [], "updated_at": "2026-11-20T10:00:00Z", "version": version},
+            "project": {"key": "OPS", "name": "Operations"},
+            "assignee": null,
+            "reporter": {"account_id": "u-1", "display_name": "Grace", "email": "grace@example.com"}
+        }
+    })
+}
+
+async fn ingest(droid: &TestDroid, events: &[Value]) -> Value {
+    let r = droid
+        .post(
+            "/v1/ingest/tracker",
+            &Value::from(events.to_vec()).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+async fn summary(droid: &TestDroid, key: &str) -> Option<String> {
+    let r = droid
+        .get(&format!("/v1/entity/ticket/{key}?tenant=acme"))
+        .await;
+    match r.status {
+        200 => Some(r.json()["summary"].as_str().unwrap().to_owned()),
+        404 => None,
+        other => panic!("{other}: {}", r.body),
+    }
+}
+
+#[tokio::test]
+async fn events_become_records_and_deletes_remove_them() {
+    let droid = TestDroid::start(TICKETS).await;
+    let answer = ingest(
+        &droid,
+        &[
+            ticket("e1", "ticket.created", "OPS-1", 1, "Disk full"),
+            ticket("e2", "ticket.created", "OPS-2", 1, "Fan noise"),
+        ],
+    )
+    .await;
+    assert_eq!(answer["applied"], 2, "{answer}");
+    assert_eq!(answer["results"][0]["status"], "applied");
+    assert_eq!(answer["results"][0]["seqs"], json!([1]));
+    assert_eq!(summary(&droid, "OPS-1").await.as_deref(), Some("Disk full"));
+    let r = droid.get("/v1/entity/ticket/OPS-1?tenant=acme").await;
+    assert!(!r.body.contains("secret words") && !r.body.contains("grace@example.com"));
+    assert_eq!(r.header("etag"), Some("\"v1\""));
+
+    ingest(&droid, &[ticket("e3", "ticket.deleted", "OPS-1", 2, "")]).await;
+    assert_eq!(summary(&droid, "OPS-1").await, None);
+    assert_eq!(summary(&droid, "OPS-2").await.as_deref(), Some("Fan noise"));
+    // Another tenant sees nothing of acme's.
+    let r = droid.get("/v1/entity/ticket/OPS-2?tenant=globex").await;
+    assert_eq!(r.error_code(), "not_found");
+}
+
+#[tokio::test]
+async fn resent_and_out_of_order_events_change_nothing() {
+    let droid = TestDroid::start(TICKETS).await;
+    ingest(
+        &droid,
+        &[ticket("e5", "ticket.updated", "OPS-1", 5, "Five")],
+    )
+    .await;
+    let again = ingest(
+        &droid,
+        &[ticket("e5", "ticket.updated", "OPS-1", 5, "Five")],
+    )
+    .await;
+    assert_eq!(again["duplicate"], 1, "{again}");
+    let late = ingest(
+        &droid,
+        &[ticket("e4", "ticket.updated", "OPS-1", 4, "Four")],
+    )
+    .await;
+    assert_eq!(late["results"][0]["status"], "applied");
+    assert_eq!(late["results"][0]["stale"], 1);
+    assert_eq!(summary(&droid, "OPS-1").await.as_deref(), Some("Five"));
+    // A deletion as of version 6, then a late version-3 update: still deleted.
+    ingest(&droid, &[ticket("d6", "ticket.deleted", "OPS-1", 6, "")]).await;
+    ingest(
+        &droid,
+        &[ticket("e3", "ticket.updated", "OPS-1", 3, "Three")],
+    )
+    .await;
+    assert_eq!(summary(&droid, "OPS-1").await, None);
+    assert_eq!(
+        droid.app().store.last_seq().unwrap(),
+        2,
+        "two changes applied"
+    );
+}
+
+#[tokio::test]
+async fn bad_events_fail_alone_and_bad_requests_write_nothing() {
+    let droid = TestDroid::start(TICKETS).await;
+    let answer = ingest(
+        &droid,
+        &[
+            ticket("ok", "ticket.created", "OPS-7", 1, "Fine"),
+            json!({"id": "no-tenant", "kind": "ticket.created", "occurred_at": 1, "payload": {}}),
+            json!({"id": "bad-tenant", "kind": "x", "tenant": "a/b", "occurred_at": 1, "payload": {}}),
+            json!({"id": "poison", "kind": "ticket.created", "tenant": "acme", "occurred_at": 1, "payload": {"nonsense": true}}),
+            json!("not an object"),
+            json!({"id": "elsewhere", "source": "crm", "kind": "ticket.created", "tenant": "acme", "occurred_at": 1, "payload": {}}),
+        ],
+    )
+    .await;
+    let statuses: Vec<&str> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["applied", "invalid", "invalid", "rejected", "invalid"],
+        "{answer}"
+    );
+    assert!(
+        answer["results"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `tenant`")
+    );
+    assert!(
+        answer["results"][3]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("transformer 0.1.0+")
+    );
+    assert_eq!(summary(&droid, "OPS-7").await.as_deref(), Some("Fine"));
+
+    let before = droid.app().store.last_seq().unwrap();
+    for (body, status, code) in [
+        ("{not json", 400, "invalid_body"),
+        ("[{\"id\":1}", 400, "invalid_body"),
+    ] {
+        let r = droid.post("/v1/ingest/tracker", body).await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (status, code),
+            "{body}"
+        );
+    }
+    let r = droid.post("/v1/ingest/nowhere", "[]").await;
+    assert_eq!((r.status, r.error_code().as_str()), (404, "unknown_source"));
+    assert_eq!(
+        droid.app().store.last_seq().unwrap(),
+        before,
+        "nothing half-written"
+    );
+
+    // JSON lines work too.
+    let lines = format!(
+        "{}\n{}\n",
+        ticket("l1", "ticket.created", "OPS-8", 1, "Line one"),
+        ticket("l2", "ticket.created", "OPS-9", 1, "Line two")
+    );
+    let r = droid.post("/v1/ingest/tracker", &lines).await;
+    assert_eq!(r.json()["applied"], 2, "{}", r.body);
+    assert_eq!(summary(&droid, "OPS-9").await.as_deref(), Some("Line two"));
+}
