@@ -139,8 +139,16 @@ async fn bad_events_fail_alone_and_bad_requests_write_nothing() {
         .collect();
     assert_eq!(
         statuses,
-        ["applied", "invalid", "invalid", "rejected", "invalid"],
+        [
+            "applied", "invalid", "invalid", "rejected", "invalid", "invalid"
+        ],
         "{answer}"
+    );
+    assert!(
+        answer["results"][5]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("names source \"crm\"")
     );
     assert!(
         answer["results"][1]["reason"]
