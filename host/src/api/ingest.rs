@@ -99,11 +99,12 @@ fn parse(body: &[u8]) -> Result<Vec<Result<IncomingEvent, String>>, ApiError> {
     let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, m);
     let text =
         std::str::from_utf8(body).map_err(|_| invalid("the body is not UTF-8".to_owned()))?;
-    let element = |value: serde_json::Value| {
-        serde_json::from_value::<IncomingEvent>(value).map_err(|e| format!("not an event: {e}"))
+    // Each element is parsed on its own, so a bad one fails alone.
+    let element = |raw: &serde_json::value::RawValue| {
+        serde_json::from_str::<IncomingEvent>(raw.get()).map_err(|e| format!("not an event: {e}"))
     };
     if text.trim_start().starts_with('[') {
-        let values: Vec<serde_json::Value> = serde_json::from_str(text)
+        let values: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)
             .map_err(|e| invalid(format!("the body is not a JSON array: {e}")))?;
         return Ok(values.into_iter().map(element).collect());
     }
@@ -111,7 +112,7 @@ fn parse(body: &[u8]) -> Result<Vec<Result<IncomingEvent, String>>, ApiError> {
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(n, line)| {
-            serde_json::from_str::<serde_json::Value>(line)
+            serde_json::from_str::<&serde_json::value::RawValue>(line)
                 .map(element)
                 .map_err(|e| invalid(format!("line {}: not JSON: {e}", n + 1)))
         })
