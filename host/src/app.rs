@@ -42,6 +42,8 @@ pub struct App {
     pub plugins: Arc<Plugins>,
     /// Where ingested records live.
     pub store: Arc<dyn Store>,
+    /// Each ingestion source's agreed rate.
+    pub rate_limits: crate::ingest::RateLimits,
     live: ArcSwap<Live>,
     /// The read-through path and its caches.
     pub read_through: ReadThrough,
@@ -170,6 +172,7 @@ impl App {
             runtime,
             plugins,
             store,
+            rate_limits: Default::default(),
             metrics,
             changing: Mutex::new(()),
             watcher: Mutex::new(None),

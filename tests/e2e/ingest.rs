@@ -194,3 +194,46 @@ async fn bad_events_fail_alone_and_bad_requests_write_nothing() {
     assert_eq!(r.json()["applied"], 2, "{}", r.body);
     assert_eq!(summary(&droid, "OPS-9").await.as_deref(), Some("Line two"));
 }
+
+#[tokio::test]
+async fn a_source_over_its_agreed_rate_is_told_when_to_come_back() {
+    let droid = TestDroid::start(&TICKETS.replace(
+        "record_type = \"ticket\"\n",
+        "record_type = \"ticket\"\nrate_limit = 10\nburst = 20\n",
+    ))
+    .await;
+    let batch = |from: u64, n: u64| {
+        let events: Vec<Value> = (from..from + n)
+            .map(|i| {
+                ticket(
+                    &format!("r{i}"),
+                    "ticket.created",
+                    &format!("OPS-{i}"),
+                    1,
+                    "x",
+                )
+            })
+            .collect();
+        Value::from(events).to_string()
+    };
+    let r = droid.post("/v1/ingest/tracker", &batch(0, 20)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = droid.post("/v1/ingest/tracker", &batch(20, 5)).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (429, "rate_limited"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(r.body.contains("10 events per second"), "{}", r.body);
+    let r = droid.post("/v1/ingest/tracker", &batch(30, 21)).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (413, "batch_too_large"),
+        "{}",
+        r.body
+    );
+    // Nothing of the refused requests was written.
+    assert_eq!(droid.app().store.last_seq().unwrap(), 20);
+}

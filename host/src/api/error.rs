@@ -70,6 +70,8 @@ pub enum ErrorCode {
     UnknownSource,
     /// The store failed; nothing was written.
     StoreUnavailable,
+    /// The source is over its agreed ingestion rate.
+    RateLimited,
     /// The host hit a bug; details are in its log.
     Internal,
 }
@@ -106,6 +108,7 @@ impl ErrorCode {
         ErrorCode::ConfigRefused,
         ErrorCode::UnknownSource,
         ErrorCode::StoreUnavailable,
+        ErrorCode::RateLimited,
         ErrorCode::Internal,
     ];
 
@@ -141,6 +144,7 @@ impl ErrorCode {
             ErrorCode::ConfigRefused => "config_refused",
             ErrorCode::UnknownSource => "unknown_source",
             ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
         }
     }

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::batch::body_error;
 use super::error::{ApiError, ErrorCode};
 use crate::app::App;
-use crate::ingest::{EventResult, IncomingEvent, ingest};
+use crate::ingest::{EventResult, IncomingEvent, Refusal, ingest};
 
 /// The most events one request may carry.
 pub const MAX_EVENTS: usize = 10_000;
@@ -58,6 +58,31 @@ async fn answer(
                 events.len()
             ),
         ));
+    }
+    let count = u32::try_from(events.len()).unwrap_or(u32::MAX);
+    match app.rate_limits.admit(source, source_config, count) {
+        Ok(()) => {}
+        Err(Refusal::Later(wait)) => {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                format!(
+                    "source {source:?} is over its agreed rate of {} events per second; retry in {} ms",
+                    source_config.rate_limit.map_or(0, |r| r.get()),
+                    wait.as_millis()
+                ),
+            )
+            .retry_after(wait.as_secs_f64().ceil().max(1.0) as u32));
+        }
+        Err(Refusal::TooMany { burst }) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::BatchTooLarge,
+                format!(
+                    "{count} events in one request; source {source:?} admits at most {burst} at once (its burst)"
+                ),
+            ));
+        }
     }
     let registry = app.registry();
     let binding = registry

@@ -52,6 +52,11 @@ pub struct Config {
 pub struct SourceConfig {
     /// The ingested record type whose transformer turns its events into records.
     pub record_type: String,
+    /// The agreed ingestion rate, in events per second; `None`: unlimited.
+    pub rate_limit: Option<std::num::NonZeroU32>,
+    /// How many events may arrive at once above the rate (at least the largest
+    /// batch the provider sends); defaults to one second's worth.
+    pub burst: Option<std::num::NonZeroU32>,
 }
 
 /// How plugin files are picked up, rolled out and trusted.

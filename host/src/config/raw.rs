@@ -37,6 +37,8 @@ pub(super) struct RawStore {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSource {
     pub record_type: Option<String>,
+    pub rate_limit: Option<u64>,
+    pub burst: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -270,9 +270,30 @@ fn sources(
             );
             continue;
         };
+        let mut positive = |key: &str, value: Option<u64>| {
+            value.and_then(|v| {
+                let n = c.in_range(&format!("{field}.{key}"), v, 1, 10_000_000);
+                std::num::NonZeroU32::new(n as u32)
+            })
+        };
+        let rate_limit = positive("rate_limit", source.rate_limit);
+        let burst = positive("burst", source.burst);
+        if burst.is_some() && rate_limit.is_none() {
+            c.problem(
+                format!("{field}.burst"),
+                "a burst needs a rate_limit to go with it",
+            );
+        }
         match record_types.get(&record_type).map(|rt| &rt.mode) {
             Some(Mode::Ingested(_)) => {
-                out.insert(name, SourceConfig { record_type });
+                out.insert(
+                    name,
+                    SourceConfig {
+                        record_type,
+                        rate_limit,
+                        burst,
+                    },
+                );
             }
             Some(Mode::ReadThrough(_)) => c.problem(
                 format!("{field}.record_type"),

@@ -9,10 +9,14 @@
 //! transaction, and only then is the request answered: an acknowledged event is
 //! durable.
 
+mod rate;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
+
+pub use rate::{RateLimits, Refusal};
 
 use crate::entity::{EntityOp, SourceEvent};
 use crate::key::{EntityKey, TenantId};

@@ -213,6 +213,11 @@ const TABLE: &[(&str, &str, &str)] = &[
         "sources.jira.record_type: no record type named \"tickets\" is declared",
     ),
     (
+        "a source burst without a rate",
+        "[record_types.t]\nmode = \"ingested\"\ntransformer = \"t.wasm\"\n[sources.jira]\nrecord_type = \"t\"\nburst = 5\n",
+        "sources.jira.burst: a burst needs a rate_limit to go with it",
+    ),
+    (
         "a source without a record type",
         "[sources.jira]\n{site}",
         "sources.jira.record_type: required: the ingested record type this source feeds",
