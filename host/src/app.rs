@@ -44,6 +44,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Each ingestion source's agreed rate.
     pub rate_limits: crate::ingest::RateLimits,
+    /// Each ingestion source's recent failures against its thresholds.
+    pub source_health: crate::ingest::SourceHealth,
     live: ArcSwap<Live>,
     /// The read-through path and its caches.
     pub read_through: ReadThrough,
@@ -173,6 +175,7 @@ impl App {
             plugins,
             store,
             rate_limits: Default::default(),
+            source_health: Default::default(),
             metrics,
             changing: Mutex::new(()),
             watcher: Mutex::new(None),

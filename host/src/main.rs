@@ -69,6 +69,39 @@ enum Command {
     /// Work with plugin files, and with the plugins of a running droid.
     #[command(subcommand, alias = "plugin")]
     Plugins(PluginCommand),
+    /// Events a running droid could not ingest: list, inspect and replay them.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
+    /// A running droid's ingestion sources and their failure states.
+    Sources {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadLetterCommand {
+    /// List dead letters (with their reasons), of one source or all.
+    List {
+        /// Only this source's.
+        #[arg(long)]
+        source: Option<String>,
+        /// Print the admin API's JSON, payloads included.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Run a source's dead letters through the current transformer again.
+    Replay {
+        /// The source.
+        source: String,
+        /// Only these event ids (repeatable); all of the source's otherwise.
+        #[arg(long = "id")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 /// Where a running droid's API is, for the commands that talk to one.
@@ -183,6 +216,79 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve { config, listen } => serve(&config, listen),
         Command::CheckConfig { file, skip_plugins } => check_config(&file, skip_plugins),
         Command::Plugins(command) => plugins(command),
+        Command::DeadLetters(command) => dead_letters(command),
+        Command::Sources { server } => {
+            let answer = Server::new(&server.server)?.get("/v1/admin/sources")?;
+            for s in answer["sources"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<20} {:<9} {} failures in {} s (warning above {}, incident above {})",
+                    s["source"].as_str().unwrap_or("?"),
+                    s["state"].as_str().unwrap_or("?"),
+                    s["failures"],
+                    s["window_s"],
+                    s["warn_above"],
+                    s["page_above"]
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn dead_letters(command: DeadLetterCommand) -> anyhow::Result<()> {
+    match command {
+        DeadLetterCommand::List {
+            source,
+            json,
+            server,
+        } => {
+            let path = match &source {
+                Some(s) => format!("/v1/admin/dead-letters?source={s}"),
+                None => "/v1/admin/dead-letters".to_owned(),
+            };
+            let answer = Server::new(&server.server)?.get(&path)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+                return Ok(());
+            }
+            let letters = answer["dead_letters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if letters.is_empty() {
+                println!("no dead letters");
+            }
+            for l in letters {
+                println!(
+                    "{}/{} (tenant {}, {} attempt(s), {}): {}",
+                    l["source"].as_str().unwrap_or("?"),
+                    l["event_id"].as_str().unwrap_or("?"),
+                    l["tenant"].as_str().unwrap_or("?"),
+                    l["attempts"],
+                    l["plugin_version"].as_str().unwrap_or("?"),
+                    l["reason"].as_str().unwrap_or("?")
+                );
+            }
+            Ok(())
+        }
+        DeadLetterCommand::Replay {
+            source,
+            ids,
+            server,
+        } => {
+            let body = if ids.is_empty() {
+                json!({})
+            } else {
+                json!({ "ids": ids })
+            };
+            let answer = Server::new(&server.server)?
+                .post(&format!("/v1/admin/dead-letters/{source}/replay"), body)?;
+            println!(
+                "{source}: {} replayed, {} still failing",
+                answer["replayed"], answer["still_failing"]
+            );
+            Ok(())
+        }
     }
 }
 

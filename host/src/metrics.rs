@@ -48,6 +48,10 @@ pub const PLUGINS_LOADED: &str = "droid_plugins_loaded";
 pub const PLUGIN_ROLLBACKS: &str = "droid_plugin_rollbacks_total";
 /// Configuration reloads, by result (applied, refused).
 pub const CONFIG_RELOADS: &str = "droid_config_reloads_total";
+/// Ingested events, by source and outcome (applied, duplicate, invalid, rejected, failed).
+pub const INGEST_EVENTS: &str = "droid_ingest_events_total";
+/// Each source's state: 0 ok, 1 warning (failures above `warn_above`), 2 incident.
+pub const INGEST_SOURCE_STATE: &str = "droid_ingest_source_state";
 /// Plugin files that failed to load, by file.
 pub const PLUGIN_LOAD_FAILURES: &str = "droid_plugin_load_failures_total";
 

@@ -31,9 +31,13 @@ fn ticket(id: &str, kind: &str, key: &str, version: u64, summary: &str) -> Value
 }
 
 async fn ingest(droid: &TestDroid, events: &[Value]) -> Value {
+    ingest_to(droid, "tracker", events).await
+}
+
+async fn ingest_to(droid: &TestDroid, source: &str, events: &[Value]) -> Value {
     let r = droid
         .post(
-            "/v1/ingest/tracker",
+            &format!("/v1/ingest/{source}"),
             &Value::from(events.to_vec()).to_string(),
         )
         .await;
@@ -236,4 +240,143 @@ async fn a_source_over_its_agreed_rate_is_told_when_to_come_back() {
     );
     // Nothing of the refused requests was written.
     assert_eq!(droid.app().store.last_seq().unwrap(), 20);
+}
+
+fn poison(id: &str) -> Value {
+    json!({"id": id, "kind": "ticket.created", "tenant": "acme", "occurred_at": 1, "payload": {"nonsense": true}})
+}
+
+#[tokio::test]
+async fn refused_events_become_dead_letters_trip_thresholds_and_replay_after_a_fix() {
+    let droid = droid_e2e::TestDroid::start_with_plugin_settings(
+        "",
+        &TICKETS
+            .replace(
+                "record_type = \"ticket\"\n",
+                "record_type = \"ticket\"\nwarn_above = 0\npage_above = 2\n",
+            )
+            // Its own source name: the state gauge is process-wide.
+            .replace("[sources.tracker]", "[sources.dl_tracker]"),
+        &[],
+    )
+    .await;
+    let answer = ingest_to(
+        &droid,
+        "dl_tracker",
+        &[
+            poison("p1"),
+            ticket("ok", "ticket.created", "OPS-1", 1, "Fine"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (answer["rejected"].as_u64(), answer["applied"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    let letters = droid
+        .get("/v1/admin/dead-letters?source=dl_tracker")
+        .await
+        .json();
+    let letter = &letters["dead_letters"][0];
+    assert_eq!(letter["event_id"], "p1");
+    assert!(
+        letter["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `ticket`"),
+        "{letter}"
+    );
+    assert!(
+        letter["plugin_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("0.1.0+")
+    );
+    assert_eq!(letter["payload"], "{\"nonsense\":true}");
+    assert_eq!(state(&droid).await, ("warning".to_owned(), 1));
+    ingest_to(&droid, "dl_tracker", &[poison("p2")]).await;
+    assert_eq!(state(&droid).await, ("warning".to_owned(), 2));
+    ingest_to(&droid, "dl_tracker", &[poison("p3")]).await;
+    assert_eq!(state(&droid).await, ("incident".to_owned(), 3));
+    assert_eq!(
+        droid
+            .metric("droid_ingest_source_state{source=\"dl_tracker\"}")
+            .await,
+        Some(2.0)
+    );
+
+    // Replaying with the plugin unchanged: still failing, attempts counted.
+    let r = droid
+        .post(
+            "/v1/admin/dead-letters/dl_tracker/replay",
+            r#"{"ids": ["p1"]}"#,
+        )
+        .await;
+    assert_eq!(r.json()["still_failing"], 1, "{}", r.body);
+    let letters = droid
+        .get("/v1/admin/dead-letters?source=dl_tracker")
+        .await
+        .json();
+    let p1 = letters["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["event_id"] == "p1")
+        .unwrap()
+        .clone();
+    assert_eq!(p1["attempts"], 2);
+
+    // The provider ships a transformer that accepts these events: replay works.
+    droid_e2e::land(
+        &droid.plugin_dir().join("ticket_transformer.wasm"),
+        &std::fs::read(droid_e2e::plugins::NOOP_TRANSFORMER).unwrap(),
+        droid_e2e::Landing::Atomic,
+    );
+    droid_e2e::eventually(
+        std::time::Duration::from_secs(20),
+        "the fixed transformer",
+        || async {
+            let list = droid.get("/v1/admin/plugins").await.json();
+            let current = list["plugins"]
+                .as_array()?
+                .iter()
+                .find(|p| p["name"] == "ticket_transformer")?["versions"][0]["file"]
+                .clone();
+            let sha_changed = list["plugins"]
+                .as_array()?
+                .iter()
+                .find(|p| p["name"] == "ticket_transformer")?["versions"]
+                .as_array()?
+                .len()
+                > 1;
+            (current == "ticket_transformer.wasm" && sha_changed).then_some(())
+        },
+    )
+    .await;
+    let r = droid
+        .post("/v1/admin/dead-letters/dl_tracker/replay", "")
+        .await;
+    assert_eq!(
+        (
+            r.json()["replayed"].as_u64(),
+            r.json()["still_failing"].as_u64()
+        ),
+        (Some(3), Some(0)),
+        "{}",
+        r.body
+    );
+    let letters = droid
+        .get("/v1/admin/dead-letters?source=dl_tracker")
+        .await
+        .json();
+    assert!(letters["dead_letters"].as_array().unwrap().is_empty());
+}
+
+async fn state(droid: &TestDroid) -> (String, u64) {
+    let sources = droid.get("/v1/admin/sources").await.json();
+    (
+        sources["sources"][0]["state"].as_str().unwrap().to_owned(),
+        sources["sources"][0]["failures"].as_u64().unwrap(),
+    )
 }

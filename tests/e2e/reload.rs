@@ -13,6 +13,8 @@ pub(crate) const ECHO: &str = r#"
 mode = "read-through"
 adapter = "echo.wasm"
 base_url = "http://127.0.0.1:9/"
+# Above the tests' concurrency, so a slow machine never answers 429.
+max_in_flight = 64
 "#;
 
 pub(crate) fn bytes(path: &str) -> Vec<u8> {

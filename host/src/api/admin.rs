@@ -169,3 +169,143 @@ fn control_error(e: ControlError) -> ApiError {
     };
     ApiError::new(status, code, e.to_string())
 }
+
+/// Every ingestion source's failures against its thresholds.
+pub(super) async fn sources(State(app): State<Arc<App>>) -> Answer {
+    allowed(&app)?;
+    let now = std::time::Instant::now();
+    let config = app.config();
+    let health: Vec<_> = config
+        .sources
+        .iter()
+        .map(|(name, source)| app.source_health.health(name, source, now))
+        .collect();
+    Ok(Json(json!({ "sources": health })))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DeadLetterQuery {
+    source: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Dead letters, optionally of one source.
+pub(super) async fn dead_letters(
+    State(app): State<Arc<App>>,
+    axum::extract::Query(query): axum::extract::Query<DeadLetterQuery>,
+) -> Answer {
+    allowed(&app)?;
+    let limit = query.limit.unwrap_or(1000).min(10_000);
+    let store = app.store.clone();
+    let letters = blocking(move || store.dead_letters(query.source.as_deref(), limit))
+        .await?
+        .map_err(store_error)?;
+    Ok(Json(json!({ "dead_letters": letters })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    ids: Option<Vec<String>>,
+}
+
+/// Runs a source's dead letters (all, or the given ids) through the current
+/// transformer again: those that now succeed leave the dead letters.
+pub(super) async fn replay(
+    State(app): State<Arc<App>>,
+    Path(source): Path<String>,
+    body: Bytes,
+) -> Answer {
+    allowed(&app)?;
+    let request: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReplayRequest::default()
+    } else {
+        parse(&body, r#"{"ids": ["ev-1", "ev-2"]}"#)?
+    };
+    let config = app.config();
+    let Some(source_config) = config.sources.get(&source).cloned() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownSource,
+            format!("no ingestion source named {source:?} is configured"),
+        ));
+    };
+    let store = app.store.clone();
+    let wanted = source.clone();
+    let mut letters = blocking(move || store.dead_letters(Some(&wanted), usize::MAX))
+        .await?
+        .map_err(store_error)?;
+    if let Some(ids) = &request.ids {
+        letters.retain(|l| ids.contains(&l.event_id));
+    }
+    let registry = app.registry();
+    let Some(binding) = registry.get(&source_config.record_type).cloned() else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "the source's record type is not bound",
+        ));
+    };
+    let events = letters
+        .iter()
+        .map(crate::ingest::IncomingEvent::from_dead_letter)
+        .collect();
+    let results = crate::ingest::ingest(&app.store, &binding, &source, events)
+        .await
+        .map_err(store_error)?;
+    let mut replayed = 0;
+    let mut still = Vec::new();
+    for (letter, result) in letters.iter().zip(&results) {
+        match result {
+            crate::ingest::EventResult::Applied { .. } | crate::ingest::EventResult::Duplicate => {
+                replayed += 1;
+                let (store, source, id) =
+                    (app.store.clone(), source.clone(), letter.event_id.clone());
+                blocking(move || store.remove_dead_letter(&source, &id))
+                    .await?
+                    .map_err(store_error)?;
+            }
+            _ => still.push(crate::store::DeadLetter {
+                attempts: letter.attempts + 1,
+                ..letter.clone()
+            }),
+        }
+    }
+    // Still failing: the ingestion wrote them again with its reason; keep the count.
+    let failing = still.len();
+    if !still.is_empty() {
+        let store = app.store.clone();
+        let fresh = blocking(move || {
+            let current = store.dead_letters(None, usize::MAX)?;
+            let updated: Vec<_> = still
+                .into_iter()
+                .map(|old| {
+                    current
+                        .iter()
+                        .find(|c| c.source == old.source && c.event_id == old.event_id)
+                        .map(|c| crate::store::DeadLetter {
+                            attempts: old.attempts,
+                            ..c.clone()
+                        })
+                        .unwrap_or(old)
+                })
+                .collect();
+            store.put_dead_letters(&updated)
+        })
+        .await?;
+        fresh.map_err(store_error)?;
+    }
+    Ok(Json(
+        json!({ "replayed": replayed, "still_failing": failing, "results": results }),
+    ))
+}
+
+fn store_error(e: crate::store::StoreError) -> ApiError {
+    tracing::error!(error = %e, "store failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::StoreUnavailable,
+        "the store failed; try again",
+    )
+    .retry_after(1)
+}

@@ -18,7 +18,8 @@ use serde_json::json;
 use super::batch::body_error;
 use super::error::{ApiError, ErrorCode};
 use crate::app::App;
-use crate::ingest::{EventResult, IncomingEvent, Refusal, ingest};
+use crate::ingest::{EventResult, IncomingEvent, Refusal, State as SourceState, ingest};
+use crate::metrics::{INGEST_EVENTS, INGEST_SOURCE_STATE};
 
 /// The most events one request may carry.
 pub const MAX_EVENTS: usize = 10_000;
@@ -107,6 +108,7 @@ async fn answer(
             .retry_after(1)
         })?;
     let count = |f: fn(&EventResult) -> bool| results.iter().filter(|r| f(r)).count();
+    note_outcomes(app, source, source_config, &results);
     Ok(Json(json!({
         "applied": count(|r| matches!(r, EventResult::Applied { .. })),
         "duplicate": count(|r| matches!(r, EventResult::Duplicate)),
@@ -116,6 +118,50 @@ async fn answer(
         "results": results,
     }))
     .into_response())
+}
+
+/// Counts outcomes and failures against the source's thresholds.
+pub(super) fn note_outcomes(
+    app: &App,
+    source: &str,
+    config: &crate::config::SourceConfig,
+    results: &[EventResult],
+) {
+    let mut failures = 0u64;
+    for result in results {
+        let outcome = match result {
+            EventResult::Applied { .. } => "applied",
+            EventResult::Duplicate => "duplicate",
+            EventResult::Invalid { .. } => "invalid",
+            EventResult::Rejected { .. } => "rejected",
+            EventResult::Failed { .. } => "failed",
+        };
+        if !matches!(outcome, "applied" | "duplicate") {
+            failures += 1;
+        }
+        metrics::counter!(INGEST_EVENTS, "source" => source.to_owned(), "outcome" => outcome)
+            .increment(1);
+    }
+    let health = app
+        .source_health
+        .record(source, config, failures, std::time::Instant::now());
+    metrics::gauge!(INGEST_SOURCE_STATE, "source" => source.to_owned()).set(health.state.gauge());
+    match health.state {
+        SourceState::Ok => {}
+        SourceState::Warning if failures > 0 => tracing::warn!(
+            source,
+            failures = health.failures,
+            window_s = health.window_s,
+            "ingestion failures above the warning threshold"
+        ),
+        SourceState::Incident if failures > 0 => tracing::error!(
+            source,
+            failures = health.failures,
+            window_s = health.window_s,
+            "ingestion failures above the paging threshold: incident"
+        ),
+        _ => {}
+    }
 }
 
 /// A JSON array of events, or one event per line. Each element that is not an

@@ -51,6 +51,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/admin/plugins/{name}/rollback", post(admin::rollback))
         .route("/v1/admin/config", get(admin::config))
         .route("/v1/admin/reload", post(admin::reload))
+        .route("/v1/admin/sources", get(admin::sources))
+        .route("/v1/admin/dead-letters", get(admin::dead_letters))
+        .route(
+            "/v1/admin/dead-letters/{source}/replay",
+            post(admin::replay),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(no_route)

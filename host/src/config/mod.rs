@@ -57,6 +57,12 @@ pub struct SourceConfig {
     /// How many events may arrive at once above the rate (at least the largest
     /// batch the provider sends); defaults to one second's worth.
     pub burst: Option<std::num::NonZeroU32>,
+    /// The window failed events are counted over.
+    pub failure_window: Duration,
+    /// More failures than this in the window: the source is in a warning state.
+    pub warn_above: u64,
+    /// More failures than this in the window: an incident (page the provider).
+    pub page_above: u64,
 }
 
 /// How plugin files are picked up, rolled out and trusted.

@@ -39,6 +39,9 @@ pub(super) struct RawSource {
     pub record_type: Option<String>,
     pub rate_limit: Option<u64>,
     pub burst: Option<u64>,
+    pub failure_window_s: Option<u64>,
+    pub warn_above: Option<u64>,
+    pub page_above: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

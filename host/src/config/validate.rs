@@ -284,6 +284,22 @@ fn sources(
                 "a burst needs a rate_limit to go with it",
             );
         }
+        let failure_window = Duration::from_secs(c.number(
+            &field,
+            "failure_window_s",
+            source.failure_window_s,
+            300,
+            1,
+            86_400,
+        ));
+        let warn_above = c.number(&field, "warn_above", source.warn_above, 0, 0, u64::MAX);
+        let page_above = c.number(&field, "page_above", source.page_above, 100, 0, u64::MAX);
+        if page_above < warn_above {
+            c.problem(
+                format!("{field}.page_above"),
+                format!("must be at least warn_above ({warn_above}), found {page_above}"),
+            );
+        }
         match record_types.get(&record_type).map(|rt| &rt.mode) {
             Some(Mode::Ingested(_)) => {
                 out.insert(
@@ -292,6 +308,9 @@ fn sources(
                         record_type,
                         rate_limit,
                         burst,
+                        failure_window,
+                        warn_above,
+                        page_above,
                     },
                 );
             }

@@ -9,6 +9,7 @@
 //! transaction, and only then is the request answered: an acknowledged event is
 //! durable.
 
+mod health;
 mod rate;
 
 use std::collections::BTreeMap;
@@ -16,12 +17,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use health::{Health, SourceHealth, State};
 pub use rate::{RateLimits, Refusal};
 
 use crate::entity::{EntityOp, SourceEvent};
 use crate::key::{EntityKey, TenantId};
 use crate::plugins::{Binding, Version};
-use crate::store::{EventOutcome, EventWrite, Op, RecordId, Store, StoreError};
+use crate::store::{DeadLetter, EventOutcome, EventWrite, Op, RecordId, Store, StoreError};
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,6 +73,20 @@ pub struct IncomingEvent {
 const MAX_EVENT_ID: usize = 256;
 
 impl IncomingEvent {
+    /// The event a dead letter kept, to be ingested again.
+    pub fn from_dead_letter(letter: &DeadLetter) -> Result<Self, String> {
+        let payload = serde_json::value::RawValue::from_string(letter.payload.clone())
+            .map_err(|e| format!("the kept payload is not JSON: {e}"))?;
+        Ok(Self {
+            id: Some(letter.event_id.clone()),
+            source: Some(letter.source.clone()),
+            kind: Some(letter.kind.clone()),
+            tenant: Some(letter.tenant.clone()),
+            occurred_at: Some(letter.occurred_at_ms),
+            payload: Some(payload),
+        })
+    }
+
     /// The event, checked, as coming from `source`.
     fn check(self, source: &str) -> Result<SourceEvent, String> {
         let missing = |field: &str| format!("missing field `{field}`");
@@ -134,6 +150,8 @@ pub async fn ingest(
     }
 
     let mut writes: Vec<(usize, EventWrite)> = Vec::new();
+    // Events refused by the transformer (or whose changes were), kept as dead letters.
+    let mut dead: Vec<DeadLetter> = Vec::new();
     for (version, group) in groups.into_values() {
         let Some(transformer) = version.transformer() else {
             for (i, _) in &group {
@@ -144,20 +162,30 @@ pub async fn ingest(
             continue;
         };
         let (indices, batch): (Vec<usize>, Vec<SourceEvent>) = group.into_iter().unzip();
-        let metas: Vec<(String, String, u64)> = batch
-            .iter()
-            .map(|e| (e.id.clone(), e.tenant.clone(), e.occurred_at))
-            .collect();
+        // The events go into the call; a copy stays for dead letters.
+        let originals = batch.clone();
+        let letter = |event: &SourceEvent, reason: &str| DeadLetter {
+            source: source.to_owned(),
+            event_id: event.id.clone(),
+            kind: event.kind.clone(),
+            tenant: event.tenant.clone(),
+            occurred_at_ms: event.occurred_at,
+            payload: String::from_utf8_lossy(&event.payload).into_owned(),
+            reason: reason.to_owned(),
+            plugin_version: version.label().to_owned(),
+            at_ms: crate::store::now_ms(),
+            attempts: 1,
+        };
         match transformer.transform(&binding.context, batch).await {
             Ok(outputs) => {
-                for ((i, (id, tenant, occurred_at)), output) in
-                    indices.into_iter().zip(metas).zip(outputs)
-                {
+                for ((i, original), output) in indices.into_iter().zip(&originals).zip(outputs) {
+                    let (id, tenant, occurred_at) =
+                        (original.id.clone(), &original.tenant, original.occurred_at);
                     let checked = output
                         .map_err(|f| format!("{} (transformer {})", f, version.label()))
                         .and_then(|ops| {
                             ops.into_iter()
-                                .map(|op| to_store_op(binding, &tenant, occurred_at, op))
+                                .map(|op| to_store_op(binding, tenant, occurred_at, op))
                                 .collect::<Result<Vec<_>, _>>()
                                 .map_err(|why| format!("{why} (transformer {})", version.label()))
                         });
@@ -171,18 +199,32 @@ pub async fn ingest(
                                 ops,
                             },
                         )),
-                        Err(reason) => results[i] = Some(EventResult::Rejected { reason }),
+                        Err(reason) => {
+                            dead.push(letter(original, &reason));
+                            results[i] = Some(EventResult::Rejected { reason });
+                        }
                     }
                 }
             }
             Err(e) => {
-                for i in indices {
+                let reason = format!("transformer {} failed: {e}", version.label());
+                for (i, original) in indices.into_iter().zip(&originals) {
+                    dead.push(letter(original, &reason));
                     results[i] = Some(EventResult::Failed {
-                        reason: format!("transformer {} failed: {e}", version.label()),
+                        reason: reason.clone(),
                     });
                 }
             }
         }
+    }
+    if !dead.is_empty() {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.put_dead_letters(&dead))
+            .await
+            .map_err(|e| StoreError::Io {
+                operation: "write",
+                reason: e.to_string(),
+            })??;
     }
 
     if !writes.is_empty() {

@@ -81,6 +81,9 @@ mod tests {
             record_type: "t".into(),
             rate_limit: NonZeroU32::new(rate),
             burst: NonZeroU32::new(burst),
+            failure_window: Duration::from_secs(60),
+            warn_above: 0,
+            page_above: 100,
         }
     }
 

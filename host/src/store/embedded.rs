@@ -13,14 +13,15 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::codec::{decode_record, encode_record, event_key, record_key};
 use super::{
-    Change, ChangeKind, EventOutcome, EventWrite, Op, RecordId, Store, StoreError, StoredRecord,
-    now_ms,
+    Change, ChangeKind, DeadLetter, EventOutcome, EventWrite, Op, RecordId, Store, StoreError,
+    StoredRecord, now_ms,
 };
 
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 const EVENTS: TableDefinition<&[u8], ()> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const DEAD_LETTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("dead_letters");
 const LAST_SEQ: &str = "last_seq";
 
 /// The store in one redb file.
@@ -65,6 +66,7 @@ impl Embedded {
             try_io!("open", txn.open_table(CHANGES));
             try_io!("open", txn.open_table(EVENTS));
             try_io!("open", txn.open_table(META));
+            try_io!("open", txn.open_table(DEAD_LETTERS));
         }
         try_io!("open", txn.commit());
         Ok(Self { db })
@@ -172,6 +174,58 @@ impl Store for Embedded {
         let txn = try_io!("read", self.db.begin_read());
         let meta = try_io!("read", txn.open_table(META));
         Ok(try_io!("read", meta.get(LAST_SEQ)).map_or(0, |v| v.value()))
+    }
+
+    fn put_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let txn = try_io!("write", self.db.begin_write());
+        {
+            let mut table = try_io!("write", txn.open_table(DEAD_LETTERS));
+            for letter in letters {
+                let json = serde_json::to_vec(letter).map_err(|e| {
+                    StoreError::Corrupt(format!("cannot encode a dead letter: {e}"))
+                })?;
+                let key = event_key(&letter.source, &letter.event_id);
+                try_io!("write", table.insert(key.as_slice(), json.as_slice()));
+            }
+        }
+        try_io!("commit", txn.commit());
+        Ok(())
+    }
+
+    fn dead_letters(
+        &self,
+        source: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let table = try_io!("read", txn.open_table(DEAD_LETTERS));
+        let mut out = Vec::new();
+        for entry in try_io!("read", table.iter()) {
+            let (_, value) = try_io!("read", entry);
+            let letter: DeadLetter = serde_json::from_slice(value.value())
+                .map_err(|e| StoreError::Corrupt(format!("a dead letter does not decode: {e}")))?;
+            if source.is_none_or(|s| s == letter.source) {
+                out.push(letter);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove_dead_letter(&self, source: &str, event_id: &str) -> Result<bool, StoreError> {
+        let txn = try_io!("write", self.db.begin_write());
+        let removed = {
+            let mut table = try_io!("write", txn.open_table(DEAD_LETTERS));
+            let key = event_key(source, event_id);
+            try_io!("write", table.remove(key.as_slice())).is_some()
+        };
+        try_io!("commit", txn.commit());
+        Ok(removed)
     }
 }
 
@@ -307,6 +361,39 @@ mod tests {
                 ChangeKind::Delete
             ]
         );
+    }
+
+    #[test]
+    fn dead_letters_are_kept_listed_by_source_and_removed() {
+        let (_dir, store) = open();
+        let letter = |source: &str, id: &str| DeadLetter {
+            source: source.into(),
+            event_id: id.into(),
+            kind: "ticket.created".into(),
+            tenant: "acme".into(),
+            occurred_at_ms: 1,
+            payload: "{}".into(),
+            reason: "bad".into(),
+            plugin_version: "1.0.0+abc".into(),
+            at_ms: 2,
+            attempts: 1,
+        };
+        store
+            .put_dead_letters(&[letter("jira", "b"), letter("jira", "a"), letter("crm", "c")])
+            .unwrap();
+        let jira: Vec<_> = store
+            .dead_letters(Some("jira"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.event_id)
+            .collect();
+        assert_eq!(jira, ["a", "b"]);
+        assert_eq!(store.dead_letters(None, 10).unwrap().len(), 3);
+        assert_eq!(store.dead_letters(None, 2).unwrap().len(), 2);
+        assert!(store.remove_dead_letter("jira", "a").unwrap());
+        assert!(!store.remove_dead_letter("jira", "a").unwrap());
+        assert_eq!(store.dead_letters(Some("jira"), 10).unwrap().len(), 1);
+        assert_eq!(store.last_seq().unwrap(), 0, "dead letters are not changes");
     }
 
     #[test]

@@ -185,6 +185,46 @@ pub trait Store: Send + Sync + Debug {
 
     /// The sequence number of the last change (0 when there is none).
     fn last_seq(&self) -> Result<u64, StoreError>;
+
+    /// Keeps `letters` (replacing earlier letters of the same source and event).
+    fn put_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError>;
+
+    /// Up to `limit` dead letters, of `source` only when given, in source and
+    /// event id order.
+    fn dead_letters(
+        &self,
+        source: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Removes the dead letter of `source`'s event `event_id`; says whether
+    /// there was one.
+    fn remove_dead_letter(&self, source: &str, event_id: &str) -> Result<bool, StoreError>;
+}
+
+/// An event droid could not ingest, kept with why, for inspection and replay.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    /// The source it was posted to.
+    pub source: String,
+    /// Its id.
+    pub event_id: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// When it happened (ms since the epoch).
+    pub occurred_at_ms: u64,
+    /// Its payload, as posted (JSON text).
+    pub payload: String,
+    /// Why it was not ingested.
+    pub reason: String,
+    /// The transformer version that refused it.
+    pub plugin_version: String,
+    /// When it was last refused (ms since the epoch).
+    pub at_ms: u64,
+    /// How many times it was refused (first post and replays).
+    pub attempts: u32,
 }
 
 pub(crate) fn now_ms() -> u64 {

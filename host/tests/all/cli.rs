@@ -448,3 +448,42 @@ fn acknowledged_events_survive_repeated_sigkills() {
     }
     assert_eq!(keys.len(), changes.len(), "no event applied twice");
 }
+
+/// `droid dead-letters list|replay` and `droid sources` against a running droid.
+#[test]
+fn dead_letter_and_source_commands_drive_a_running_droid() {
+    let (dir, path) = config_dir(
+        "[record_types.ticket]\nmode = \"ingested\"\ntransformer = \"ticket_transformer.wasm\"\n\n[sources.tracker]\nrecord_type = \"ticket\"\n",
+    );
+    std::fs::copy(
+        plugins::TICKET_TRANSFORMER,
+        dir.path().join("plugins/ticket_transformer.wasm"),
+    )
+    .unwrap();
+    let serving = Serving::start(&path);
+    let poison = r#"[{"id":"p1","kind":"ticket.created","tenant":"acme","occurred_at":1,"payload":{"nonsense":true}}]"#;
+    let (status, body) = http(&serving.address, "POST", "/v1/ingest/tracker", poison).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let server = format!("http://{}", serving.address);
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", &server]);
+        let out = droid(&all);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let list = run(&["dead-letters", "list", "--source", "tracker"]);
+    assert!(
+        list.contains("tracker/p1 (tenant acme, 1 attempt(s)"),
+        "{list}"
+    );
+    assert!(list.contains("missing field `ticket`"), "{list}");
+    let sources = run(&["sources"]);
+    assert!(
+        sources.contains("tracker") && sources.contains("warning"),
+        "{sources}"
+    );
+    let replay = run(&["dead-letters", "replay", "tracker", "--id", "p1"]);
+    assert!(replay.contains("0 replayed, 1 still failing"), "{replay}");
+    assert!(serving.stop().success());
+}
