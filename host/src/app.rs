@@ -331,6 +331,28 @@ impl App {
         done
     }
 
+    /// Aborts snapshot batches past their expiry: they leave no trace.
+    pub fn expire_snapshots(&self) {
+        let now = crate::store::now_ms();
+        let expired: Vec<_> = match self.store.snapshots() {
+            Ok(all) => all.into_iter().filter(|s| s.expires_at_ms < now).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list snapshot batches");
+                return;
+            }
+        };
+        for snapshot in expired {
+            match self.store.abort_snapshot(&snapshot.id) {
+                Ok(_) => {
+                    tracing::warn!(source = %snapshot.source, snapshot = %snapshot.id, staged = snapshot.staged, "snapshot batch expired uncommitted; dropped")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, snapshot = %snapshot.id, "cannot drop an expired snapshot batch")
+                }
+            }
+        }
+    }
+
     fn retire_unused(&self) {
         let registry = self.registry();
         let used: BTreeSet<&str> = registry.iter().map(|(_, b)| b.plugin.name()).collect();
@@ -357,6 +379,7 @@ impl App {
                     app.metrics.run_upkeep();
                     app.read_through.run_pending_tasks();
                     app.check_rollouts();
+                    app.expire_snapshots();
                     drop(app);
                     std::thread::sleep(UPKEEP_INTERVAL);
                 }

@@ -380,3 +380,125 @@ async fn state(droid: &TestDroid) -> (String, u64) {
         sources["sources"][0]["failures"].as_u64().unwrap(),
     )
 }
+
+/// The SHA-256 the snapshot API expects: event ids in order, each with a newline.
+fn checksum(ids: &[String]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for id in ids {
+        h.update(id.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn a_snapshot_batch_is_complete_or_invisible() {
+    let mut droid = TestDroid::start(TICKETS).await;
+    let events: Vec<Value> = (0..30)
+        .map(|i| {
+            ticket(
+                &format!("s{i}"),
+                "ticket.created",
+                &format!("SNAP-{i}"),
+                1,
+                "day",
+            )
+        })
+        .collect();
+    let ids: Vec<String> = (0..30).map(|i| format!("s{i}")).collect();
+
+    // Opened with a count and a checksum, sent in three parts.
+    let r = droid
+        .post(
+            "/v1/ingest/tracker/snapshots",
+            &json!({"expected_count": 30, "checksum": checksum(&ids)}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["snapshot"]["id"].as_str().unwrap().to_owned();
+    let part = |range: std::ops::Range<usize>| Value::from(events[range].to_vec()).to_string();
+    let base = format!("/v1/ingest/tracker/snapshots/{id}");
+    for range in [0..10, 10..20] {
+        let r = droid.post(&base, &part(range)).await;
+        assert_eq!(r.json()["staged"], 10, "{}", r.body);
+    }
+    assert_eq!(
+        summary(&droid, "SNAP-1").await,
+        None,
+        "nothing visible before the commit"
+    );
+    // Committing early: the count does not match; refused, still open.
+    let r = droid.post(&format!("{base}/commit"), "").await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (409, "snapshot_refused"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("20 events were staged but 30 were declared"),
+        "{}",
+        r.body
+    );
+
+    // A restart half-way: still invisible, still open.
+    droid.restart().await;
+    assert_eq!(summary(&droid, "SNAP-1").await, None);
+    let r = droid.post(&base, &part(20..30)).await;
+    assert_eq!(r.json()["staged"], 10, "{}", r.body);
+    let r = droid.post(&format!("{base}/commit"), "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["changes"], 30);
+    for i in [0, 15, 29] {
+        assert_eq!(
+            summary(&droid, &format!("SNAP-{i}")).await.as_deref(),
+            Some("day")
+        );
+    }
+    let r = droid.post(&format!("{base}/commit"), "").await;
+    assert_eq!(r.error_code(), "unknown_snapshot", "a batch commits once");
+
+    // An aborted batch leaves no trace; a wrong checksum is refused.
+    let r = droid
+        .post(
+            "/v1/ingest/tracker/snapshots",
+            &json!({"checksum": "0".repeat(64)}).to_string(),
+        )
+        .await;
+    let other = r.json()["snapshot"]["id"].as_str().unwrap().to_owned();
+    let other_base = format!("/v1/ingest/tracker/snapshots/{other}");
+    let extra = Value::from(vec![ticket("x1", "ticket.created", "GONE-1", 1, "x")]).to_string();
+    droid.post(&other_base, &extra).await;
+    let r = droid.post(&format!("{other_base}/commit"), "").await;
+    assert!(r.body.contains("not the declared"), "{}", r.body);
+    let r = droid.request(reqwest::Method::DELETE, &other_base).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(summary(&droid, "GONE-1").await, None);
+    assert!(droid.app().store.snapshots().unwrap().is_empty());
+
+    // Expiry: a one-second batch is gone once it lapses.
+    let r = droid
+        .post("/v1/ingest/tracker/snapshots", r#"{"ttl_s": 1}"#)
+        .await;
+    let short = r.json()["snapshot"]["id"].as_str().unwrap().to_owned();
+    droid
+        .post(&format!("/v1/ingest/tracker/snapshots/{short}"), &extra)
+        .await;
+    droid_e2e::eventually(
+        std::time::Duration::from_secs(10),
+        "the batch to expire",
+        || async {
+            droid
+                .app()
+                .store
+                .snapshots()
+                .unwrap()
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(summary(&droid, "GONE-1").await, None);
+}

@@ -72,6 +72,10 @@ pub enum ErrorCode {
     StoreUnavailable,
     /// The source is over its agreed ingestion rate.
     RateLimited,
+    /// No open snapshot batch of that id.
+    UnknownSnapshot,
+    /// The snapshot batch's declared count or checksum does not match, or it expired.
+    SnapshotRefused,
     /// The host hit a bug; details are in its log.
     Internal,
 }
@@ -109,6 +113,8 @@ impl ErrorCode {
         ErrorCode::UnknownSource,
         ErrorCode::StoreUnavailable,
         ErrorCode::RateLimited,
+        ErrorCode::UnknownSnapshot,
+        ErrorCode::SnapshotRefused,
         ErrorCode::Internal,
     ];
 
@@ -145,6 +151,8 @@ impl ErrorCode {
             ErrorCode::UnknownSource => "unknown_source",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::UnknownSnapshot => "unknown_snapshot",
+            ErrorCode::SnapshotRefused => "snapshot_refused",
             ErrorCode::Internal => "internal",
         }
     }

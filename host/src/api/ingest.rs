@@ -18,7 +18,9 @@ use serde_json::json;
 use super::batch::body_error;
 use super::error::{ApiError, ErrorCode};
 use crate::app::App;
-use crate::ingest::{EventResult, IncomingEvent, Refusal, State as SourceState, ingest};
+use crate::ingest::{
+    EventResult, IncomingEvent, Refusal, State as SourceState, Target, ingest_into,
+};
 use crate::metrics::{INGEST_EVENTS, INGEST_SOURCE_STATE};
 
 /// The most events one request may carry.
@@ -29,16 +31,18 @@ pub(super) async fn ingest_events(
     Path(source): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match answer(&app, &source, body).await {
+    match answer(&app, &source, body, Target::Live).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
-async fn answer(
+/// Ingests a request's events into `target`: live, or a snapshot batch.
+pub(super) async fn answer(
     app: &App,
     source: &str,
     body: Result<Bytes, BytesRejection>,
+    target: Target<'_>,
 ) -> Result<Response, ApiError> {
     let config = app.config();
     let Some(source_config) = config.sources.get(source) else {
@@ -96,7 +100,7 @@ async fn answer(
             )
         })?
         .clone();
-    let results = ingest(&app.store, &binding, source, events)
+    let results = ingest_into(&app.store, &binding, source, events, target)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, source, "ingestion could not be committed");
@@ -115,6 +119,7 @@ async fn answer(
         "invalid": count(|r| matches!(r, EventResult::Invalid { .. })),
         "rejected": count(|r| matches!(r, EventResult::Rejected { .. })),
         "failed": count(|r| matches!(r, EventResult::Failed { .. })),
+        "staged": count(|r| matches!(r, EventResult::Staged)),
         "results": results,
     }))
     .into_response())
@@ -132,11 +137,12 @@ pub(super) fn note_outcomes(
         let outcome = match result {
             EventResult::Applied { .. } => "applied",
             EventResult::Duplicate => "duplicate",
+            EventResult::Staged => "staged",
             EventResult::Invalid { .. } => "invalid",
             EventResult::Rejected { .. } => "rejected",
             EventResult::Failed { .. } => "failed",
         };
-        if !matches!(outcome, "applied" | "duplicate") {
+        if !matches!(outcome, "applied" | "duplicate" | "staged") {
             failures += 1;
         }
         metrics::counter!(INGEST_EVENTS, "source" => source.to_owned(), "outcome" => outcome)

@@ -15,6 +15,7 @@ mod invalidate;
 mod ops;
 mod request_metrics;
 mod respond;
+mod snapshot;
 
 use std::sync::Arc;
 
@@ -41,6 +42,17 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/invalidate", post(invalidate::invalidate))
         .route("/v1/ingest/{source}", post(ingest::ingest_events))
+        .route("/v1/ingest/{source}/snapshots", post(snapshot::open))
+        .route(
+            "/v1/ingest/{source}/snapshots/{id}",
+            get(snapshot::show)
+                .post(snapshot::part)
+                .delete(snapshot::abort),
+        )
+        .route(
+            "/v1/ingest/{source}/snapshots/{id}/commit",
+            post(snapshot::commit),
+        )
         .route(
             "/v1/entity/{record_type}/{key}/{*rest}",
             get(entity::key_with_slash),

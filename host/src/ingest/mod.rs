@@ -39,6 +39,8 @@ pub enum EventResult {
     },
     /// Seen before (same source and id); nothing changed.
     Duplicate,
+    /// Staged in a snapshot batch: visible once the batch commits.
+    Staged,
     /// The event is not valid; nothing was done with it.
     Invalid {
         /// Why.
@@ -124,6 +126,15 @@ impl IncomingEvent {
 /// The events one transformer version handles, with their places in the request.
 type Group = (Arc<Version>, Vec<(usize, SourceEvent)>);
 
+/// Where accepted events go.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// Committed and visible at once.
+    Live,
+    /// Staged in this snapshot batch, visible when it commits.
+    Snapshot(&'a str),
+}
+
 /// Ingests `events` from `source` into `binding`'s record type, returning one
 /// result per event, in order.
 pub async fn ingest(
@@ -131,6 +142,17 @@ pub async fn ingest(
     binding: &Binding,
     source: &str,
     events: Vec<Result<IncomingEvent, String>>,
+) -> Result<Vec<EventResult>, StoreError> {
+    ingest_into(store, binding, source, events, Target::Live).await
+}
+
+/// Like [`ingest`], into `target`.
+pub async fn ingest_into(
+    store: &Arc<dyn Store>,
+    binding: &Binding,
+    source: &str,
+    events: Vec<Result<IncomingEvent, String>>,
+    target: Target<'_>,
 ) -> Result<Vec<EventResult>, StoreError> {
     let mut results: Vec<Option<EventResult>> = vec![None; events.len()];
     // Checked events, grouped by the transformer version serving their tenant.
@@ -230,6 +252,20 @@ pub async fn ingest(
     if !writes.is_empty() {
         let store = store.clone();
         let (indices, batch): (Vec<usize>, Vec<EventWrite>) = writes.into_iter().unzip();
+        if let Target::Snapshot(id) = target {
+            let id = id.to_owned();
+            let count = batch.len();
+            tokio::task::spawn_blocking(move || store.stage(&id, &batch))
+                .await
+                .map_err(|e| StoreError::Io {
+                    operation: "write",
+                    reason: e.to_string(),
+                })??;
+            for i in indices.into_iter().take(count) {
+                results[i] = Some(EventResult::Staged);
+            }
+            return Ok(finish(results));
+        }
         let outcomes = tokio::task::spawn_blocking(move || store.apply(&batch))
             .await
             .map_err(|e| StoreError::Io {
@@ -243,14 +279,18 @@ pub async fn ingest(
             });
         }
     }
-    Ok(results
+    Ok(finish(results))
+}
+
+fn finish(results: Vec<Option<EventResult>>) -> Vec<EventResult> {
+    results
         .into_iter()
         .map(|r| {
             r.unwrap_or(EventResult::Failed {
                 reason: "not processed".to_owned(),
             })
         })
-        .collect())
+        .collect()
 }
 
 /// One change a transformer asked for, checked: the event's tenant only, a

@@ -13,8 +13,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::codec::{decode_record, encode_record, event_key, record_key};
 use super::{
-    Change, ChangeKind, DeadLetter, EventOutcome, EventWrite, Op, RecordId, Store, StoreError,
-    StoredRecord, now_ms,
+    Change, ChangeKind, DeadLetter, EventOutcome, EventWrite, Op, RecordId, Snapshot, Store,
+    StoreError, StoredRecord, VerifySnapshot, now_ms,
 };
 
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
@@ -22,6 +22,9 @@ const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 const EVENTS: TableDefinition<&[u8], ()> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const DEAD_LETTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("dead_letters");
+const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
+/// Staged events: (snapshot id, position) → event.
+const STAGED: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("staged");
 const LAST_SEQ: &str = "last_seq";
 
 /// The store in one redb file.
@@ -67,6 +70,8 @@ impl Embedded {
             try_io!("open", txn.open_table(EVENTS));
             try_io!("open", txn.open_table(META));
             try_io!("open", txn.open_table(DEAD_LETTERS));
+            try_io!("open", txn.open_table(SNAPSHOTS));
+            try_io!("open", txn.open_table(STAGED));
         }
         try_io!("open", txn.commit());
         Ok(Self { db })
@@ -75,74 +80,8 @@ impl Embedded {
 
 impl Store for Embedded {
     fn apply(&self, events: &[EventWrite]) -> Result<Vec<EventOutcome>, StoreError> {
-        let committed_at_ms = now_ms();
         let txn = try_io!("write", self.db.begin_write());
-        let mut outcomes = Vec::with_capacity(events.len());
-        {
-            let mut records = try_io!("write", txn.open_table(RECORDS));
-            let mut changes = try_io!("write", txn.open_table(CHANGES));
-            let mut seen = try_io!("write", txn.open_table(EVENTS));
-            let mut meta = try_io!("write", txn.open_table(META));
-            let mut seq = try_io!("write", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
-            for event in events {
-                let ek = event_key(&event.source, &event.event_id);
-                if try_io!("write", seen.get(ek.as_slice())).is_some() {
-                    outcomes.push(EventOutcome::Duplicate);
-                    continue;
-                }
-                try_io!("write", seen.insert(ek.as_slice(), ()));
-                let mut seqs = Vec::new();
-                let mut stale = 0;
-                for op in &event.ops {
-                    let rk = record_key(op.id());
-                    let current = match try_io!("write", records.get(rk.as_slice())) {
-                        Some(bytes) => Some(decode_record(bytes.value())?),
-                        None => None,
-                    };
-                    if current.is_some_and(|c| c.version >= op.version()) {
-                        stale += 1;
-                        continue;
-                    }
-                    seq += 1;
-                    let (body, kind) = match op {
-                        Op::Upsert { body, .. } => (
-                            Some(body.clone()),
-                            ChangeKind::Upsert { body: body.clone() },
-                        ),
-                        Op::Delete { .. } => (None, ChangeKind::Delete),
-                    };
-                    let record = StoredRecord {
-                        body,
-                        version: op.version(),
-                        seq,
-                        committed_at_ms,
-                    };
-                    try_io!(
-                        "write",
-                        records.insert(rk.as_slice(), encode_record(&record).as_slice())
-                    );
-                    let id = op.id();
-                    let change = Change {
-                        seq,
-                        record_type: id.record_type.clone(),
-                        tenant: id.tenant.clone(),
-                        key: id.key.clone(),
-                        version: op.version(),
-                        kind,
-                        source: event.source.clone(),
-                        event_id: event.event_id.clone(),
-                        occurred_at_ms: event.occurred_at_ms,
-                        committed_at_ms,
-                    };
-                    let json = serde_json::to_vec(&change)
-                        .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))?;
-                    try_io!("write", changes.insert(seq, json.as_slice()));
-                    seqs.push(seq);
-                }
-                outcomes.push(EventOutcome::Applied { seqs, stale });
-            }
-            try_io!("write", meta.insert(LAST_SEQ, seq));
-        }
+        let outcomes = apply_in(&txn, events)?;
         try_io!("commit", txn.commit());
         Ok(outcomes)
     }
@@ -217,6 +156,111 @@ impl Store for Embedded {
         Ok(out)
     }
 
+    fn open_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let txn = try_io!("write", self.db.begin_write());
+        {
+            let mut table = try_io!("write", txn.open_table(SNAPSHOTS));
+            let json = encode(snapshot)?;
+            try_io!("write", table.insert(snapshot.id.as_str(), json.as_slice()));
+        }
+        try_io!("commit", txn.commit());
+        Ok(())
+    }
+
+    fn snapshot(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let table = try_io!("read", txn.open_table(SNAPSHOTS));
+        match try_io!("read", table.get(id)) {
+            Some(v) => decode(v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn stage(&self, id: &str, events: &[EventWrite]) -> Result<u64, StoreError> {
+        let txn = try_io!("write", self.db.begin_write());
+        let staged = {
+            let mut snapshots = try_io!("write", txn.open_table(SNAPSHOTS));
+            let mut snapshot: Snapshot = match try_io!("write", snapshots.get(id)) {
+                Some(v) => decode(v.value())?,
+                None => return Err(StoreError::Corrupt(format!("no open snapshot {id:?}"))),
+            };
+            let mut staged = try_io!("write", txn.open_table(STAGED));
+            for event in events {
+                try_io!(
+                    "write",
+                    staged.insert((id, snapshot.staged), encode(event)?.as_slice())
+                );
+                snapshot.staged += 1;
+            }
+            try_io!("write", snapshots.insert(id, encode(&snapshot)?.as_slice()));
+            snapshot.staged
+        };
+        try_io!("commit", txn.commit());
+        Ok(staged)
+    }
+
+    fn commit_snapshot(
+        &self,
+        id: &str,
+        verify: &VerifySnapshot,
+    ) -> Result<Result<Vec<EventOutcome>, String>, StoreError> {
+        let txn = try_io!("write", self.db.begin_write());
+        let outcomes = {
+            let mut snapshots = try_io!("write", txn.open_table(SNAPSHOTS));
+            let snapshot: Snapshot = match try_io!("write", snapshots.get(id)) {
+                Some(v) => decode(v.value())?,
+                None => return Ok(Err(format!("no open snapshot {id:?}"))),
+            };
+            let mut staged = try_io!("write", txn.open_table(STAGED));
+            let mut events: Vec<EventWrite> = Vec::new();
+            for entry in try_io!("read", staged.range((id, 0)..=(id, u64::MAX))) {
+                let (_, value) = try_io!("read", entry);
+                events.push(decode(value.value())?);
+            }
+            let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+            if let Err(why) = verify(&snapshot, &ids) {
+                return Ok(Err(why));
+            }
+            for n in 0..snapshot.staged {
+                try_io!("write", staged.remove((id, n)));
+            }
+            try_io!("write", snapshots.remove(id));
+            drop((snapshots, staged));
+            apply_in(&txn, &events)?
+        };
+        try_io!("commit", txn.commit());
+        Ok(Ok(outcomes))
+    }
+
+    fn abort_snapshot(&self, id: &str) -> Result<bool, StoreError> {
+        let txn = try_io!("write", self.db.begin_write());
+        let existed = {
+            let mut snapshots = try_io!("write", txn.open_table(SNAPSHOTS));
+            let staged_count = match try_io!("write", snapshots.remove(id)) {
+                Some(v) => decode::<Snapshot>(v.value())?.staged,
+                None => return Ok(false),
+            };
+            let mut staged = try_io!("write", txn.open_table(STAGED));
+            for n in 0..staged_count {
+                try_io!("write", staged.remove((id, n)));
+            }
+            true
+        };
+        try_io!("commit", txn.commit());
+        Ok(existed)
+    }
+
+    fn snapshots(&self) -> Result<Vec<Snapshot>, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let table = try_io!("read", txn.open_table(SNAPSHOTS));
+        let mut out = Vec::new();
+        for entry in try_io!("read", table.iter()) {
+            let (_, value) = try_io!("read", entry);
+            out.push(decode(value.value())?);
+        }
+        Ok(out)
+    }
+
     fn remove_dead_letter(&self, source: &str, event_id: &str) -> Result<bool, StoreError> {
         let txn = try_io!("write", self.db.begin_write());
         let removed = {
@@ -227,6 +271,89 @@ impl Store for Embedded {
         try_io!("commit", txn.commit());
         Ok(removed)
     }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("does not decode: {e}")))
+}
+
+/// Applies `events` within the write transaction `txn` (see [`Store::apply`]).
+fn apply_in(
+    txn: &redb::WriteTransaction,
+    events: &[EventWrite],
+) -> Result<Vec<EventOutcome>, StoreError> {
+    let committed_at_ms = now_ms();
+    let mut outcomes = Vec::with_capacity(events.len());
+    {
+        let mut records = try_io!("write", txn.open_table(RECORDS));
+        let mut changes = try_io!("write", txn.open_table(CHANGES));
+        let mut seen = try_io!("write", txn.open_table(EVENTS));
+        let mut meta = try_io!("write", txn.open_table(META));
+        let mut seq = try_io!("write", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
+        for event in events {
+            let ek = event_key(&event.source, &event.event_id);
+            if try_io!("write", seen.get(ek.as_slice())).is_some() {
+                outcomes.push(EventOutcome::Duplicate);
+                continue;
+            }
+            try_io!("write", seen.insert(ek.as_slice(), ()));
+            let mut seqs = Vec::new();
+            let mut stale = 0;
+            for op in &event.ops {
+                let rk = record_key(op.id());
+                let current = match try_io!("write", records.get(rk.as_slice())) {
+                    Some(bytes) => Some(decode_record(bytes.value())?),
+                    None => None,
+                };
+                if current.is_some_and(|c| c.version >= op.version()) {
+                    stale += 1;
+                    continue;
+                }
+                seq += 1;
+                let (body, kind) = match op {
+                    Op::Upsert { body, .. } => (
+                        Some(body.clone()),
+                        ChangeKind::Upsert { body: body.clone() },
+                    ),
+                    Op::Delete { .. } => (None, ChangeKind::Delete),
+                };
+                let record = StoredRecord {
+                    body,
+                    version: op.version(),
+                    seq,
+                    committed_at_ms,
+                };
+                try_io!(
+                    "write",
+                    records.insert(rk.as_slice(), encode_record(&record).as_slice())
+                );
+                let id = op.id();
+                let change = Change {
+                    seq,
+                    record_type: id.record_type.clone(),
+                    tenant: id.tenant.clone(),
+                    key: id.key.clone(),
+                    version: op.version(),
+                    kind,
+                    source: event.source.clone(),
+                    event_id: event.event_id.clone(),
+                    occurred_at_ms: event.occurred_at_ms,
+                    committed_at_ms,
+                };
+                let json = serde_json::to_vec(&change)
+                    .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))?;
+                try_io!("write", changes.insert(seq, json.as_slice()));
+                seqs.push(seq);
+            }
+            outcomes.push(EventOutcome::Applied { seqs, stale });
+        }
+        try_io!("write", meta.insert(LAST_SEQ, seq));
+    }
+    Ok(outcomes)
 }
 
 #[cfg(test)]

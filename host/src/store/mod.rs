@@ -21,7 +21,9 @@ use std::fmt::Debug;
 pub use embedded::Embedded;
 
 /// Names one record.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct RecordId {
     /// Its record type.
     pub record_type: String,
@@ -32,7 +34,7 @@ pub struct RecordId {
 }
 
 /// One change an event asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     /// Create or replace the record with `body` (JSON) at `version`.
     Upsert {
@@ -69,7 +71,7 @@ impl Op {
 }
 
 /// One source event and the changes it produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EventWrite {
     /// The ingestion source it came from.
     pub source: String,
@@ -200,6 +202,55 @@ pub trait Store: Send + Sync + Debug {
     /// Removes the dead letter of `source`'s event `event_id`; says whether
     /// there was one.
     fn remove_dead_letter(&self, source: &str, event_id: &str) -> Result<bool, StoreError>;
+
+    /// Opens a snapshot batch: events staged into it stay invisible until it is
+    /// committed, and vanish if it is aborted or expires.
+    fn open_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+
+    /// The snapshot batch `id`, if open.
+    fn snapshot(&self, id: &str) -> Result<Option<Snapshot>, StoreError>;
+
+    /// Stages `events` in snapshot `id` (in order); returns how many it holds now.
+    fn stage(&self, id: &str, events: &[EventWrite]) -> Result<u64, StoreError>;
+
+    /// Applies every event staged in snapshot `id` in one transaction, as
+    /// [`Store::apply`] would, and closes it; `verify` sees the staged event ids
+    /// first and may refuse (then nothing changes and the snapshot stays open).
+    fn commit_snapshot(
+        &self,
+        id: &str,
+        verify: &VerifySnapshot,
+    ) -> Result<Result<Vec<EventOutcome>, String>, StoreError>;
+
+    /// Closes snapshot `id` and drops what it staged; says whether it was open.
+    fn abort_snapshot(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Every open snapshot batch.
+    fn snapshots(&self) -> Result<Vec<Snapshot>, StoreError>;
+}
+
+/// A commit's last check of a snapshot batch, given the staged event ids in
+/// order: `Err` with the reason refuses the commit.
+pub type VerifySnapshot = dyn Fn(&Snapshot, &[String]) -> Result<(), String>;
+
+/// An open snapshot batch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    /// Its id.
+    pub id: String,
+    /// The source it belongs to.
+    pub source: String,
+    /// When it was opened (ms since the epoch).
+    pub opened_at_ms: u64,
+    /// When it expires unless committed (ms since the epoch).
+    pub expires_at_ms: u64,
+    /// The number of events the provider says it will send, if declared.
+    pub expected_count: Option<u64>,
+    /// The SHA-256 (hex) of the event ids in order, each followed by a newline,
+    /// if declared.
+    pub checksum: Option<String>,
+    /// Events staged so far.
+    pub staged: u64,
 }
 
 /// An event droid could not ingest, kept with why, for inspection and replay.
