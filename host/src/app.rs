@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::access::{AccessPolicy, Unauthenticated};
 use crate::api::RequestMetrics;
 use crate::config::{Config, ConfigError, Share};
+use crate::locks::lock;
 use crate::metrics::CONFIG_RELOADS;
 use crate::plugins::{
     ControlError, FileOutcome, Plugins, Registry, RegistryError, RolledBack, TrustError, Version,
@@ -464,10 +465,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn unix_now() -> u64 {

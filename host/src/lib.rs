@@ -13,6 +13,7 @@ pub mod config;
 pub mod entity;
 pub mod ingest;
 pub mod key;
+mod locks;
 pub mod metrics;
 pub mod plugins;
 pub mod readthrough;

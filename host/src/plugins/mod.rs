@@ -38,6 +38,7 @@ pub use trust::{Trust, TrustError};
 pub use version::Version;
 
 use crate::config::{PluginSettings, RolloutPolicy, Share};
+use crate::locks::{lock, read, write};
 use crate::metrics::{PLUGIN_LOAD_FAILURES, PLUGIN_ROLLBACKS, PLUGINS_LOADED};
 use crate::runtime::{LoadError, Runtime, naming};
 
@@ -527,16 +528,4 @@ fn modified(path: &Path) -> SystemTime {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .unwrap_or(SystemTime::UNIX_EPOCH)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
 }

@@ -254,6 +254,15 @@ fn serve_answers_and_stops_on_sigterm() {
     assert!(exit.success(), "droid exited with {exit}");
 }
 
+/// Runs `droid ARGS --server SERVER`, which must succeed; returns its output.
+fn run_against(server: &str, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--server", server]);
+    let out = droid(&all);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
 /// `droid plugins list|rollout|promote|rollback` drive a running droid.
 #[test]
 fn plugin_commands_drive_a_running_droid() {
@@ -265,13 +274,7 @@ fn plugin_commands_drive_a_running_droid() {
     std::fs::copy(plugins::VERSION_ECHO_V2, plugin_dir.join("echo@2.0.0.wasm")).unwrap();
     let serving = Serving::start(&path);
     let server = format!("http://{}", serving.address);
-    let run = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--server", &server]);
-        let out = droid(&all);
-        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-        text(&out.stdout)
-    };
+    let run = |args: &[&str]| run_against(&server, args);
 
     let list = run(&["plugins", "list"]);
     assert!(list.contains("echo (adapter)"), "{list}");
@@ -465,13 +468,7 @@ fn dead_letter_and_source_commands_drive_a_running_droid() {
     let (status, body) = http(&serving.address, "POST", "/v1/ingest/tracker", poison).unwrap();
     assert_eq!(status, 200, "{body}");
     let server = format!("http://{}", serving.address);
-    let run = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--server", &server]);
-        let out = droid(&all);
-        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-        text(&out.stdout)
-    };
+    let run = |args: &[&str]| run_against(&server, args);
     let list = run(&["dead-letters", "list", "--source", "tracker"]);
     assert!(
         list.contains("tracker/p1 (tenant acme, 1 attempt(s)"),
