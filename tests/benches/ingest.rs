@@ -12,14 +12,7 @@ use std::time::{Duration, Instant};
 
 use droid_e2e::TestDroid;
 
-const TICKETS: &str = r#"
-[record_types.ticket]
-mode = "ingested"
-transformer = "ticket_transformer.wasm"
-
-[sources.tracker]
-record_type = "ticket"
-"#;
+use droid_e2e::droid::TICKETS;
 const IN_FLIGHT: u64 = 4;
 
 fn event(n: u64) -> String {
@@ -30,11 +23,7 @@ fn event(n: u64) -> String {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let rt = droid_e2e::bench::tokio_runtime();
     rt.block_on(async {
         let droid = Arc::new(TestDroid::start(TICKETS).await);
         println!(

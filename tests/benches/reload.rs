@@ -27,11 +27,7 @@ base_url = "http://127.0.0.1:9/"
 const ROUNDS: usize = 11;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let rt = droid_e2e::bench::tokio_runtime();
     rt.block_on(async {
         let v1 = std::fs::read(plugins::VERSION_ECHO_V1).unwrap();
         let v2 = std::fs::read(plugins::VERSION_ECHO_V2).unwrap();

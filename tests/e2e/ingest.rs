@@ -4,14 +4,7 @@
 use droid_e2e::TestDroid;
 use serde_json::{Value, json};
 
-const TICKETS: &str = r#"
-[record_types.ticket]
-mode = "ingested"
-transformer = "ticket_transformer.wasm"
-
-[sources.tracker]
-record_type = "ticket"
-"#;
+use droid_e2e::droid::TICKETS;
 
 /// A ticket event for `key` at `version`.
 fn ticket(id: &str, kind: &str, key: &str, version: u64, summary: &str) -> Value {

@@ -87,3 +87,13 @@ pub fn ticket_events(n: usize) -> (Vec<droid_sdk::SourceEvent>, Vec<SourceEvent>
         .collect();
     (sdk, host)
 }
+
+/// The runtime the HTTP benchmarks drive their clients and droid on: two
+/// workers, as many as the machine has cores.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio")
+}

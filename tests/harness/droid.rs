@@ -60,6 +60,16 @@ impl TestResponse {
     }
 }
 
+/// The ingested ticket record type behind ingestion source `tracker`.
+pub const TICKETS: &str = r#"
+[record_types.ticket]
+mode = "ingested"
+transformer = "ticket_transformer.wasm"
+
+[sources.tracker]
+record_type = "ticket"
+"#;
+
 /// The compiled-artifact cache shared by every test, so each plugin compiles once.
 fn shared_cache_dir() -> PathBuf {
     Path::new(droid_test_artifacts::DIR).join("../../cache")

@@ -364,11 +364,8 @@ fn ticket_event(n: u64) -> String {
     )
 }
 
-/// droid killed with SIGKILL again and again in the middle of an ingestion:
-/// every acknowledged event is in the store afterwards, the change log has no
-/// gaps, and the store opens cleanly every time.
-#[test]
-fn acknowledged_events_survive_repeated_sigkills() {
+/// A config folder with the ticket transformer behind source `tracker`.
+fn ticket_config_dir() -> (tempfile::TempDir, PathBuf) {
     let (dir, path) = config_dir(
         "[record_types.ticket]\nmode = \"ingested\"\ntransformer = \"ticket_transformer.wasm\"\n\n[sources.tracker]\nrecord_type = \"ticket\"\n",
     );
@@ -377,6 +374,15 @@ fn acknowledged_events_survive_repeated_sigkills() {
         dir.path().join("plugins/ticket_transformer.wasm"),
     )
     .unwrap();
+    (dir, path)
+}
+
+/// droid killed with SIGKILL again and again in the middle of an ingestion:
+/// every acknowledged event is in the store afterwards, the change log has no
+/// gaps, and the store opens cleanly every time.
+#[test]
+fn acknowledged_events_survive_repeated_sigkills() {
+    let (dir, path) = ticket_config_dir();
     const BATCH: u64 = 50;
     let mut acknowledged: Vec<u64> = Vec::new();
     let mut next = 0u64;
@@ -455,14 +461,7 @@ fn acknowledged_events_survive_repeated_sigkills() {
 /// `droid dead-letters list|replay` and `droid sources` against a running droid.
 #[test]
 fn dead_letter_and_source_commands_drive_a_running_droid() {
-    let (dir, path) = config_dir(
-        "[record_types.ticket]\nmode = \"ingested\"\ntransformer = \"ticket_transformer.wasm\"\n\n[sources.tracker]\nrecord_type = \"ticket\"\n",
-    );
-    std::fs::copy(
-        plugins::TICKET_TRANSFORMER,
-        dir.path().join("plugins/ticket_transformer.wasm"),
-    )
-    .unwrap();
+    let (_dir, path) = ticket_config_dir();
     let serving = Serving::start(&path);
     let poison = r#"[{"id":"p1","kind":"ticket.created","tenant":"acme","occurred_at":1,"payload":{"nonsense":true}}]"#;
     let (status, body) = http(&serving.address, "POST", "/v1/ingest/tracker", poison).unwrap();
