@@ -497,3 +497,65 @@ async fn a_snapshot_batch_is_complete_or_invisible() {
     .await;
     assert_eq!(summary(&droid, "GONE-1").await, None);
 }
+
+#[tokio::test]
+async fn bad_snapshot_and_replay_requests_get_clear_errors() {
+    let droid = TestDroid::start(TICKETS).await;
+    for (path, body, status, code) in [
+        (
+            "/v1/ingest/tracker/snapshots",
+            r#"{"ttl_s": 0}"#,
+            400,
+            "invalid_body",
+        ),
+        (
+            "/v1/ingest/tracker/snapshots",
+            r#"{"checksum": "abc"}"#,
+            400,
+            "invalid_body",
+        ),
+        (
+            "/v1/ingest/tracker/snapshots",
+            r#"{"expected": 3}"#,
+            400,
+            "invalid_body",
+        ),
+        ("/v1/ingest/nowhere/snapshots", "", 404, "unknown_source"),
+        (
+            "/v1/ingest/tracker/snapshots/nope",
+            "[]",
+            404,
+            "unknown_snapshot",
+        ),
+        (
+            "/v1/ingest/tracker/snapshots/nope/commit",
+            "",
+            404,
+            "unknown_snapshot",
+        ),
+        (
+            "/v1/admin/dead-letters/tracker/replay",
+            "{not json",
+            400,
+            "invalid_body",
+        ),
+        (
+            "/v1/admin/dead-letters/nowhere/replay",
+            "",
+            404,
+            "unknown_source",
+        ),
+    ] {
+        let r = droid.post(path, body).await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (status, code),
+            "{path} {body}: {}",
+            r.body
+        );
+    }
+    assert!(
+        droid.app().store.snapshots().unwrap().is_empty(),
+        "nothing opened"
+    );
+}
