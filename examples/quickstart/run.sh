@@ -68,6 +68,9 @@ show "$out/droid" plugins transform "$here/plugins/ticket_transformer.wasm" --ev
 echo "==> ingesting the same events, then reading a ticket back"
 show curl -sS --fail-with-body -X POST --data-binary @"$here/events/tickets.jsonl" http://127.0.0.1:8080/v1/ingest/tracker
 show curl -sS -i --fail-with-body "http://127.0.0.1:8080/v1/entity/ticket/OPS-1001?tenant=tenant-0001"
+echo "==> backfilling the tracker's history from its bootstrap endpoint (--restart: from the first page on every run)"
+show "$out/droid" backfill ticket --config "$here/droid.toml" --restart
+show curl -sS --fail-with-body "http://127.0.0.1:8080/v1/entity/ticket/OPS-1500?tenant=tenant-0001"
 echo "==> the plugins droid holds (drop a new .wasm into $here/plugins and it is picked up live)"
 show "$out/droid" plugins list
 

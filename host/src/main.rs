@@ -19,6 +19,7 @@ use tracing_subscriber::EnvFilter;
 
 mod cli {
     pub mod admin_client;
+    pub mod backfill;
 }
 use cli::admin_client::{Server, print_plugins};
 
@@ -77,6 +78,53 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Load an ingested record type's history from its provider's bootstrap
+    /// endpoint into a running droid; resumes where an interrupted run stopped.
+    Backfill(BackfillArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BackfillArgs {
+    /// The ingested record type.
+    record_type: String,
+    /// The configuration file (sources, bootstrap endpoints, the store's folder).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The source to post as, when several feed the record type.
+    #[arg(long)]
+    source: Option<String>,
+    /// The running droid [default: from server.listen].
+    #[arg(long, env = "DROID_SERVER")]
+    server: Option<String>,
+    /// The bootstrap endpoint [default: the source's bootstrap_url].
+    #[arg(long)]
+    from: Option<url::Url>,
+    /// A header for the bootstrap endpoint, as "Name: value"; repeatable.
+    #[arg(long = "header", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// Events asked for per page.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    page_size: u32,
+    /// Events per second [default: the source's rate_limit, else unlimited].
+    #[arg(long)]
+    rate: Option<std::num::NonZeroU32>,
+    /// The file the cursor is kept in [default: backfill/SOURCE.json beside the store].
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Start from the first page, ignoring a saved cursor.
+    #[arg(long)]
+    restart: bool,
+    /// Tries per request before giving up (failures that may pass: refused
+    /// connections, timeouts, 5xx).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    attempts: u32,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    text.split_once(':')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected \"Name: value\", found {text:?}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +265,19 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::CheckConfig { file, skip_plugins } => check_config(&file, skip_plugins),
         Command::Plugins(command) => plugins(command),
         Command::DeadLetters(command) => dead_letters(command),
+        Command::Backfill(args) => cli::backfill::run(cli::backfill::Options {
+            config: args.config,
+            record_type: args.record_type,
+            source: args.source,
+            server: args.server,
+            from: args.from,
+            headers: args.headers,
+            page_size: args.page_size as usize,
+            rate: args.rate,
+            state: args.state,
+            restart: args.restart,
+            attempts: args.attempts,
+        }),
         Command::Sources { server } => {
             let answer = Server::new(&server.server)?.get("/v1/admin/sources")?;
             for s in answer["sources"].as_array().into_iter().flatten() {

@@ -5,6 +5,11 @@
 //! key. The records are generated from a fixed seed, so every run serves the same
 //! data. `--latency-ms` makes it answer slower, as a real store in another service
 //! would; nothing else about it is configurable, on purpose.
+//!
+//! It also plays the ticket tracker's bootstrap endpoint
+//! (`GET /tickets/bootstrap`, see [`tickets`]) for `droid backfill ticket`.
+
+mod tickets;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,6 +39,9 @@ struct Args {
     /// Pad every record with a field of this many bytes (for memory benchmarks).
     #[arg(long, default_value_t = 0)]
     pad_bytes: usize,
+    /// How many tickets the tracker's bootstrap endpoint pages through.
+    #[arg(long, default_value_t = 2_000)]
+    tickets: usize,
 }
 
 #[derive(Debug)]
@@ -52,7 +60,12 @@ async fn main() -> std::io::Result<()> {
     let app = Router::new()
         .route("/sites/{key}", get(site))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(sites.clone());
+        .with_state(sites.clone())
+        .merge(
+            Router::new()
+                .route("/tickets/bootstrap", get(tickets::bootstrap))
+                .with_state(tickets::Tickets(args.tickets)),
+        );
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!(
         "sample provider: {} sites on http://{}/sites/{{key}} (for example site-{:0width$})",

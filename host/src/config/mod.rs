@@ -63,6 +63,9 @@ pub struct SourceConfig {
     pub warn_above: u64,
     /// More failures than this in the window: an incident (page the provider).
     pub page_above: u64,
+    /// The provider's bootstrap endpoint, paged through by `droid backfill`
+    /// (the contract is in the README).
+    pub bootstrap_url: Option<url::Url>,
 }
 
 /// How plugin files are picked up, rolled out and trusted.

@@ -42,6 +42,7 @@ pub(super) struct RawSource {
     pub failure_window_s: Option<u64>,
     pub warn_above: Option<u64>,
     pub page_above: Option<u64>,
+    pub bootstrap_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -300,6 +300,11 @@ fn sources(
                 format!("must be at least warn_above ({warn_above}), found {page_above}"),
             );
         }
+        let bootstrap_url = source.bootstrap_url.and_then(|text| {
+            check_base_url(&text)
+                .map_err(|why| c.problem(format!("{field}.bootstrap_url"), why))
+                .ok()
+        });
         match record_types.get(&record_type).map(|rt| &rt.mode) {
             Some(Mode::Ingested(_)) => {
                 out.insert(
@@ -311,6 +316,7 @@ fn sources(
                         failure_window,
                         warn_above,
                         page_above,
+                        bootstrap_url,
                     },
                 );
             }

@@ -126,6 +126,7 @@ mod tests {
             failure_window: Duration::from_secs(60),
             warn_above: 0,
             page_above: 3,
+            bootstrap_url: None,
         };
         let health = SourceHealth::default();
         let start = Instant::now();

@@ -84,6 +84,7 @@ mod tests {
             failure_window: Duration::from_secs(60),
             warn_above: 0,
             page_above: 100,
+            bootstrap_url: None,
         }
     }
 

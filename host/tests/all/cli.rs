@@ -1,46 +1,15 @@
 //! The `droid` binary, run as an operator or provider would run it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use droid_test_artifacts as plugins;
 
-fn droid(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_droid"))
-        .args(args)
-        .env("DROID_LOG", "warn")
-        .output()
-        .expect("droid runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A folder with `droid.toml` (the given record types) and a plugin folder
-/// holding the example adapter and the wrong-world component.
-fn config_dir(record_types: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("plugins")).unwrap();
-    for file in [plugins::HTTP_JSON_ADAPTER, plugins::WRONG_WORLD] {
-        let file = Path::new(file);
-        std::fs::copy(
-            file,
-            dir.path().join("plugins").join(file.file_name().unwrap()),
-        )
-        .unwrap();
-    }
-    let path = dir.path().join("droid.toml");
-    std::fs::write(
-        &path,
-        format!("[server]\nlisten = \"127.0.0.1:0\"\n\n{record_types}"),
-    )
-    .unwrap();
-    (dir, path)
-}
+use crate::support::{
+    Serving, config_dir, droid, http, run_against, text, ticket_config_dir, ticket_event,
+};
 
 const SITE: &str = "[record_types.site]\nmode = \"read-through\"\nadapter = \"http_json_adapter.wasm\"\nbase_url = \"http://127.0.0.1:9/sites\"\n";
 
@@ -173,71 +142,6 @@ fn transform_runs_events_through_a_transformer() {
     );
 }
 
-/// A `droid serve` child process, stopped with SIGTERM when dropped.
-struct Serving {
-    child: std::process::Child,
-    address: String,
-}
-
-impl Serving {
-    fn start(config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_droid"))
-            .args([
-                "serve",
-                "--config",
-                config.to_str().unwrap(),
-                "--log-format",
-                "json",
-            ])
-            .env("DROID_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("droid starts");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let started = Instant::now();
-        let address = loop {
-            let mut line = String::new();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "droid exited before serving"
-            );
-            let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if log["fields"]["message"] == "droid is serving" {
-                break log["fields"]["address"].as_str().unwrap().to_owned();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "droid did not start"
-            );
-        };
-        // Keep draining the log so the child never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Self { child, address }
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        self.terminate();
-        self.child.wait().unwrap()
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// The real binary starts, answers, and shuts down gracefully on SIGTERM.
 #[test]
 fn serve_answers_and_stops_on_sigterm() {
@@ -252,15 +156,6 @@ fn serve_answers_and_stops_on_sigterm() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let exit = serving.stop();
     assert!(exit.success(), "droid exited with {exit}");
-}
-
-/// Runs `droid ARGS --server SERVER`, which must succeed; returns its output.
-fn run_against(server: &str, args: &[&str]) -> String {
-    let mut all = args.to_vec();
-    all.extend(["--server", server]);
-    let out = droid(&all);
-    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
 }
 
 /// `droid plugins list|rollout|promote|rollback` drive a running droid.
@@ -338,43 +233,6 @@ fn a_signed_plugin_is_trusted_and_an_unsigned_one_refused() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = droid(&["check-config", path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-}
-
-/// A raw HTTP/1.1 request to `address`; returns status and body.
-fn http(address: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: droid\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-    Some((status, body))
-}
-
-fn ticket_event(n: u64) -> String {
-    format!(
-        r#"{{"id":"ev-{n}","kind":"ticket.created","tenant":"acme","occurred_at":1763633700000,"payload":{{"ticket":{{"key":"OPS-{n}","summary":"s","description":"d","status":"open","priority":"high","labels":[],"updated_at":"2026-11-20T10:00:00Z","version":1}},"project":{{"key":"OPS","name":"Operations"}},"assignee":null,"reporter":{{"account_id":"u-1","display_name":"G","email":"g@example.com"}}}}}}"#
-    )
-}
-
-/// A config folder with the ticket transformer behind source `tracker`.
-fn ticket_config_dir() -> (tempfile::TempDir, PathBuf) {
-    let (dir, path) = config_dir(
-        "[record_types.ticket]\nmode = \"ingested\"\ntransformer = \"ticket_transformer.wasm\"\n\n[sources.tracker]\nrecord_type = \"ticket\"\n",
-    );
-    std::fs::copy(
-        plugins::TICKET_TRANSFORMER,
-        dir.path().join("plugins/ticket_transformer.wasm"),
-    )
-    .unwrap();
-    (dir, path)
 }
 
 /// droid killed with SIGKILL again and again in the middle of an ingestion:

@@ -1,5 +1,7 @@
 //! The host's integration tests: configuration checking, and the `droid` binary's
 //! commands run as a user would run them.
 
+mod backfill;
 mod cli;
 mod config;
+mod support;

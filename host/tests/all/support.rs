@@ -1,0 +1,166 @@
+//! What the binary's tests share: running `droid` commands, a `droid serve`
+//! child process, config folders, and raw HTTP to it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use droid_test_artifacts as plugins;
+
+pub fn droid(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_droid"))
+        .args(args)
+        .env("DROID_LOG", "warn")
+        .output()
+        .expect("droid runs")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A folder with `droid.toml` (the given record types) and a plugin folder
+/// holding the example adapter and the wrong-world component.
+pub fn config_dir(record_types: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    for file in [plugins::HTTP_JSON_ADAPTER, plugins::WRONG_WORLD] {
+        let file = Path::new(file);
+        std::fs::copy(
+            file,
+            dir.path().join("plugins").join(file.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    let path = dir.path().join("droid.toml");
+    std::fs::write(
+        &path,
+        format!("[server]\nlisten = \"127.0.0.1:0\"\n\n{record_types}"),
+    )
+    .unwrap();
+    (dir, path)
+}
+
+/// A `droid serve` child process, stopped with SIGTERM when dropped.
+pub struct Serving {
+    pub child: std::process::Child,
+    pub address: String,
+}
+
+impl Serving {
+    pub fn start(config: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_droid"))
+            .args([
+                "serve",
+                "--config",
+                config.to_str().unwrap(),
+                "--log-format",
+                "json",
+            ])
+            .env("DROID_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("droid starts");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let started = Instant::now();
+        let address = loop {
+            let mut line = String::new();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "droid exited before serving"
+            );
+            let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if log["fields"]["message"] == "droid is serving" {
+                break log["fields"]["address"].as_str().unwrap().to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "droid did not start"
+            );
+        };
+        // Keep draining the log so the child never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Self { child, address }
+    }
+
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate();
+        self.child.wait().unwrap()
+    }
+
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `droid ARGS --server SERVER`, which must succeed; returns its output.
+pub fn run_against(server: &str, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--server", server]);
+    let out = droid(&all);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// A raw HTTP/1.1 request to `address`; returns status and body.
+pub fn http(address: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: droid\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
+
+/// A ticket event of the ticket transformer's shape, created as version 1.
+pub fn ticket_event(n: u64) -> String {
+    ticket_change(&format!("ev-{n}"), n, "ticket.created", 1)
+}
+
+/// A ticket event with this id, for ticket `OPS-{n}` of tenant `acme`.
+pub fn ticket_change(id: &str, n: u64, kind: &str, version: u64) -> String {
+    format!(
+        r#"{{"id":"{id}","kind":"{kind}","tenant":"acme","occurred_at":1763633700000,"payload":{{"ticket":{{"key":"OPS-{n}","summary":"s","description":"d","status":"open","priority":"high","labels":[],"updated_at":"2026-11-20T10:00:00Z","version":{version}}},"project":{{"key":"OPS","name":"Operations"}},"assignee":null,"reporter":{{"account_id":"u-1","display_name":"G","email":"g@example.com"}}}}}}"#
+    )
+}
+
+/// A config folder with the ticket transformer behind source `tracker`.
+pub fn ticket_config_dir() -> (tempfile::TempDir, PathBuf) {
+    ticket_config_dir_with("")
+}
+
+/// [`ticket_config_dir`], with more settings (TOML lines) for the source.
+pub fn ticket_config_dir_with(source_settings: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, path) = config_dir(&format!(
+        "[record_types.ticket]\nmode = \"ingested\"\ntransformer = \"ticket_transformer.wasm\"\n\n[sources.tracker]\nrecord_type = \"ticket\"\n{source_settings}"
+    ));
+    std::fs::copy(
+        plugins::TICKET_TRANSFORMER,
+        dir.path().join("plugins/ticket_transformer.wasm"),
+    )
+    .unwrap();
+    (dir, path)
+}
