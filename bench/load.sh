@@ -5,9 +5,12 @@
 #   1. cache-hit throughput and p50/p99 at 64 connections (wrk), droid and nginx;
 #   2. cache-hit p99 at a fixed rate of half droid's maximum (oha -q);
 #   3. what a miss adds over calling a 5 ms backing store directly (wrk);
-#   4. resident memory with a 1 GiB found cache filled (4 KiB records), against the bound.
+#   4. resident memory with a 1 GiB found cache filled (4 KiB records), against the bound;
+#   5. cache-hit throughput with service authentication on (a bearer token on
+#      every request) against off, alternating rounds.
 #
 #   bench/load.sh            # DURATION=10 seconds per round, ROUNDS=3 by default
+#   ONLY=auth bench/load.sh  # step 5 alone
 #
 # The servers (droid, nginx with one worker, the sample stores) are pinned to CPU
 # 0 and the load generators to CPU 1, so each side has one core to itself and
@@ -99,10 +102,21 @@ base_url = "http://127.0.0.1:19092/sites"
 max_in_flight = 64
 cache = { found = { capacity_bytes = 1073741824, ttl_ms = 3600000 } }
 TOML
-DROID_LOG=warn taskset -c $SERVER_CPU target/release/droid serve --config "$work/droid.toml" &
+DROID_LOG=warn taskset -c $SERVER_CPU target/release/droid serve --config "$work/droid.toml" --insecure-no-auth &
 droid_pid=$!
 pids+=($droid_pid)
 wait_for http://127.0.0.1:18080/healthz
+
+# The same droid with authentication on, for step 5: one consumer's key, and a
+# token it reuses for reads (as consumers do).
+target/release/droid keygen --issuer shop --key-id bench --repository "$work/keys" --private-key "$work/shop.key" >/dev/null
+sed -e 's/127.0.0.1:18080/127.0.0.1:18082/' -e 's/^cache_dir = "cache"/cache_dir = "cache-auth"/' \
+    -e 's/^mode = "read-through"/mode = "read-through"\nreaders = ["shop"]/' "$work/droid.toml" > "$work/droid-auth.toml"
+printf '\n[auth]\naudience = "droid"\nkey_repositories = ["keys"]\n' >> "$work/droid-auth.toml"
+DROID_LOG=warn taskset -c $SERVER_CPU target/release/droid serve --config "$work/droid-auth.toml" &
+pids+=($!)
+wait_for http://127.0.0.1:18082/healthz
+TOKEN=$(target/release/droid token --key "$work/shop.key" --audience droid --lifetime-s 3600)
 
 mkdir -p "$work/nginx/logs" "$work/nginx/cache"
 cat > "$work/nginx/nginx.conf" <<NGINX
@@ -175,7 +189,8 @@ run_wrk() {
     local origin path
     origin=$(echo "$3" | sed -E 's#^(https?://[^/]+).*#\1#')
     path=${3#"$origin"}
-    PREFIX="$path" COUNT="$4" ORDER="${5:-rand}" THREADS=1 on_load wrk -t1 -c"$1" -d"$2"s --latency -s "$work/keys.lua" "$origin"
+    PREFIX="$path" COUNT="$4" ORDER="${5:-rand}" THREADS=1 on_load wrk -t1 -c"$1" -d"$2"s --latency \
+        ${AUTH:+-H "Authorization: Bearer $AUTH"} -s "$work/keys.lua" "$origin"
 }
 # microseconds of a wrk latency such as 412.00us, 1.23ms or 2.00s
 to_us() {
@@ -184,12 +199,35 @@ to_us() {
 rps() { grep "Requests/sec" | awk '{printf "%d", $2}'; }
 pct() { grep -E "^ +$1% " | awk '{print $2}' | to_us; }
 
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+# auth_step: cache hits on the droid without and with authentication, alternating.
+auth_step() {
+    echo "==> warming $KEYS keys in both droids"
+    run_wrk 16 10 http://127.0.0.1:18080/v1/entity/site $KEYS seq >/dev/null
+    AUTH=$TOKEN run_wrk 16 10 http://127.0.0.1:18082/v1/entity/site $KEYS seq >/dev/null
+    echo "==> cache hits without and with a token, 64 connections, $ROUNDS rounds of ${DURATION}s"
+    local off=() on=() out
+    for _ in $(seq 1 "$ROUNDS"); do
+        out=$(run_wrk 64 "$DURATION" http://127.0.0.1:18080/v1/entity/site $KEYS)
+        off+=("$(echo "$out" | rps)")
+        out=$(AUTH=$TOKEN run_wrk 64 "$DURATION" http://127.0.0.1:18082/v1/entity/site $KEYS)
+        echo "$out" | grep -q "Non-2xx" && echo "    (the authenticated droid refused some requests)"
+        on+=("$(echo "$out" | rps)")
+    done
+    auth_off=$(printf '%s\n' "${off[@]}" | median); auth_on=$(printf '%s\n' "${on[@]}" | median)
+    printf 'auth, cache hits:      off %7d req/s  on %7d req/s  (rounds off: %s; on: %s)\n' "$auth_off" "$auth_on" "${off[*]}" "${on[*]}"
+    awk -v a="$auth_off" -v b="$auth_on" 'BEGIN {printf "                       authentication costs %.1f%% of hit throughput\n", 100 * (a - b) / a}'
+}
+if [ "${ONLY:-}" = "auth" ]; then
+    auth_step
+    exit 0
+fi
+
 echo "==> warming $KEYS keys in droid and nginx"
 run_wrk 16 10 http://127.0.0.1:18080/v1/entity/site $KEYS seq >/dev/null
 run_wrk 16 10 http://127.0.0.1:18081/v1/entity/site $KEYS seq >/dev/null
 
 echo "==> cache hits, 64 connections, $ROUNDS rounds of ${DURATION}s, droid and nginx alternating"
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 d_rps=(); d_p50=(); d_p99=(); n_rps=(); n_p50=(); n_p99=(); non2xx=0
 for _ in $(seq 1 "$ROUNDS"); do
     out=$(run_wrk 64 "$DURATION" http://127.0.0.1:18080/v1/entity/site $KEYS)
@@ -253,3 +291,4 @@ awk -v a="$miss_p50" -v b="$direct_p50" -v c="$miss_p99" -v d="$direct_p99" \
     'BEGIN {printf "                       added  p50 %6.0f us  p99 %6.0f us\n", a - b, c - d}'
 awk -v m="$misses" -v t="$all_reads" 'BEGIN {printf "                       (%.1f%% of those reads were misses)\n", 100 * m / t}'
 echo "memory, 1 GiB cache of 4 KiB records: weighed $(mib "$cached_bytes") in $cached_entries entries; RSS $(mib "$rss_before") before, $(mib "$rss_after") after"
+auth_step | tail -n 2

@@ -47,6 +47,17 @@ echo "==> starting the sample provider's store on 127.0.0.1:9090"
 pids+=($!)
 wait_for http://127.0.0.1:9090/healthz "the sample provider"
 
+echo "==> service keys: shop (a consumer), tracker (a provider), ops (an operator)"
+mkdir -p "$here/.droid/keys"
+for issuer in shop tracker ops; do
+    if [ ! -f "$here/.droid/$issuer.key" ]; then
+        "$out/droid" keygen --issuer "$issuer" --key-id quickstart \
+            --repository "$here/.droid/keys" --private-key "$here/.droid/$issuer.key"
+    fi
+done
+# A fresh token for each call (droid refuses a reused one on mutating calls).
+token() { "$out/droid" token --key "$here/.droid/$1.key" --audience droid; }
+
 echo "==> starting droid on 127.0.0.1:8080"
 "$out/droid" check-config "$here/droid.toml"
 "$out/droid" serve --config "$here/droid.toml" &
@@ -55,27 +66,29 @@ wait_for http://127.0.0.1:8080/healthz droid
 
 show() {
     echo
-    echo "\$ $*"
+    echo "\$ $*" | sed -E 's/Bearer [A-Za-z0-9._-]+/Bearer $TOKEN/'
     "$@"
     echo
 }
 echo "==> reading through droid"
+show curl -sS -i -H "Authorization: Bearer $(token shop)" http://127.0.0.1:8080/v1/entity/site/site-0001
+show curl -sS -H "Authorization: Bearer $(token shop)" http://127.0.0.1:8080/v1/entity/site/site-9999
 show curl -sS -i http://127.0.0.1:8080/v1/entity/site/site-0001
-show curl -sS http://127.0.0.1:8080/v1/entity/site/site-9999
-show curl -sS http://127.0.0.1:8080/v1/entity/nosuchtype/x
+show curl -sS -H "Authorization: Bearer $(token shop)" http://127.0.0.1:8080/v1/entity/nosuchtype/x
 echo "==> the ticket transformer on sample events, offline"
 show "$out/droid" plugins transform "$here/plugins/ticket_transformer.wasm" --events "$here/events/tickets.jsonl"
 echo "==> ingesting the same events, then reading a ticket back"
-show curl -sS --fail-with-body -X POST --data-binary @"$here/events/tickets.jsonl" http://127.0.0.1:8080/v1/ingest/tracker
-show curl -sS -i --fail-with-body "http://127.0.0.1:8080/v1/entity/ticket/OPS-1001?tenant=tenant-0001"
+show curl -sS --fail-with-body -H "Authorization: Bearer $(token tracker)" -X POST --data-binary @"$here/events/tickets.jsonl" http://127.0.0.1:8080/v1/ingest/tracker
+show curl -sS -i --fail-with-body -H "Authorization: Bearer $(token shop)" "http://127.0.0.1:8080/v1/entity/ticket/OPS-1001?tenant=tenant-0001"
 echo "==> backfilling the tracker's history from its bootstrap endpoint (--restart: from the first page on every run)"
-show "$out/droid" backfill ticket --config "$here/droid.toml" --restart
-show curl -sS --fail-with-body "http://127.0.0.1:8080/v1/entity/ticket/OPS-1500?tenant=tenant-0001"
+show "$out/droid" backfill ticket --config "$here/droid.toml" --restart --key "$here/.droid/tracker.key"
+show curl -sS --fail-with-body -H "Authorization: Bearer $(token shop)" "http://127.0.0.1:8080/v1/entity/ticket/OPS-1500?tenant=tenant-0001"
 echo "==> the plugins droid holds (drop a new .wasm into $here/plugins and it is picked up live)"
-show "$out/droid" plugins list
+show "$out/droid" plugins list --key "$here/.droid/ops.key"
 
 if [ -n "${QUICKSTART_EXIT:-}" ]; then
     exit 0
 fi
 echo "droid is serving on http://127.0.0.1:8080 (metrics at /metrics); Ctrl-C stops everything."
+echo "tokens: $out/droid token --key $here/.droid/shop.key --audience droid"
 wait

@@ -1,44 +1,92 @@
-//! Who may read and who may invalidate, per record type.
+//! What a caller may do: the grants of `droid.toml`.
 //!
-//! Every handler asks the [`AccessPolicy`] before acting, with the [`Caller`] it
-//! extracted from the request. Until service authentication lands (signed tokens,
-//! per-record-type lists of allowed issuers), every caller is anonymous and the
-//! only policy is [`Unauthenticated`], which allows everything and says so loudly
-//! at start-up. Tightening access then means a new policy, not new handlers.
+//! Grants name issuers (the `iss` of a verified token): per record type the
+//! `readers` (or `"*"`: any authenticated service) and the `invalidators` (an
+//! explicit list: allow-all is refused when the configuration loads); per
+//! ingestion source the `publishers` (who may post events, snapshots and
+//! backfills); and `[auth] admins` for the admin endpoints. Grants are read
+//! from the live configuration, so a reload changes them for the next request.
 
-use std::fmt::Debug;
+use std::fmt;
+
+use crate::config::Config;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// No credentials were checked.
-    Anonymous,
+    /// No credentials are checked (`--insecure-no-auth`): everything is allowed.
+    Insecure,
+    /// A service that proved itself with a token.
+    Service {
+        /// The token's issuer, which grants name.
+        issuer: String,
+        /// The token's subject (the issuer unless the token says otherwise).
+        subject: String,
+    },
 }
 
-/// Decides what a caller may do.
-pub trait AccessPolicy: Send + Sync + Debug {
-    /// Whether `caller` may read records of `record_type`.
-    fn may_read(&self, caller: &Caller, record_type: &str) -> bool;
-    /// Whether `caller` may invalidate cached records of `record_type`.
-    fn may_invalidate(&self, caller: &Caller, record_type: &str) -> bool;
-    /// Whether `caller` may use the admin endpoints (plugins, rollouts, reloads).
-    fn may_administer(&self, caller: &Caller) -> bool;
+impl Caller {
+    /// The issuer, for a service.
+    pub fn issuer(&self) -> Option<&str> {
+        match self {
+            Caller::Insecure => None,
+            Caller::Service { issuer, .. } => Some(issuer),
+        }
+    }
 }
 
-/// The development policy: no authentication, everything allowed.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Unauthenticated;
+/// Something a caller wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Read records of a record type.
+    Read(&'a str),
+    /// Invalidate cached records of a record type.
+    Invalidate(&'a str),
+    /// Post events (or snapshots, or a backfill) as a source.
+    Publish(&'a str),
+    /// Use the admin endpoints.
+    Administer,
+}
 
-impl AccessPolicy for Unauthenticated {
-    fn may_read(&self, _caller: &Caller, _record_type: &str) -> bool {
-        true
+impl fmt::Display for Action<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Read(rt) => write!(f, "read record type {rt:?} (not in its readers)"),
+            Action::Invalidate(rt) => {
+                write!(f, "invalidate record type {rt:?} (not in its invalidators)")
+            }
+            Action::Publish(source) => {
+                write!(f, "publish to source {source:?} (not in its publishers)")
+            }
+            Action::Administer => write!(f, "administer droid (not in auth.admins)"),
+        }
     }
+}
 
-    fn may_invalidate(&self, _caller: &Caller, _record_type: &str) -> bool {
-        true
-    }
+/// Any authenticated issuer, in `readers`.
+pub const ANY_ISSUER: &str = "*";
 
-    fn may_administer(&self, _caller: &Caller) -> bool {
-        true
+/// Whether `caller` may do `action` under `config`'s grants. Nothing can be
+/// done with a record type or source that is not declared, so those are let
+/// through for the handlers to answer `404` naming what is unknown.
+pub fn permits(config: &Config, caller: &Caller, action: Action<'_>) -> bool {
+    let Caller::Service { issuer, .. } = caller else {
+        return true;
+    };
+    let listed = |list: &[String]| list.iter().any(|i| i == issuer);
+    match action {
+        Action::Read(rt) => config
+            .record_types
+            .get(rt)
+            .is_none_or(|rt| listed(&rt.readers) || rt.readers.iter().any(|i| i == ANY_ISSUER)),
+        Action::Invalidate(rt) => config
+            .record_types
+            .get(rt)
+            .is_none_or(|rt| listed(&rt.invalidators)),
+        Action::Publish(source) => config
+            .sources
+            .get(source)
+            .is_none_or(|s| listed(&s.publishers)),
+        Action::Administer => listed(&config.admins),
     }
 }

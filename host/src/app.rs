@@ -15,9 +15,9 @@ use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::access::{AccessPolicy, Unauthenticated};
 use crate::api::RequestMetrics;
-use crate::config::{Config, ConfigError, Share};
+use crate::auth::Authenticator;
+use crate::config::{Config, ConfigError, Share, StoreCache};
 use crate::locks::lock;
 use crate::metrics::CONFIG_RELOADS;
 use crate::plugins::{
@@ -26,7 +26,7 @@ use crate::plugins::{
 };
 use crate::readthrough::ReadThrough;
 use crate::runtime::{Runtime, RuntimeError};
-use crate::store::{Embedded, Store, StoreError};
+use crate::store::{Cached, Embedded, Store, StoreError};
 
 /// How often the upkeep thread folds histogram samples into their buckets, runs
 /// the caches' pending maintenance and judges running rollouts. Often enough
@@ -50,8 +50,8 @@ pub struct App {
     live: ArcSwap<Live>,
     /// The read-through path and its caches.
     pub read_through: ReadThrough,
-    /// Who may do what.
-    pub access: Arc<dyn AccessPolicy>,
+    /// Checks callers' tokens; `None` in `--insecure-no-auth` mode.
+    authenticator: Option<Authenticator>,
     /// Request counters and latency histograms.
     pub request_metrics: RequestMetrics,
     /// Renders `/metrics`.
@@ -136,6 +136,11 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Neither authentication nor the explicit insecure mode is configured.
+    #[error(
+        "{0}: no [auth] section: configure service authentication (see the README), or pass --insecure-no-auth for local play"
+    )]
+    NoAuth(String),
 }
 
 impl App {
@@ -152,15 +157,31 @@ impl App {
             config.plugin_dir.clone(),
             &config.plugins,
         )?);
+        let authenticator = match (&config.auth, config.insecure_no_auth) {
+            (_, true) => {
+                tracing::warn!(
+                    "--insecure-no-auth: the API is unauthenticated; anyone who can reach it may read, publish, invalidate and administer"
+                );
+                None
+            }
+            (Some(settings), false) => Some(Authenticator::new(settings.clone())),
+            (None, false) => return Err(StartError::NoAuth(config.source.display().to_string())),
+        };
         let registry = Arc::new(Registry::bind(&plugins, &config, None)?);
-        let store: Arc<dyn Store> = Arc::new(Embedded::open(&config.store_path)?);
-        tracing::warn!(
-            "the API is unauthenticated: anyone who can reach it may read, invalidate and administer"
-        );
+        let embedded = Embedded::open(&config.store_path)?;
+        let store: Arc<dyn Store> = match config.store_cache {
+            StoreCache {
+                capacity_bytes: 0, ..
+            } => Arc::new(embedded),
+            StoreCache {
+                capacity_bytes,
+                ttl,
+            } => Arc::new(Cached::new(embedded, capacity_bytes, ttl)),
+        };
         Ok(Self {
             read_through: ReadThrough::new(&registry),
             request_metrics: RequestMetrics::new(config.record_types.keys().map(String::as_str)),
-            access: Arc::new(Unauthenticated),
+            authenticator,
             status: Mutex::new(ConfigStatus {
                 file: config.source.clone(),
                 loaded_at: unix_now(),
@@ -182,6 +203,11 @@ impl App {
             watcher: Mutex::new(None),
             background: std::sync::Once::new(),
         })
+    }
+
+    /// The token checker; `None` when authentication is off (`--insecure-no-auth`).
+    pub fn authenticator(&self) -> Option<&Authenticator> {
+        self.authenticator.as_ref()
     }
 
     /// The configuration in force.
@@ -445,6 +471,15 @@ fn keep_restart_settings(new: &mut Config, running: &Config) -> Vec<String> {
     if new.store_path != running.store_path {
         changed.push("store.path".to_owned());
         new.store_path = running.store_path.clone();
+    }
+    new.insecure_no_auth = running.insecure_no_auth;
+    if new.auth != running.auth {
+        changed.push("auth".to_owned());
+        new.auth = running.auth.clone();
+    }
+    if new.store_cache != running.store_cache {
+        changed.push("store.cache".to_owned());
+        new.store_cache = running.store_cache;
     }
     if new.runtime != running.runtime {
         changed.push("runtime".to_owned());

@@ -20,8 +20,10 @@ use tracing_subscriber::EnvFilter;
 mod cli {
     pub mod admin_client;
     pub mod backfill;
+    pub mod credentials;
 }
 use cli::admin_client::{Server, print_plugins};
+use cli::credentials::CredentialArgs;
 
 /// mimalloc rather than the system allocator: the request path allocates small,
 /// short-lived buffers on every core, which it serves without lock contention.
@@ -58,6 +60,10 @@ enum Command {
         /// Listen here instead of the configured `server.listen`.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Check no credentials at all: anyone who can reach droid may do
+        /// anything. For local play only; every response carries a warning.
+        #[arg(long)]
+        insecure_no_auth: bool,
     },
     /// Validate a configuration file and load every plugin it names.
     CheckConfig {
@@ -77,6 +83,44 @@ enum Command {
     Sources {
         #[command(flatten)]
         server: ServerArgs,
+    },
+    /// Make a key pair for signing service tokens: the public key into a key
+    /// repository folder at its kid, the private key into a file.
+    Keygen {
+        /// The issuer the key belongs to (the first segment of its kid).
+        #[arg(long)]
+        issuer: String,
+        /// The key's id below the issuer [default: random].
+        #[arg(long)]
+        key_id: Option<String>,
+        /// The key repository folder (droid's `auth.key_repositories`).
+        #[arg(long)]
+        repository: PathBuf,
+        /// Where the private key goes (its kid is written beside it, FILE.kid).
+        #[arg(long)]
+        private_key: PathBuf,
+    },
+    /// Sign a service token with a private key (from `droid keygen`), for
+    /// curl and friends: `Authorization: Bearer $(droid token ...)`.
+    Token {
+        /// The private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The audience (droid's `auth.audience`); repeatable.
+        #[arg(long, required = true)]
+        audience: Vec<String>,
+        /// The issuer [default: the first segment of the kid].
+        #[arg(long)]
+        issuer: Option<String>,
+        /// The key id [default: read from KEY.kid].
+        #[arg(long)]
+        kid: Option<String>,
+        /// The subject [default: the issuer].
+        #[arg(long)]
+        subject: Option<String>,
+        /// Lifetime in seconds (droid accepts at most 3600).
+        #[arg(long, default_value_t = 300)]
+        lifetime_s: u64,
     },
     /// Load an ingested record type's history from its provider's bootstrap
     /// endpoint into a running droid; resumes where an interrupted run stopped.
@@ -118,6 +162,10 @@ struct BackfillArgs {
     /// connections, timeouts, 5xx).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     attempts: u32,
+    /// How to authenticate to droid (a publisher of the source); `--key` signs
+    /// a fresh token for every post.
+    #[command(flatten)]
+    credentials: CredentialArgs,
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {
@@ -158,6 +206,14 @@ struct ServerArgs {
     /// The droid to talk to.
     #[arg(long, env = "DROID_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
+    #[command(flatten)]
+    credentials: CredentialArgs,
+}
+
+impl ServerArgs {
+    fn connect(&self) -> anyhow::Result<Server> {
+        Server::new(&self.server, self.credentials.clone())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,10 +317,55 @@ fn init_logging(format: LogFormat) {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { config, listen } => serve(&config, listen),
+        Command::Serve {
+            config,
+            listen,
+            insecure_no_auth,
+        } => serve(&config, listen, insecure_no_auth),
         Command::CheckConfig { file, skip_plugins } => check_config(&file, skip_plugins),
         Command::Plugins(command) => plugins(command),
         Command::DeadLetters(command) => dead_letters(command),
+        Command::Keygen {
+            issuer,
+            key_id,
+            repository,
+            private_key,
+        } => {
+            let pair = droid_host::auth::mint::keygen(
+                &repository,
+                &issuer,
+                key_id.as_deref(),
+                &private_key,
+            )?;
+            println!(
+                "kid:         {}\npublic key:  {} (in the key repository)\nprivate key: {} (keep it with the issuer)",
+                pair.kid,
+                pair.public.display(),
+                pair.private.display()
+            );
+            Ok(())
+        }
+        Command::Token {
+            key,
+            audience,
+            issuer,
+            kid,
+            subject,
+            lifetime_s,
+        } => {
+            let token = droid_host::auth::mint::mint(
+                &key,
+                &droid_host::auth::mint::TokenRequest {
+                    kid,
+                    issuer,
+                    audience,
+                    subject,
+                    lifetime: std::time::Duration::from_secs(lifetime_s),
+                },
+            )?;
+            println!("{token}");
+            Ok(())
+        }
         Command::Backfill(args) => cli::backfill::run(cli::backfill::Options {
             config: args.config,
             record_type: args.record_type,
@@ -277,9 +378,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             state: args.state,
             restart: args.restart,
             attempts: args.attempts,
+            credentials: args.credentials,
         }),
         Command::Sources { server } => {
-            let answer = Server::new(&server.server)?.get("/v1/admin/sources")?;
+            let answer = server.connect()?.get("/v1/admin/sources")?;
             for s in answer["sources"].as_array().into_iter().flatten() {
                 println!(
                     "{:<20} {:<9} {} failures in {} s (warning above {}, incident above {})",
@@ -307,7 +409,7 @@ fn dead_letters(command: DeadLetterCommand) -> anyhow::Result<()> {
                 Some(s) => format!("/v1/admin/dead-letters?source={s}"),
                 None => "/v1/admin/dead-letters".to_owned(),
             };
-            let answer = Server::new(&server.server)?.get(&path)?;
+            let answer = server.connect()?.get(&path)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&answer)?);
                 return Ok(());
@@ -342,7 +444,8 @@ fn dead_letters(command: DeadLetterCommand) -> anyhow::Result<()> {
             } else {
                 json!({ "ids": ids })
             };
-            let answer = Server::new(&server.server)?
+            let answer = server
+                .connect()?
                 .post(&format!("/v1/admin/dead-letters/{source}/replay"), body)?;
             println!(
                 "{source}: {} replayed, {} still failing",
@@ -362,7 +465,7 @@ fn plugins(command: PluginCommand) -> anyhow::Result<()> {
             values,
         } => transform(&file, &events, values),
         PluginCommand::List { server, json } => {
-            let list = Server::new(&server.server)?.get("/v1/admin/plugins")?;
+            let list = server.connect()?.get("/v1/admin/plugins")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -376,7 +479,7 @@ fn plugins(command: PluginCommand) -> anyhow::Result<()> {
             share,
             server,
         } => {
-            let answer = Server::new(&server.server)?.post(
+            let answer = server.connect()?.post(
                 &format!("/v1/admin/plugins/{name}/rollout"),
                 json!({ "version": version, "share": share }),
             )?;
@@ -388,7 +491,8 @@ fn plugins(command: PluginCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PluginCommand::Promote { name, server } => {
-            let answer = Server::new(&server.server)?
+            let answer = server
+                .connect()?
                 .post(&format!("/v1/admin/plugins/{name}/promote"), json!({}))?;
             println!(
                 "{name}: {} now serves every tenant",
@@ -401,7 +505,7 @@ fn plugins(command: PluginCommand) -> anyhow::Result<()> {
             reason,
             server,
         } => {
-            let answer = Server::new(&server.server)?.post(
+            let answer = server.connect()?.post(
                 &format!("/v1/admin/plugins/{name}/rollback"),
                 json!({ "reason": reason }),
             )?;
@@ -430,11 +534,12 @@ fn plugins(command: PluginCommand) -> anyhow::Result<()> {
     }
 }
 
-fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+fn serve(path: &Path, listen: Option<SocketAddr>, insecure_no_auth: bool) -> anyhow::Result<()> {
     let mut config = Config::load(path)?;
     if let Some(addr) = listen {
         config.listen = addr;
     }
+    config.insecure_no_auth = insecure_no_auth;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let addr = config.listen;
@@ -505,6 +610,8 @@ fn transform(path: &Path, events_path: &Path, values: Vec<(String, String)>) -> 
         }),
         limits: PluginLimits::default(),
         values: values.into_iter().collect(),
+        readers: Vec::new(),
+        invalidators: Vec::new(),
     };
     let ctx = Arc::new(PluginContext::new(&config)?);
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+/// Requests refused for their credentials, by reason (the error code).
+pub const AUTH_FAILURES: &str = "droid_auth_failures_total";
 /// API requests, by record type and outcome.
 pub const HTTP_REQUESTS: &str = "droid_http_requests_total";
 /// API request latency in seconds, by record type and outcome.
@@ -84,6 +86,10 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(HTTP_REQUESTS, "API requests by record type and outcome");
+    describe_counter!(
+        AUTH_FAILURES,
+        "Requests refused for their credentials, by reason"
+    );
     describe_histogram!(
         HTTP_REQUEST_DURATION,
         metrics::Unit::Seconds,

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real router over loopback HTTP, real wasm plugins built
 //! from source, and a real (test-controlled) backing store.
 
+mod auth;
 mod batch;
 mod caching;
 mod config_reload;

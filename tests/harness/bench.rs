@@ -64,6 +64,8 @@ fn context(mode: Mode) -> Arc<PluginContext> {
         mode,
         limits: PluginLimits::default(),
         values: BTreeMap::new(),
+        readers: Vec::new(),
+        invalidators: Vec::new(),
     };
     Arc::new(PluginContext::new(&config).expect("context"))
 }

@@ -135,7 +135,11 @@ fn init_logging() {
 async fn launch(
     path: &Path,
 ) -> Result<(Arc<App>, SocketAddr, oneshot::Sender<()>, JoinHandle<()>), String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let mut config = Config::load(path).map_err(|e| e.to_string())?;
+    // Tests that are not about authentication run droid in its explicit
+    // insecure mode; the authentication tests configure `[auth]` and send
+    // real tokens.
+    config.insecure_no_auth = config.auth.is_none();
     let app = tokio::task::spawn_blocking(move || App::build(config))
         .await
         .expect("build task")
@@ -269,6 +273,26 @@ impl TestDroid {
     /// GETs `path` with extra headers.
     pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> TestResponse {
         let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request, path).await
+    }
+
+    /// Sends `body` (if any) to `path` with extra headers.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

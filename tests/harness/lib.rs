@@ -5,6 +5,7 @@ pub mod backend;
 pub mod bench;
 pub mod droid;
 pub mod files;
+pub mod tokens;
 
 pub use backend::TestBackend;
 pub use droid::{TestDroid, TestResponse};

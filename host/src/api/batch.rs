@@ -15,15 +15,16 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::entity::parse_tenant;
 use super::error::{ApiError, ErrorCode};
 use super::respond;
-use crate::access::Caller;
+use crate::access::Action;
 use crate::app::App;
+use crate::auth::CallKind;
 use crate::cache::Outcome;
 use crate::key::EntityKey;
 use crate::readthrough::WhenBusy;
@@ -39,8 +40,14 @@ struct BatchRequest {
 pub(super) async fn read_batch(
     State(app): State<Arc<App>>,
     Path(record_type): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let authorized =
+        super::auth::authorize(&app, &headers, CallKind::Read, Action::Read(&record_type)).await;
+    if let Err(e) = authorized {
+        return e.into_response();
+    }
     match answer(&app, &record_type, body).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
@@ -77,13 +84,6 @@ async fn answer(
     app.read_through
         .check(record_type)
         .map_err(|e| respond::read_error(&e))?;
-    if !app.access.may_read(&Caller::Anonymous, record_type) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "this caller may not read this record type",
-        ));
-    }
 
     let deadline = Instant::now()
         + config

@@ -14,8 +14,9 @@ use serde::Deserialize;
 use super::error::{ApiError, ErrorCode};
 use super::request_metrics::RequestOutcome;
 use super::respond;
-use crate::access::Caller;
+use crate::access::Action;
 use crate::app::App;
+use crate::auth::CallKind;
 use crate::key::{EntityKey, TenantId};
 use crate::readthrough::{ReadError, WhenBusy};
 use crate::store::RecordId;
@@ -76,6 +77,11 @@ async fn read(
     headers: &HeaderMap,
     started: Instant,
 ) -> Response {
+    let authorized =
+        super::auth::authorize(app, headers, CallKind::Read, Action::Read(record_type)).await;
+    if let Err(e) = authorized {
+        return finish(app, record_type, e, started);
+    }
     let parsed = EntityKey::from_string(key)
         .map_err(|e| invalid_key(format!("key {e}")))
         .and_then(|key| Ok((key, tenant(query)?)));
@@ -83,14 +89,6 @@ async fn read(
         Ok(parsed) => parsed,
         Err(e) => return finish(app, record_type, e, started),
     };
-    if !app.access.may_read(&Caller::Anonymous, record_type) {
-        let e = ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "this caller may not read this record type",
-        );
-        return finish(app, record_type, e, started);
-    }
     match app
         .read_through
         .get(record_type, &key, &tenant, WhenBusy::Reject)

@@ -76,6 +76,38 @@ pub enum ErrorCode {
     UnknownSnapshot,
     /// The snapshot batch's declared count or checksum does not match, or it expired.
     SnapshotRefused,
+    /// No bearer token was sent.
+    MissingToken,
+    /// The token (or its header) is larger than allowed.
+    TokenTooLarge,
+    /// The token is not a JWT.
+    MalformedToken,
+    /// The token's algorithm is not an allowed asymmetric one.
+    UnsupportedAlgorithm,
+    /// The token's `kid` is missing or not a safe relative path.
+    InvalidKid,
+    /// The token's `kid` does not start with its issuer.
+    KidIssuerMismatch,
+    /// No key repository has the token's key.
+    UnknownKey,
+    /// The key repositories could not be reached in time.
+    KeyUnavailable,
+    /// The token's signature does not verify.
+    BadSignature,
+    /// The token is for another audience.
+    WrongAudience,
+    /// The token has expired.
+    TokenExpired,
+    /// The token's `nbf` is ahead.
+    TokenNotYetValid,
+    /// The token's `iat` is ahead of this clock beyond the skew.
+    IssuedInFuture,
+    /// The token lives longer than an hour.
+    LifetimeTooLong,
+    /// A claim is missing or malformed.
+    InvalidClaims,
+    /// The token's `jti` was used before.
+    ReplayedToken,
     /// The host hit a bug; details are in its log.
     Internal,
 }
@@ -115,6 +147,22 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::UnknownSnapshot,
         ErrorCode::SnapshotRefused,
+        ErrorCode::MissingToken,
+        ErrorCode::TokenTooLarge,
+        ErrorCode::MalformedToken,
+        ErrorCode::UnsupportedAlgorithm,
+        ErrorCode::InvalidKid,
+        ErrorCode::KidIssuerMismatch,
+        ErrorCode::UnknownKey,
+        ErrorCode::KeyUnavailable,
+        ErrorCode::BadSignature,
+        ErrorCode::WrongAudience,
+        ErrorCode::TokenExpired,
+        ErrorCode::TokenNotYetValid,
+        ErrorCode::IssuedInFuture,
+        ErrorCode::LifetimeTooLong,
+        ErrorCode::InvalidClaims,
+        ErrorCode::ReplayedToken,
         ErrorCode::Internal,
     ];
 
@@ -153,6 +201,22 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::UnknownSnapshot => "unknown_snapshot",
             ErrorCode::SnapshotRefused => "snapshot_refused",
+            ErrorCode::MissingToken => "missing_token",
+            ErrorCode::TokenTooLarge => "token_too_large",
+            ErrorCode::MalformedToken => "malformed_token",
+            ErrorCode::UnsupportedAlgorithm => "unsupported_algorithm",
+            ErrorCode::InvalidKid => "invalid_kid",
+            ErrorCode::KidIssuerMismatch => "kid_issuer_mismatch",
+            ErrorCode::UnknownKey => "unknown_key",
+            ErrorCode::KeyUnavailable => "key_unavailable",
+            ErrorCode::BadSignature => "bad_signature",
+            ErrorCode::WrongAudience => "wrong_audience",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::TokenNotYetValid => "token_not_yet_valid",
+            ErrorCode::IssuedInFuture => "issued_in_future",
+            ErrorCode::LifetimeTooLong => "lifetime_too_long",
+            ErrorCode::InvalidClaims => "invalid_claims",
+            ErrorCode::ReplayedToken => "replayed_token",
             ErrorCode::Internal => "internal",
         }
     }
@@ -176,6 +240,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds after which retrying makes sense, sent as `Retry-After`.
     pub retry_after: Option<u32>,
+    /// The `WWW-Authenticate` challenge of a `401`.
+    pub challenge: Option<String>,
 }
 
 impl ApiError {
@@ -186,12 +252,19 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            challenge: None,
         }
     }
 
     /// The JSON body alone, for embedding in batch answers.
     pub fn body_json(&self) -> serde_json::Value {
         serde_json::json!({ "code": self.code.as_str(), "message": self.message })
+    }
+
+    /// Adds a `WWW-Authenticate` header.
+    pub fn challenge(mut self, challenge: String) -> Self {
+        self.challenge = Some(challenge);
+        self
     }
 
     /// Adds a `Retry-After` header.
@@ -225,6 +298,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::try_from(c).ok()) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

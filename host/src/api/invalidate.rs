@@ -13,7 +13,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -21,8 +21,9 @@ use super::batch::body_error;
 use super::entity::parse_tenant;
 use super::error::{ApiError, ErrorCode};
 use super::respond;
-use crate::access::Caller;
+use crate::access::{Action, Caller};
 use crate::app::App;
+use crate::auth::CallKind;
 use crate::key::EntityKey;
 use crate::readthrough::{Applied, Invalidation};
 
@@ -31,15 +32,24 @@ pub const MAX_EVENTS: usize = 1000;
 
 pub(super) async fn invalidate(
     State(app): State<Arc<App>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match answer(&app, body) {
+    let caller = match super::auth::authenticate(&app, &headers, CallKind::Mutate).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    match answer(&app, &caller, body) {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
-fn answer(app: &App, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+fn answer(
+    app: &App,
+    caller: &Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let body = body.map_err(|e| body_error(&e))?;
     let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, m);
     let value: Value =
@@ -76,6 +86,10 @@ fn answer(app: &App, body: Result<Bytes, BytesRejection>) -> Result<Response, Ap
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // And the caller must be an invalidator of every record type it names.
+    for event in &events {
+        super::auth::require(app, caller, Action::Invalidate(&event.record_type))?;
+    }
 
     let (mut invalidated, mut ignored, mut failed) = (0, 0, 0);
     let results: Vec<Value> = events
@@ -120,16 +134,6 @@ fn apply(app: &App, event: &Invalidation) -> Result<Applied, ApiError> {
     app.read_through
         .check(&event.record_type)
         .map_err(|e| respond::read_error(&e))?;
-    if !app
-        .access
-        .may_invalidate(&Caller::Anonymous, &event.record_type)
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "this caller may not invalidate this record type",
-        ));
-    }
     app.read_through
         .invalidate(event, &key, &tenant)
         .map_err(|e| respond::read_error(&e))

@@ -7,6 +7,7 @@
 //! is not a success is an [`ApiError`].
 
 mod admin;
+mod auth;
 mod batch;
 mod entity;
 mod error;
@@ -20,10 +21,12 @@ mod snapshot;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorCode};
@@ -34,41 +37,19 @@ use crate::app::App;
 
 /// The API's router over `app`.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/entity/{record_type}/{key}", get(entity::get_entity))
         .route(
             "/v1/entity/{record_type}/batch",
             post(batch::read_batch).get(entity::get_key_named_batch),
         )
         .route("/v1/invalidate", post(invalidate::invalidate))
-        .route("/v1/ingest/{source}", post(ingest::ingest_events))
-        .route("/v1/ingest/{source}/snapshots", post(snapshot::open))
-        .route(
-            "/v1/ingest/{source}/snapshots/{id}",
-            get(snapshot::show)
-                .post(snapshot::part)
-                .delete(snapshot::abort),
-        )
-        .route(
-            "/v1/ingest/{source}/snapshots/{id}/commit",
-            post(snapshot::commit),
-        )
         .route(
             "/v1/entity/{record_type}/{key}/{*rest}",
             get(entity::key_with_slash),
         )
-        .route("/v1/admin/plugins", get(admin::list))
-        .route("/v1/admin/plugins/{name}/rollout", post(admin::rollout))
-        .route("/v1/admin/plugins/{name}/promote", post(admin::promote))
-        .route("/v1/admin/plugins/{name}/rollback", post(admin::rollback))
-        .route("/v1/admin/config", get(admin::config))
-        .route("/v1/admin/reload", post(admin::reload))
-        .route("/v1/admin/sources", get(admin::sources))
-        .route("/v1/admin/dead-letters", get(admin::dead_letters))
-        .route(
-            "/v1/admin/dead-letters/{source}/replay",
-            post(admin::replay),
-        )
+        .merge(publishing(app.clone()))
+        .merge(administration(app.clone()))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(no_route)
@@ -81,8 +62,56 @@ pub fn router(app: Arc<App>) -> Router {
             )
             .into_response()
         }))
-        .layer(TraceLayer::new_for_http())
-        .with_state(app)
+        .layer(TraceLayer::new_for_http());
+    let router = if app.authenticator().is_none() {
+        // Every answer of an unauthenticated droid says so.
+        router.layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static(INSECURE_HEADER),
+            HeaderValue::from_static("insecure-no-auth: this droid checks no credentials"),
+        ))
+    } else {
+        router
+    };
+    router.with_state(app)
+}
+
+/// The header every response carries in `--insecure-no-auth` mode.
+pub const INSECURE_HEADER: &str = "droid-warning";
+
+/// Ingestion routes: only a source's publishers may use them.
+fn publishing(app: Arc<App>) -> Router<Arc<App>> {
+    Router::new()
+        .route("/v1/ingest/{source}", post(ingest::ingest_events))
+        .route("/v1/ingest/{source}/snapshots", post(snapshot::open))
+        .route(
+            "/v1/ingest/{source}/snapshots/{id}",
+            get(snapshot::show)
+                .post(snapshot::part)
+                .delete(snapshot::abort),
+        )
+        .route(
+            "/v1/ingest/{source}/snapshots/{id}/commit",
+            post(snapshot::commit),
+        )
+        .route_layer(middleware::from_fn_with_state(app, auth::publishers_only))
+}
+
+/// Admin routes: only `auth.admins` may use them.
+fn administration(app: Arc<App>) -> Router<Arc<App>> {
+    Router::new()
+        .route("/v1/admin/plugins", get(admin::list))
+        .route("/v1/admin/plugins/{name}/rollout", post(admin::rollout))
+        .route("/v1/admin/plugins/{name}/promote", post(admin::promote))
+        .route("/v1/admin/plugins/{name}/rollback", post(admin::rollback))
+        .route("/v1/admin/config", get(admin::config))
+        .route("/v1/admin/reload", post(admin::reload))
+        .route("/v1/admin/sources", get(admin::sources))
+        .route("/v1/admin/dead-letters", get(admin::dead_letters))
+        .route(
+            "/v1/admin/dead-letters/{source}/replay",
+            post(admin::replay),
+        )
+        .route_layer(middleware::from_fn_with_state(app, auth::admins_only))
 }
 
 async fn no_route() -> ApiError {

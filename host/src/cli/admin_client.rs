@@ -2,18 +2,21 @@
 //! API of a running droid, printing for a person (or JSON with `--json`).
 
 use anyhow::{Context, bail};
+
+use super::credentials::CredentialArgs;
 use serde_json::Value;
 
 /// Where the running droid listens.
 pub struct Server {
     base: String,
+    credentials: CredentialArgs,
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
 }
 
 impl Server {
     /// A client of the droid at `base` (such as `http://127.0.0.1:8080`).
-    pub fn new(base: &str) -> anyhow::Result<Self> {
+    pub fn new(base: &str, credentials: CredentialArgs) -> anyhow::Result<Self> {
         droid_host::tls::install_default_provider();
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
@@ -24,6 +27,7 @@ impl Server {
             .build()?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
+            credentials,
             client,
             runtime,
         })
@@ -48,7 +52,10 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    fn send(&self, mut request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        if let Some(authorization) = self.credentials.authorization()? {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
         self.runtime.block_on(async {
             let response = request
                 .send()

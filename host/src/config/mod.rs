@@ -43,8 +43,28 @@ pub struct Config {
     pub record_types: BTreeMap<String, Arc<RecordTypeConfig>>,
     /// The embedded store's file.
     pub store_path: PathBuf,
+    /// The read cache in front of the store.
+    pub store_cache: StoreCache,
     /// Ingestion sources, by name: which ingested record type each feeds.
     pub sources: BTreeMap<String, SourceConfig>,
+    /// How callers' tokens are checked (`[auth]`); `None` when the file has no
+    /// `[auth]` section.
+    pub auth: Option<crate::auth::AuthSettings>,
+    /// The issuers that may use the admin endpoints.
+    pub admins: Vec<String>,
+    /// No authentication at all (`--insecure-no-auth`, never from the file):
+    /// every caller may do everything, and every response says so.
+    pub insecure_no_auth: bool,
+}
+
+/// The read cache in front of the store (ingested records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreCache {
+    /// The most bytes its entries may weigh together; 0 switches it off.
+    pub capacity_bytes: u64,
+    /// How long an entry is kept at most: the bound on how long a record can be
+    /// served stale in the one race the cache cannot rule out (see `store::cached`).
+    pub ttl: Duration,
 }
 
 /// One ingestion source (`POST /v1/ingest/{source}`).
@@ -66,6 +86,8 @@ pub struct SourceConfig {
     /// The provider's bootstrap endpoint, paged through by `droid backfill`
     /// (the contract is in the README).
     pub bootstrap_url: Option<url::Url>,
+    /// The issuers that may post its events, snapshots and backfills.
+    pub publishers: Vec<String>,
 }
 
 /// How plugin files are picked up, rolled out and trusted.
@@ -207,6 +229,10 @@ pub struct RecordTypeConfig {
     pub limits: PluginLimits,
     /// Values the plugin reads through its `config` import.
     pub values: BTreeMap<String, String>,
+    /// The issuers that may read its records (`*`: any authenticated one).
+    pub readers: Vec<String>,
+    /// The issuers that may invalidate its cached records (read-through only).
+    pub invalidators: Vec<String>,
 }
 
 /// How records of a type get into droid.

@@ -25,12 +25,30 @@ pub(super) struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub sources: BTreeMap<String, RawSource>,
+    pub auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub audience: Option<String>,
+    pub key_repositories: Option<Vec<String>>,
+    pub clock_skew_s: Option<u64>,
+    pub replay_protect_reads: Option<bool>,
+    pub admins: Option<Vec<String>>,
+    pub key_cache_entries: Option<u64>,
+    pub key_max_age_s: Option<u64>,
+    pub key_fetch_timeout_ms: Option<u64>,
+    pub replay_entries: Option<u64>,
+    pub verified_entries: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
     pub path: Option<String>,
+    pub cache_bytes: Option<u64>,
+    pub cache_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +61,7 @@ pub(super) struct RawSource {
     pub warn_above: Option<u64>,
     pub page_above: Option<u64>,
     pub bootstrap_url: Option<String>,
+    pub publishers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +123,8 @@ pub(super) struct RawRecordType {
     pub max_in_flight: Option<u32>,
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    pub readers: Option<Vec<String>>,
+    pub invalidators: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]

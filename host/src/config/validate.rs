@@ -13,8 +13,10 @@ use super::raw::{
 use super::{
     CachePolicy, CacheSettings, Config, ConfigError, HttpSettings, IngestedConfig, Mode,
     PluginLimits, PluginSettings, Problem, ReadThroughConfig, RecordTypeConfig, RolloutPolicy,
-    RuntimeSettings, Share, SourceConfig, TrustSettings,
+    RuntimeSettings, Share, SourceConfig, StoreCache, TrustSettings,
 };
+
+mod grants;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -223,6 +225,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     }
 
     let sources = sources(&mut c, raw.sources, &record_types);
+    let (auth, admins) = grants::auth(&mut c, &base_dir, raw.auth);
     let store_path = resolve_dir(
         &mut c,
         &base_dir,
@@ -230,6 +233,24 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         raw.store.path,
         DEFAULT_STORE_PATH,
     );
+    let store_cache = StoreCache {
+        capacity_bytes: c.number(
+            "store",
+            "cache_bytes",
+            raw.store.cache_bytes,
+            256 << 20,
+            0,
+            1 << 40,
+        ),
+        ttl: Duration::from_millis(c.number(
+            "store",
+            "cache_ttl_ms",
+            raw.store.cache_ttl_ms,
+            60_000,
+            1,
+            86_400_000,
+        )),
+    };
 
     if !c.problems.is_empty() {
         return Err(ConfigError::Invalid {
@@ -247,7 +268,11 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         runtime,
         record_types,
         store_path,
+        store_cache,
         sources,
+        auth,
+        admins,
+        insecure_no_auth: false,
     })
 }
 
@@ -300,6 +325,8 @@ fn sources(
                 format!("must be at least warn_above ({warn_above}), found {page_above}"),
             );
         }
+        let publishers =
+            grants::issuers(c, &format!("{field}.publishers"), source.publishers, false);
         let bootstrap_url = source.bootstrap_url.and_then(|text| {
             check_base_url(&text)
                 .map_err(|why| c.problem(format!("{field}.bootstrap_url"), why))
@@ -317,6 +344,7 @@ fn sources(
                         warn_above,
                         page_above,
                         bootstrap_url,
+                        publishers,
                     },
                 );
             }
@@ -450,6 +478,10 @@ fn record_type(
     raw: RawRecordType,
     defaults: &Defaults,
 ) -> Option<RecordTypeConfig> {
+    let readers = grants::issuers(c, &format!("{field}.readers"), raw.readers, true);
+    let has_invalidators = raw.invalidators.is_some();
+    let invalidators =
+        grants::issuers(c, &format!("{field}.invalidators"), raw.invalidators, false);
     let limits = limits(
         c,
         &format!("{field}.limits"),
@@ -537,6 +569,7 @@ fn record_type(
             forbid(c, field, "base_url", raw.base_url.is_some(), "ingested");
             forbid(c, field, "http", raw.http.is_some(), "ingested");
             forbid(c, field, "cache", raw.cache.is_some(), "ingested");
+            forbid(c, field, "invalidators", has_invalidators, "ingested");
             forbid(
                 c,
                 field,
@@ -569,6 +602,8 @@ fn record_type(
         mode,
         limits,
         values: raw.config,
+        readers,
+        invalidators,
     })
 }
 

@@ -127,6 +127,7 @@ mod tests {
             warn_above: 0,
             page_above: 3,
             bootstrap_url: None,
+            publishers: Vec::new(),
         };
         let health = SourceHealth::default();
         let start = Instant::now();

@@ -85,6 +85,7 @@ mod tests {
             warn_above: 0,
             page_above: 100,
             bootstrap_url: None,
+            publishers: Vec::new(),
         }
     }
 

@@ -357,10 +357,10 @@ fn apply_in(
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::store) mod tests {
     use super::*;
 
-    fn id(key: &str) -> RecordId {
+    pub(in crate::store) fn id(key: &str) -> RecordId {
         RecordId {
             record_type: "ticket".into(),
             tenant: "acme".into(),
@@ -368,7 +368,7 @@ mod tests {
         }
     }
 
-    fn upsert(key: &str, version: u64, body: &str) -> Op {
+    pub(in crate::store) fn upsert(key: &str, version: u64, body: &str) -> Op {
         Op::Upsert {
             id: id(key),
             body: body.into(),
@@ -376,7 +376,7 @@ mod tests {
         }
     }
 
-    fn event(event_id: &str, ops: Vec<Op>) -> EventWrite {
+    pub(in crate::store) fn event(event_id: &str, ops: Vec<Op>) -> EventWrite {
         EventWrite {
             source: "jira".into(),
             event_id: event_id.into(),
@@ -385,7 +385,7 @@ mod tests {
         }
     }
 
-    fn open() -> (tempfile::TempDir, Embedded) {
+    pub(in crate::store) fn open() -> (tempfile::TempDir, Embedded) {
         let dir = tempfile::tempdir().unwrap();
         let store = Embedded::open(&dir.path().join("store.redb")).unwrap();
         (dir, store)

@@ -13,11 +13,13 @@
 //! implementation can sit behind it with the same rules (one transaction per
 //! batch, a sequence for the log, a unique event-id index).
 
+mod cached;
 mod codec;
 mod embedded;
 
 use std::fmt::Debug;
 
+pub use cached::Cached;
 pub use embedded::Embedded;
 
 /// Names one record.

@@ -328,7 +328,10 @@ fn a_missing_file_is_named() {
 fn the_readme_example_config_is_valid() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let start = readme.find("```toml\n").expect("the README shows a config") + "```toml\n".len();
+    let full = readme
+        .find("```toml\n[server]")
+        .expect("the README shows a whole config");
+    let start = full + "```toml\n".len();
     let end = start + readme[start..].find("```").unwrap();
     let config = Config::parse(Path::new("README.md"), &readme[start..end])
         .unwrap_or_else(|e| panic!("{e}"));

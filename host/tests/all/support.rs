@@ -58,6 +58,7 @@ impl Serving {
                 config.to_str().unwrap(),
                 "--log-format",
                 "json",
+                "--insecure-no-auth",
             ])
             .env("DROID_LOG", "info")
             .stderr(Stdio::piped())

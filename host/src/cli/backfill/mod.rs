@@ -55,6 +55,8 @@ pub struct Options {
     pub restart: bool,
     /// Tries per request before giving up.
     pub attempts: u32,
+    /// How to authenticate to droid.
+    pub credentials: super::credentials::CredentialArgs,
 }
 
 /// Runs a backfill to its end (or to an error, with the cursor saved).
@@ -118,7 +120,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         .context("cannot build an HTTP client")?;
     let job = Job {
         bootstrap: Bootstrap::new(url, options.headers, options.page_size, client.clone()),
-        sink: Sink::new(&server, &source_name, client),
+        sink: Sink::new(&server, &source_name, client, options.credentials),
         limiter: limiter(options.rate.or(source.rate_limit), options.page_size),
         retry: Retry {
             attempts: options.attempts,

@@ -5,6 +5,7 @@
 
 use serde_json::value::RawValue;
 
+use super::super::credentials::CredentialArgs;
 use super::bootstrap::retry_after;
 use super::retry::{Attempt, Retry};
 
@@ -19,14 +20,21 @@ pub struct TooLarge(pub String);
 pub struct Sink {
     url: String,
     client: reqwest::Client,
+    credentials: CredentialArgs,
 }
 
 impl Sink {
     /// The endpoint of `source` on the droid at `server`.
-    pub fn new(server: &str, source: &str, client: reqwest::Client) -> Self {
+    pub fn new(
+        server: &str,
+        source: &str,
+        client: reqwest::Client,
+        credentials: CredentialArgs,
+    ) -> Self {
         Self {
             url: format!("{}/v1/ingest/{source}", server.trim_end_matches('/')),
             client,
+            credentials,
         }
     }
 
@@ -43,14 +51,20 @@ impl Sink {
     }
 
     async fn send(&self, body: String) -> Attempt<serde_json::Value> {
-        let response = match self
+        let mut request = self
             .client
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-        {
+            .body(body);
+        // A fresh token for every try: droid refuses a token used before.
+        match self.credentials.authorization() {
+            Ok(Some(authorization)) => {
+                request = request.header(reqwest::header::AUTHORIZATION, authorization);
+            }
+            Ok(None) => {}
+            Err(e) => return Attempt::Fatal(e),
+        }
+        let response = match request.send().await {
             Ok(response) => response,
             Err(e) => return Attempt::Again(format!("{e}"), None),
         };
