@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod plugins;
 pub mod readthrough;
 pub mod runtime;
+pub mod sensitive;
 pub mod server;
 pub mod store;
 pub mod tls;

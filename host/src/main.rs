@@ -612,6 +612,8 @@ fn transform(path: &Path, events_path: &Path, values: Vec<(String, String)>) -> 
         values: values.into_iter().collect(),
         readers: Vec::new(),
         invalidators: Vec::new(),
+        sensitive_fields: Vec::new(),
+        seal_key: None,
     };
     let ctx = Arc::new(PluginContext::new(&config)?);
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();

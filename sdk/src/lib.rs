@@ -112,6 +112,7 @@ mod export;
 mod host;
 pub mod http;
 pub mod log;
+pub mod seal;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 mod types;

@@ -356,9 +356,15 @@ async fn each_role_may_do_its_part_and_nothing_else() {
     );
     // What is not declared is answered as unknown, not as forbidden.
     let r = call(Method::GET, "/v1/entity/nope/x", None, "reader").await;
-    assert_eq!((r.status, r.error_code()), (404, "unknown_record_type".to_owned()));
+    assert_eq!(
+        (r.status, r.error_code()),
+        (404, "unknown_record_type".to_owned())
+    );
     let r = call(Method::POST, "/v1/ingest/nope", event, "tracker").await;
-    assert_eq!((r.status, r.error_code()), (404, "unknown_source".to_owned()));
+    assert_eq!(
+        (r.status, r.error_code()),
+        (404, "unknown_source".to_owned())
+    );
     // Health and metrics need no token.
     assert_eq!(droid.get("/healthz").await.status, 200);
     assert_eq!(droid.get("/metrics").await.status, 200);

@@ -236,3 +236,54 @@ async fn metrics_count_requests_and_plugin_calls() {
         assert!(text.contains(needle), "missing {needle} in:\n{text}");
     }
 }
+
+/// A record type with sensitive fields: an adapter's record carrying one in
+/// plain text is refused with the field named; sealed or absent, it is served.
+#[tokio::test]
+async fn plain_pii_from_an_adapter_is_refused_and_sealed_pii_served() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = droid_seal::parse_key(&"a1".repeat(32)).unwrap();
+    let key_file = keys.path().join("site.seal");
+    std::fs::write(&key_file, "a1".repeat(32)).unwrap();
+    let backend = TestBackend::start().await;
+    backend.put(
+        "plain",
+        r#"{"name":"Acme","owner":{"email":"owner@acme.example"}}"#,
+    );
+    let sealed = droid_seal::hash(&key, "owner@acme.example");
+    backend.put(
+        "sealed",
+        &format!(r#"{{"name":"Acme","owner":{{"email":"{sealed}"}}}}"#),
+    );
+    backend.put(
+        "forged",
+        r#"{"name":"Acme","owner":{"email":"sealed:v1:h:AAAA:AAAA"}}"#,
+    );
+    backend.put("absent", r#"{"name":"Acme","owner":{}}"#);
+    let droid = droid_for(
+        &backend,
+        &format!(
+            "sensitive_fields = [\"/owner/email\"]\nseal_key_file = {:?}\n",
+            key_file.display().to_string()
+        ),
+    )
+    .await;
+
+    let r = droid.get("/v1/entity/site/plain").await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert_eq!(r.error_code(), "plugin_invalid_result");
+    assert!(
+        r.body
+            .contains("sensitive field /owner/email is in plain text"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("owner@acme.example"), "{}", r.body);
+    let r = droid.get("/v1/entity/site/forged").await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(r.body.contains("does not verify"), "{}", r.body);
+    for key in ["sealed", "absent"] {
+        let r = droid.get(&format!("/v1/entity/site/{key}")).await;
+        assert_eq!(r.status, 200, "{key}: {}", r.body);
+    }
+}

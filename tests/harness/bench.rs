@@ -66,6 +66,8 @@ fn context(mode: Mode) -> Arc<PluginContext> {
         values: BTreeMap::new(),
         readers: Vec::new(),
         invalidators: Vec::new(),
+        sensitive_fields: Vec::new(),
+        seal_key: None,
     };
     Arc::new(PluginContext::new(&config).expect("context"))
 }

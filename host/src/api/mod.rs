@@ -62,7 +62,7 @@ pub fn router(app: Arc<App>) -> Router {
             )
             .into_response()
         }))
-        .layer(TraceLayer::new_for_http());
+        .layer(TraceLayer::new_for_http().make_span_with(request_span));
     let router = if app.authenticator().is_none() {
         // Every answer of an unauthenticated droid says so.
         router.layer(SetResponseHeaderLayer::overriding(
@@ -73,6 +73,16 @@ pub fn router(app: Arc<App>) -> Router {
         router
     };
     router.with_state(app)
+}
+
+/// The span of a request names its method and route, never its URI: keys of
+/// sensitive record types must not reach logs or traces.
+fn request_span(request: &axum::extract::Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(no route)", |p| p.as_str());
+    tracing::debug_span!("request", method = %request.method(), route)
 }
 
 /// The header every response carries in `--insecure-no-auth` mode.

@@ -233,6 +233,11 @@ pub struct RecordTypeConfig {
     pub readers: Vec<String>,
     /// The issuers that may invalidate its cached records (read-through only).
     pub invalidators: Vec<String>,
+    /// JSON pointers of fields that must never be kept in plain text (PII,
+    /// user-generated content): absent, null or sealed (see `sensitive`).
+    pub sensitive_fields: Vec<String>,
+    /// The key sealed values of this record type are made and checked with.
+    pub seal_key: Option<crate::sensitive::SecretKey>,
 }
 
 /// How records of a type get into droid.

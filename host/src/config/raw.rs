@@ -125,6 +125,8 @@ pub(super) struct RawRecordType {
     pub config: BTreeMap<String, String>,
     pub readers: Option<Vec<String>>,
     pub invalidators: Option<Vec<String>>,
+    pub sensitive_fields: Option<Vec<String>>,
+    pub seal_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]

@@ -218,7 +218,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         if let Err(why) = check_record_type_name(&name) {
             c.problem(&field, why);
         }
-        let rt = record_type(&mut c, &field, &name, rt, &defaults);
+        let rt = record_type(&mut c, &field, &name, rt, &defaults, &base_dir);
         if let Some(rt) = rt {
             record_types.insert(name, Arc::new(rt));
         }
@@ -477,7 +477,10 @@ fn record_type(
     name: &str,
     raw: RawRecordType,
     defaults: &Defaults,
+    base_dir: &Path,
 ) -> Option<RecordTypeConfig> {
+    let (sensitive_fields, seal_key) =
+        grants::sensitivity(c, field, base_dir, raw.sensitive_fields, raw.seal_key_file);
     let readers = grants::issuers(c, &format!("{field}.readers"), raw.readers, true);
     let has_invalidators = raw.invalidators.is_some();
     let invalidators =
@@ -604,6 +607,8 @@ fn record_type(
         values: raw.config,
         readers,
         invalidators,
+        sensitive_fields,
+        seal_key,
     })
 }
 

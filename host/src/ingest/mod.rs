@@ -322,6 +322,11 @@ fn to_store_op(
             serde_json::from_str::<serde::de::IgnoredAny>(&entity.body).map_err(|e| {
                 format!("record {:?} has a body that is not JSON ({e})", entity.key)
             })?;
+            crate::sensitive::check(
+                &entity.body,
+                &binding.config.sensitive_fields,
+                binding.config.seal_key.as_ref(),
+            )?;
             Op::Upsert {
                 id,
                 body: entity.body,

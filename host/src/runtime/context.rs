@@ -14,6 +14,10 @@ pub struct PluginContext {
     pub(crate) limits: PluginLimits,
     pub(crate) values: BTreeMap<String, String>,
     pub(crate) outbound: Option<Outbound>,
+    /// The record type's sensitive fields and seal key, checked in every record
+    /// its adapter returns.
+    pub(crate) sensitive_fields: Vec<String>,
+    pub(crate) seal_key: Option<crate::sensitive::SecretKey>,
 }
 
 impl PluginContext {
@@ -25,11 +29,17 @@ impl PluginContext {
             }
             Mode::Ingested(_) => None,
         };
+        let mut values = config.values.clone();
+        if let Some(key) = &config.seal_key {
+            values.insert(crate::sensitive::SEAL_KEY_VALUE.to_owned(), key.hex());
+        }
         Ok(Self {
             record_type: config.name.clone(),
             limits: config.limits,
-            values: config.values.clone(),
+            values,
             outbound,
+            sensitive_fields: config.sensitive_fields.clone(),
+            seal_key: config.seal_key,
         })
     }
 
@@ -44,6 +54,8 @@ impl PluginContext {
             },
             values: BTreeMap::new(),
             outbound: None,
+            sensitive_fields: Vec::new(),
+            seal_key: None,
         }
     }
 

@@ -118,7 +118,7 @@ impl AdapterPlugin {
         .await;
         let result = call::settle(result, store.data());
         let outcome = match result {
-            Ok(Ok(found)) => check_found(found.into()),
+            Ok(Ok(found)) => check_found(found.into(), ctx),
             Ok(Err(failure)) => Err(match store.data_mut().egress_denied.take() {
                 Some(reason) => FetchError::EgressDenied(reason),
                 None => FetchError::Plugin(failure.into()),
@@ -151,14 +151,16 @@ impl AdapterPlugin {
     }
 }
 
-/// A found record must carry a JSON body: that is what the API promises consumers.
-fn check_found(outcome: FetchOutcome) -> Result<FetchOutcome, FetchError> {
-    if let FetchOutcome::Found(entity) = &outcome
-        && let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&entity.body)
-    {
-        return Err(FetchError::Call(CallError::InvalidResult {
-            reason: format!("the record body is not JSON ({e})"),
-        }));
+/// A found record must carry a JSON body (what the API promises consumers)
+/// with its sensitive fields sealed.
+fn check_found(outcome: FetchOutcome, ctx: &PluginContext) -> Result<FetchOutcome, FetchError> {
+    if let FetchOutcome::Found(entity) = &outcome {
+        let invalid = |reason| FetchError::Call(CallError::InvalidResult { reason });
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&entity.body) {
+            return Err(invalid(format!("the record body is not JSON ({e})")));
+        }
+        crate::sensitive::check(&entity.body, &ctx.sensitive_fields, ctx.seal_key.as_ref())
+            .map_err(invalid)?;
     }
     Ok(outcome)
 }

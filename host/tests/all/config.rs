@@ -223,6 +223,41 @@ const TABLE: &[(&str, &str, &str)] = &[
         "sources.jira.record_type: required: the ingested record type this source feeds",
     ),
     (
+        "allow-all for invalidation",
+        "{site}invalidators = [\"*\"]\n",
+        "record_types.site.invalidators: allow-all (\"*\") is not accepted here: list the issuers that may do this",
+    ),
+    (
+        "an issuer name with a slash",
+        "{site}readers = [\"a/b\"]\n",
+        "record_types.site.readers: expected issuer names of [A-Za-z0-9_.+-] (1 to 128 bytes), found \"a/b\"",
+    ),
+    (
+        "invalidators of an ingested record type",
+        "[record_types.t]\nmode = \"ingested\"\ntransformer = \"t.wasm\"\ninvalidators = [\"x\"]\n",
+        "record_types.t.invalidators: not allowed for an ingested record type",
+    ),
+    (
+        "auth without an audience",
+        "[auth]\nkey_repositories = [\"https://keys.example\"]\n{site}",
+        "auth.audience: required",
+    ),
+    (
+        "auth without key repositories",
+        "[auth]\naudience = \"droid\"\n{site}",
+        "auth.key_repositories: required: at least one folder or http(s) base URL",
+    ),
+    (
+        "a sensitive field that is not a JSON pointer",
+        "{site}sensitive_fields = [\"owner.email\"]\n",
+        "record_types.site.sensitive_fields: expected JSON pointers such as \"/reporter/email\", found \"owner.email\"",
+    ),
+    (
+        "a seal key file that is not there",
+        "{site}seal_key_file = \"/nonexistent/site.seal\"\n",
+        "record_types.site.seal_key_file: cannot read /nonexistent/site.seal",
+    ),
+    (
         "a zero rollback call minimum",
         "[plugins]\nrollback_min_calls = 0\n{site}",
         "plugins.rollback_min_calls: expected a number from 1 to 10000000, found 0",

@@ -4,4 +4,5 @@
 mod backfill;
 mod cli;
 mod config;
+mod sensitive;
 mod support;

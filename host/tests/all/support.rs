@@ -47,10 +47,17 @@ pub fn config_dir(record_types: &str) -> (tempfile::TempDir, PathBuf) {
 pub struct Serving {
     pub child: std::process::Child,
     pub address: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Serving {
+    /// Starts `droid serve --insecure-no-auth`, logging at `info`.
     pub fn start(config: &Path) -> Self {
+        Self::start_logging(config, "info")
+    }
+
+    /// Starts droid logging at `level` (everything it logs is kept: [`Serving::log`]).
+    pub fn start_logging(config: &Path, level: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_droid"))
             .args([
                 "serve",
@@ -60,11 +67,12 @@ impl Serving {
                 "json",
                 "--insecure-no-auth",
             ])
-            .env("DROID_LOG", "info")
+            .env("DROID_LOG", level)
             .stderr(Stdio::piped())
             .spawn()
             .expect("droid starts");
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let started = Instant::now();
         let address = loop {
             let mut line = String::new();
@@ -72,6 +80,7 @@ impl Serving {
                 stderr.read_line(&mut line).unwrap() > 0,
                 "droid exited before serving"
             );
+            log.lock().unwrap().push_str(&line);
             let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             if log["fields"]["message"] == "droid is serving" {
                 break log["fields"]["address"].as_str().unwrap().to_owned();
@@ -82,8 +91,24 @@ impl Serving {
             );
         };
         // Keep draining the log so the child never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Self { child, address }
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let mut log = kept.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self {
+            child,
+            address,
+            log,
+        }
+    }
+
+    /// Everything droid has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     pub fn stop(mut self) -> std::process::ExitStatus {

@@ -8,6 +8,12 @@
 //!
 //! Event kinds: `ticket.created` and `ticket.updated` upsert the record,
 //! `ticket.deleted` deletes it; anything else is refused as invalid input.
+//!
+//! Consumers that need to match people by email can have it sealed: the config
+//! value `email` says what becomes of addresses: `drop` (the default), `hash`
+//! (a keyed hash: matchable, not readable) or `encrypt` (readable with the
+//! record type's seal key), both with `droid_sdk::seal`; `plain` copies them
+//! as they are, which a record type declaring them sensitive refuses.
 
 use droid_sdk::{Entity, EntityOp, EntityRef, PluginError, SourceEvent, Transformer};
 use serde::{Deserialize, Serialize};
@@ -97,14 +103,44 @@ struct ProjectRef<'a> {
 struct PersonRef<'a> {
     id: &'a str,
     name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
 }
 
-impl<'a> From<&'a Person> for PersonRef<'a> {
-    fn from(p: &'a Person) -> Self {
-        PersonRef {
+/// What becomes of email addresses (the config value `email`).
+#[derive(Debug, Clone, Copy)]
+enum Emails {
+    Drop,
+    Hash,
+    Encrypt,
+    Plain,
+}
+
+impl Emails {
+    fn configured() -> Result<Self, PluginError> {
+        match droid_sdk::config::get_or("email", "drop").as_str() {
+            "drop" => Ok(Emails::Drop),
+            "hash" => Ok(Emails::Hash),
+            "encrypt" => Ok(Emails::Encrypt),
+            "plain" => Ok(Emails::Plain),
+            other => Err(PluginError::Internal(format!(
+                "config value email is {other:?}; expected drop, hash, encrypt or plain"
+            ))),
+        }
+    }
+
+    fn person(self, p: &Person) -> Result<PersonRef<'_>, PluginError> {
+        let email = match (self, &p.email) {
+            (Emails::Drop, _) | (_, None) => None,
+            (Emails::Hash, Some(e)) => Some(droid_sdk::seal::hash(e)?),
+            (Emails::Encrypt, Some(e)) => Some(droid_sdk::seal::encrypt(e)?),
+            (Emails::Plain, Some(e)) => Some(e.clone()),
+        };
+        Ok(PersonRef {
             id: &p.account_id,
             name: &p.display_name,
-        }
+            email,
+        })
     }
 }
 
@@ -114,6 +150,7 @@ impl Transformer for TicketTransformer {
         let ticket = &payload.ticket;
         match event.kind.as_str() {
             "ticket.created" | "ticket.updated" => {
+                let emails = Emails::configured()?;
                 let record = TicketRecord {
                     key: &ticket.key,
                     summary: &ticket.summary,
@@ -124,8 +161,12 @@ impl Transformer for TicketTransformer {
                         key: &payload.project.key,
                         name: &payload.project.name,
                     },
-                    assignee: payload.assignee.as_ref().map(PersonRef::from),
-                    reporter: PersonRef::from(&payload.reporter),
+                    assignee: payload
+                        .assignee
+                        .as_ref()
+                        .map(|p| emails.person(p))
+                        .transpose()?,
+                    reporter: emails.person(&payload.reporter)?,
                     updated_at: &ticket.updated_at,
                 };
                 let entity =
@@ -206,6 +247,46 @@ mod tests {
             !entity.body.contains("Customers report"),
             "descriptions must not reach records"
         );
+    }
+
+    #[test]
+    fn emails_are_sealed_when_asked_to_be() {
+        let key = "0a".repeat(32);
+        let event = || vec![sample_event(42, "ticket.updated")];
+        let body = |host: TestHost| {
+            let results = host.transform::<TicketTransformer>(event());
+            let [EntityOp::Upsert(entity)] = results[0].as_ref().unwrap().as_slice() else {
+                panic!("expected one upsert")
+            };
+            serde_json::from_str::<serde_json::Value>(&entity.body).unwrap()
+        };
+        let hashed = body(
+            TestHost::new()
+                .config("email", "hash")
+                .config(droid_sdk::seal::KEY_VALUE, &key),
+        );
+        let sealed = hashed["assignee"]["email"].as_str().unwrap().to_owned();
+        let key = droid_sdk::seal::key_from_hex(&key).unwrap();
+        assert_eq!(
+            droid_sdk::seal::verify(&key, &sealed),
+            Ok(droid_sdk::seal::Kind::Hash)
+        );
+        assert!(!sealed.contains("example.com"));
+        let encrypted = body(
+            TestHost::new()
+                .config("email", "encrypt")
+                .config(droid_sdk::seal::KEY_VALUE, &"0a".repeat(32)),
+        );
+        let sealed = encrypted["assignee"]["email"].as_str().unwrap();
+        assert_eq!(
+            droid_sdk::seal::open(&key, sealed).unwrap(),
+            "ada@example.com"
+        );
+        // Without a key, sealing fails the event rather than leaking the address.
+        let results = TestHost::new()
+            .config("email", "hash")
+            .transform::<TicketTransformer>(event());
+        assert!(results[0].is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `[auth]` and the grants: who may read, invalidate, publish and administer.
+//! `[auth]`, the grants (who may read, invalidate, publish and administer),
+//! and the sensitive fields of record types.
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use super::Checker;
 use crate::access::ANY_ISSUER;
 use crate::auth::{AuthSettings, KeySettings, Repository};
 use crate::config::raw::RawAuth;
+use crate::sensitive::SecretKey;
 
 /// `[auth]`: token checking, and the admin issuers. No section: no
 /// authentication configured (the server then refuses to start unless told
@@ -174,4 +176,35 @@ pub(in crate::config) fn issuers(
         }
     }
     list
+}
+
+/// `sensitive_fields` (JSON pointers) and `seal_key_file` (64 hex digits) of a record type.
+pub(in crate::config) fn sensitivity(
+    c: &mut Checker,
+    field: &str,
+    base_dir: &Path,
+    fields: Option<Vec<String>>,
+    key_file: Option<String>,
+) -> (Vec<String>, Option<SecretKey>) {
+    let fields = fields.unwrap_or_default();
+    for pointer in &fields {
+        if !pointer.starts_with('/') || pointer.len() > 256 {
+            c.problem(
+                format!("{field}.sensitive_fields"),
+                format!("expected JSON pointers such as \"/reporter/email\", found {pointer:?}"),
+            );
+        }
+    }
+    let key = key_file.and_then(|file| {
+        let path = base_dir.join(&file);
+        let read = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| {
+                droid_seal::parse_key(&text).map_err(|e| format!("{}: {e}", path.display()))
+            });
+        read.map(SecretKey)
+            .map_err(|why| c.problem(format!("{field}.seal_key_file"), why))
+            .ok()
+    });
+    (fields, key)
 }
