@@ -112,7 +112,7 @@ wait_for http://127.0.0.1:18080/healthz
 target/release/droid keygen --issuer shop --key-id bench --repository "$work/keys" --private-key "$work/shop.key" >/dev/null
 sed -e 's/127.0.0.1:18080/127.0.0.1:18082/' -e 's/^cache_dir = "cache"/cache_dir = "cache-auth"/' \
     -e 's/^mode = "read-through"/mode = "read-through"\nreaders = ["shop"]/' "$work/droid.toml" > "$work/droid-auth.toml"
-printf '\n[auth]\naudience = "droid"\nkey_repositories = ["keys"]\n' >> "$work/droid-auth.toml"
+printf '\n[auth]\naudience = "droid"\nkey_repositories = ["keys"]\n\n[store]\npath = "store-auth.redb"\n' >> "$work/droid-auth.toml"
 DROID_LOG=warn taskset -c $SERVER_CPU target/release/droid serve --config "$work/droid-auth.toml" &
 pids+=($!)
 wait_for http://127.0.0.1:18082/healthz

@@ -34,6 +34,9 @@ use crate::store::{Cached, Embedded, Store, StoreError};
 /// trigger it, and that a bad rollout is caught within a fraction of a second.
 const UPKEEP_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How often the change log is trimmed to its retention.
+const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The service's state, shared by every request.
 #[derive(Debug)]
 pub struct App {
@@ -61,6 +64,7 @@ pub struct App {
     changing: Mutex<()>,
     watcher: Mutex<Option<watch::Watcher>>,
     background: std::sync::Once,
+    last_trim: Mutex<std::time::Instant>,
 }
 
 /// The configuration in force and the bindings built from it.
@@ -202,7 +206,28 @@ impl App {
             changing: Mutex::new(()),
             watcher: Mutex::new(None),
             background: std::sync::Once::new(),
+            last_trim: Mutex::new(std::time::Instant::now()),
         })
+    }
+
+    /// The change log's last sequence number, now and as it grows.
+    pub fn change_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.store.subscribe()
+    }
+
+    /// Trims the change log to its configured retention, at most once every
+    /// [`TRIM_INTERVAL`].
+    fn trim_change_log(&self) {
+        let mut last = lock(&self.last_trim);
+        if last.elapsed() < TRIM_INTERVAL {
+            return;
+        }
+        *last = std::time::Instant::now();
+        match self.store.trim_changes(self.config().change_log_retention) {
+            Ok(0) => {}
+            Ok(removed) => tracing::debug!(removed, "change log trimmed"),
+            Err(e) => tracing::warn!(error = %e, "the change log could not be trimmed"),
+        }
     }
 
     /// The token checker; `None` when authentication is off (`--insecure-no-auth`).
@@ -407,6 +432,7 @@ impl App {
                     app.read_through.run_pending_tasks();
                     app.check_rollouts();
                     app.expire_snapshots();
+                    app.trim_change_log();
                     drop(app);
                     std::thread::sleep(UPKEEP_INTERVAL);
                 }

@@ -9,6 +9,10 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+/// Subscribers following the change feed.
+pub const FEED_SUBSCRIBERS: &str = "droid_feed_subscribers";
+/// Change-feed subscribers dropped for not keeping up.
+pub const FEED_DROPPED: &str = "droid_feed_dropped_total";
 /// Requests refused for their credentials, by reason (the error code).
 pub const AUTH_FAILURES: &str = "droid_auth_failures_total";
 /// API requests, by record type and outcome.
@@ -86,6 +90,11 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(HTTP_REQUESTS, "API requests by record type and outcome");
+    describe_gauge!(FEED_SUBSCRIBERS, "Subscribers following the change feed");
+    describe_counter!(
+        FEED_DROPPED,
+        "Change-feed subscribers dropped for not keeping up"
+    );
     describe_counter!(
         AUTH_FAILURES,
         "Requests refused for their credentials, by reason"

@@ -7,6 +7,7 @@ mod caching;
 mod config_reload;
 mod egress;
 mod faults;
+mod feed;
 mod ingest;
 mod loading;
 mod read_through;

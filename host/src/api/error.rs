@@ -108,6 +108,10 @@ pub enum ErrorCode {
     InvalidClaims,
     /// The token's `jti` was used before.
     ReplayedToken,
+    /// The change feed's `since` is not a sequence number.
+    InvalidSince,
+    /// The change log no longer holds (or never held) the changes after `since`: resynchronise.
+    SequenceExpired,
     /// The host hit a bug; details are in its log.
     Internal,
 }
@@ -163,6 +167,8 @@ impl ErrorCode {
         ErrorCode::LifetimeTooLong,
         ErrorCode::InvalidClaims,
         ErrorCode::ReplayedToken,
+        ErrorCode::InvalidSince,
+        ErrorCode::SequenceExpired,
         ErrorCode::Internal,
     ];
 
@@ -217,6 +223,8 @@ impl ErrorCode {
             ErrorCode::LifetimeTooLong => "lifetime_too_long",
             ErrorCode::InvalidClaims => "invalid_claims",
             ErrorCode::ReplayedToken => "replayed_token",
+            ErrorCode::InvalidSince => "invalid_since",
+            ErrorCode::SequenceExpired => "sequence_expired",
             ErrorCode::Internal => "internal",
         }
     }

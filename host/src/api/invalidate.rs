@@ -24,8 +24,9 @@ use super::respond;
 use crate::access::{Action, Caller};
 use crate::app::App;
 use crate::auth::CallKind;
-use crate::key::EntityKey;
+use crate::key::{EntityKey, TenantId};
 use crate::readthrough::{Applied, Invalidation};
+use crate::store::{InvalidatedKey, RecordId};
 
 /// The most events one request may carry.
 pub const MAX_EVENTS: usize = 1000;
@@ -39,17 +40,24 @@ pub(super) async fn invalidate(
         Ok(caller) => caller,
         Err(e) => return e.into_response(),
     };
-    match answer(&app, &caller, body) {
-        Ok(response) => response,
+    let (response, logged) = match answer(&app, &caller, body) {
+        Ok(answer) => answer,
+        Err(e) => return e.into_response(),
+    };
+    // Followers of the change log (sidecars) drop the keys too.
+    let store = app.store.clone();
+    match super::store_op(move || store.log_invalidations(&logged)).await {
+        Ok(_) => response,
         Err(e) => e.into_response(),
     }
 }
 
+/// The answer, and the invalidations that applied (for the change log).
 fn answer(
     app: &App,
     caller: &Caller,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Vec<InvalidatedKey>), ApiError> {
     let body = body.map_err(|e| body_error(&e))?;
     let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, m);
     let value: Value =
@@ -92,6 +100,7 @@ fn answer(
     }
 
     let (mut invalidated, mut ignored, mut failed) = (0, 0, 0);
+    let mut logged = Vec::new();
     let results: Vec<Value> = events
         .iter()
         .map(|event| {
@@ -99,6 +108,18 @@ fn answer(
             match apply(app, event) {
                 Ok(Applied::Invalidated { removed }) => {
                     invalidated += 1;
+                    logged.push(InvalidatedKey {
+                        id: RecordId {
+                            record_type: event.record_type.clone(),
+                            tenant: event
+                                .tenant
+                                .clone()
+                                .unwrap_or_else(|| TenantId::default_tenant().as_str().to_owned()),
+                            key: event.key.clone(),
+                        },
+                        version: event.version,
+                        occurred_at_ms: event.timestamp,
+                    });
                     merge(head, json!({ "outcome": "invalidated", "removed": removed }))
                 }
                 Ok(Applied::Ignored { reason }) => {
@@ -112,13 +133,14 @@ fn answer(
             }
         })
         .collect();
-    Ok(Json(json!({
+    let response = Json(json!({
         "invalidated": invalidated,
         "ignored": ignored,
         "failed": failed,
         "results": results,
     }))
-    .into_response())
+    .into_response();
+    Ok((response, logged))
 }
 
 fn apply(app: &App, event: &Invalidation) -> Result<Applied, ApiError> {

@@ -11,6 +11,7 @@ mod auth;
 mod batch;
 mod entity;
 mod error;
+mod feed;
 mod ingest;
 mod invalidate;
 mod ops;
@@ -44,6 +45,7 @@ pub fn router(app: Arc<App>) -> Router {
             post(batch::read_batch).get(entity::get_key_named_batch),
         )
         .route("/v1/invalidate", post(invalidate::invalidate))
+        .route("/v1/changes", get(feed::changes))
         .route(
             "/v1/entity/{record_type}/{key}/{*rest}",
             get(entity::key_with_slash),
@@ -83,6 +85,33 @@ fn request_span(request: &axum::extract::Request) -> tracing::Span {
         .get::<axum::extract::MatchedPath>()
         .map_or("(no route)", |p| p.as_str());
     tracing::debug_span!("request", method = %request.method(), route)
+}
+
+/// Runs a store operation off the async workers; a store failure is a `503`
+/// (nothing was written, the client may send again).
+pub(super) async fn store_op<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a store operation failed");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::StoreUnavailable,
+                "the store failed; try again",
+            )
+            .retry_after(1))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a store task failed");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "the server hit an internal error; details are in its log",
+            ))
+        }
+    }
 }
 
 /// The header every response carries in `--insecure-no-auth` mode.

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use super::error::{ApiError, ErrorCode};
 use crate::app::App;
 use crate::ingest::Target;
-use crate::store::{EventOutcome, Snapshot, StoreError, now_ms};
+use crate::store::{EventOutcome, Snapshot, now_ms};
 
 /// How long a batch stays open unless the provider says otherwise.
 const DEFAULT_TTL_S: u64 = 3_600;
@@ -80,7 +80,7 @@ pub(super) async fn open(
     };
     let store = app.store.clone();
     let opened = snapshot.clone();
-    blocking(move || store.open_snapshot(&opened)).await?;
+    super::store_op(move || store.open_snapshot(&opened)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "snapshot": snapshot }))).into_response())
 }
 
@@ -107,7 +107,7 @@ pub(super) async fn commit(
 ) -> Result<Response, ApiError> {
     open_snapshot(&app, &source, &id).await?;
     let store = app.store.clone();
-    let verdict = blocking(move || store.commit_snapshot(&id, &verify)).await?;
+    let verdict = super::store_op(move || store.commit_snapshot(&id, &verify)).await?;
     match verdict {
         Ok(outcomes) => {
             let applied = outcomes
@@ -145,7 +145,7 @@ pub(super) async fn abort(
 ) -> Result<Response, ApiError> {
     open_snapshot(&app, &source, &id).await?;
     let store = app.store.clone();
-    blocking(move || store.abort_snapshot(&id)).await?;
+    super::store_op(move || store.abort_snapshot(&id)).await?;
     Ok(Json(json!({ "aborted": true })).into_response())
 }
 
@@ -199,7 +199,7 @@ async fn open_snapshot(app: &App, source: &str, id: &str) -> Result<Snapshot, Ap
     known_source(app, source)?;
     let store = app.store.clone();
     let wanted = id.to_owned();
-    let found = blocking(move || store.snapshot(&wanted)).await?;
+    let found = super::store_op(move || store.snapshot(&wanted)).await?;
     match found {
         Some(s) if s.source == source && now_ms() <= s.expires_at_ms => Ok(s),
         _ => Err(ApiError::new(
@@ -207,24 +207,6 @@ async fn open_snapshot(app: &App, source: &str, id: &str) -> Result<Snapshot, Ap
             ErrorCode::UnknownSnapshot,
             format!("no open snapshot {id:?} of source {source:?} (committed, aborted or expired)"),
         )),
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "snapshot store operation failed");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::StoreUnavailable,
-                "the store failed; try again",
-            )
-            .retry_after(1))
-        }
-        Err(e) => Err(internal(&e.to_string())),
     }
 }
 

@@ -31,6 +31,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The most keys one batch read may ask for.
     pub max_batch_keys: usize,
+    /// The change feed's heartbeats and its patience with slow subscribers.
+    pub feed: FeedSettings,
+    /// How many changes the change log keeps (older ones are trimmed; a
+    /// follower further behind must resynchronise).
+    pub change_log_retention: u64,
     /// The folder plugin files are loaded from.
     pub plugin_dir: PathBuf,
     /// The folder compiled plugin artifacts are cached in.
@@ -55,6 +60,15 @@ pub struct Config {
     /// No authentication at all (`--insecure-no-auth`, never from the file):
     /// every caller may do everything, and every response says so.
     pub insecure_no_auth: bool,
+}
+
+/// The change feed (`GET /v1/changes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedSettings {
+    /// How often a subscriber with nothing new hears that the feed is alive.
+    pub heartbeat: Duration,
+    /// How long a subscriber's full buffer is waited on before it is dropped.
+    pub send_timeout: Duration,
 }
 
 /// The read cache in front of the store (ingested records).

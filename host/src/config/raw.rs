@@ -49,6 +49,7 @@ pub(super) struct RawStore {
     pub path: Option<String>,
     pub cache_bytes: Option<u64>,
     pub cache_ttl_ms: Option<u64>,
+    pub change_log_retention: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +70,8 @@ pub(super) struct RawSource {
 pub(super) struct RawServer {
     pub listen: Option<String>,
     pub max_batch_keys: Option<usize>,
+    pub feed_heartbeat_ms: Option<u64>,
+    pub feed_send_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

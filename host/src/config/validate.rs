@@ -11,9 +11,9 @@ use super::raw::{
     RawCache, RawCachePolicy, RawConfig, RawHttp, RawLimits, RawPlugins, RawRecordType, RawSource,
 };
 use super::{
-    CachePolicy, CacheSettings, Config, ConfigError, HttpSettings, IngestedConfig, Mode,
-    PluginLimits, PluginSettings, Problem, ReadThroughConfig, RecordTypeConfig, RolloutPolicy,
-    RuntimeSettings, Share, SourceConfig, StoreCache, TrustSettings,
+    CachePolicy, CacheSettings, Config, ConfigError, FeedSettings, HttpSettings, IngestedConfig,
+    Mode, PluginLimits, PluginSettings, Problem, ReadThroughConfig, RecordTypeConfig,
+    RolloutPolicy, RuntimeSettings, Share, SourceConfig, StoreCache, TrustSettings,
 };
 
 mod grants;
@@ -205,6 +205,24 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         1,
         10_000,
     ) as usize;
+    let feed = FeedSettings {
+        heartbeat: Duration::from_millis(c.number(
+            "server",
+            "feed_heartbeat_ms",
+            raw.server.feed_heartbeat_ms,
+            5_000,
+            50,
+            600_000,
+        )),
+        send_timeout: Duration::from_millis(c.number(
+            "server",
+            "feed_send_timeout_ms",
+            raw.server.feed_send_timeout_ms,
+            10_000,
+            10,
+            600_000,
+        )),
+    };
 
     if raw.record_types.is_empty() {
         c.problem(
@@ -232,6 +250,14 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         "store.path",
         raw.store.path,
         DEFAULT_STORE_PATH,
+    );
+    let change_log_retention = c.number(
+        "store",
+        "change_log_retention",
+        raw.store.change_log_retention,
+        1_000_000,
+        1,
+        u64::MAX,
     );
     let store_cache = StoreCache {
         capacity_bytes: c.number(
@@ -262,6 +288,8 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         source: path.to_path_buf(),
         listen,
         max_batch_keys,
+        feed,
+        change_log_retention,
         plugin_dir,
         cache_dir,
         plugins,

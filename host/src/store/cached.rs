@@ -25,8 +25,8 @@ use std::time::Duration;
 use moka::ops::compute::Op as CacheOp;
 
 use super::{
-    Change, DeadLetter, EventOutcome, EventWrite, RecordId, Snapshot, Store, StoreError,
-    StoredRecord, VerifySnapshot,
+    Change, DeadLetter, EventOutcome, EventWrite, InvalidatedKey, RecordId, Snapshot, Store,
+    StoreError, StoredRecord, VerifySnapshot,
 };
 
 /// What the cache holds for a record.
@@ -172,6 +172,22 @@ impl<S: Store> Store for Cached<S> {
 
     fn last_seq(&self) -> Result<u64, StoreError> {
         self.inner.last_seq()
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.subscribe()
+    }
+
+    fn first_seq(&self) -> Result<u64, StoreError> {
+        self.inner.first_seq()
+    }
+
+    fn log_invalidations(&self, keys: &[InvalidatedKey]) -> Result<Vec<u64>, StoreError> {
+        self.inner.log_invalidations(keys)
+    }
+
+    fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
+        self.inner.trim_changes(keep)
     }
 
     fn put_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {

@@ -13,8 +13,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::codec::{decode_record, encode_record, event_key, record_key};
 use super::{
-    Change, ChangeKind, DeadLetter, EventOutcome, EventWrite, Op, RecordId, Snapshot, Store,
-    StoreError, StoredRecord, VerifySnapshot, now_ms,
+    Change, ChangeKind, DeadLetter, EventOutcome, EventWrite, InvalidatedKey, Op, RecordId,
+    Snapshot, Store, StoreError, StoredRecord, VerifySnapshot, now_ms,
 };
 
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
@@ -26,11 +26,15 @@ const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots"
 /// Staged events: (snapshot id, position) → event.
 const STAGED: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("staged");
 const LAST_SEQ: &str = "last_seq";
+/// The first sequence number the change log holds (1 until it is trimmed).
+const FIRST_SEQ: &str = "first_seq";
 
 /// The store in one redb file.
 #[derive(Debug)]
 pub struct Embedded {
     db: Database,
+    /// The last sequence number committed, for followers of the change log.
+    grown: tokio::sync::watch::Sender<u64>,
 }
 
 fn io(operation: &'static str) -> impl Fn(redb::Error) -> StoreError {
@@ -74,7 +78,31 @@ impl Embedded {
             try_io!("open", txn.open_table(STAGED));
         }
         try_io!("open", txn.commit());
-        Ok(Self { db })
+        let store = Self {
+            db,
+            grown: tokio::sync::watch::Sender::new(0),
+        };
+        store.grown.send_replace(store.last_seq()?);
+        Ok(store)
+    }
+}
+
+impl Embedded {
+    /// Tells followers the log grew to the last sequence number `outcomes` got.
+    fn grew(&self, outcomes: &[EventOutcome]) {
+        let last = outcomes.iter().filter_map(|o| match o {
+            EventOutcome::Applied { seqs, .. } => seqs.last().copied(),
+            EventOutcome::Duplicate => None,
+        });
+        if let Some(last) = last.max() {
+            self.grown.send_if_modified(|seen| {
+                let newer = last > *seen;
+                if newer {
+                    *seen = last;
+                }
+                newer
+            });
+        }
     }
 }
 
@@ -83,6 +111,7 @@ impl Store for Embedded {
         let txn = try_io!("write", self.db.begin_write());
         let outcomes = apply_in(&txn, events)?;
         try_io!("commit", txn.commit());
+        self.grew(&outcomes);
         Ok(outcomes)
     }
 
@@ -113,6 +142,75 @@ impl Store for Embedded {
         let txn = try_io!("read", self.db.begin_read());
         let meta = try_io!("read", txn.open_table(META));
         Ok(try_io!("read", meta.get(LAST_SEQ)).map_or(0, |v| v.value()))
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.grown.subscribe()
+    }
+
+    fn first_seq(&self) -> Result<u64, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let meta = try_io!("read", txn.open_table(META));
+        Ok(try_io!("read", meta.get(FIRST_SEQ)).map_or(1, |v| v.value()))
+    }
+
+    fn log_invalidations(&self, keys: &[InvalidatedKey]) -> Result<Vec<u64>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let committed_at_ms = now_ms();
+        let txn = try_io!("write", self.db.begin_write());
+        let mut seqs = Vec::with_capacity(keys.len());
+        {
+            let mut changes = try_io!("write", txn.open_table(CHANGES));
+            let mut meta = try_io!("write", txn.open_table(META));
+            let mut seq = try_io!("write", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
+            for key in keys {
+                seq += 1;
+                let change = Change {
+                    seq,
+                    record_type: key.id.record_type.clone(),
+                    tenant: key.id.tenant.clone(),
+                    key: key.id.key.clone(),
+                    version: key.version.unwrap_or(0),
+                    kind: ChangeKind::Invalidate,
+                    source: "invalidate".to_owned(),
+                    event_id: String::new(),
+                    occurred_at_ms: key.occurred_at_ms.unwrap_or(committed_at_ms),
+                    committed_at_ms,
+                };
+                let json = serde_json::to_vec(&change)
+                    .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))?;
+                try_io!("write", changes.insert(seq, json.as_slice()));
+                seqs.push(seq);
+            }
+            try_io!("write", meta.insert(LAST_SEQ, seq));
+        }
+        try_io!("commit", txn.commit());
+        if let Some(&last) = seqs.last() {
+            self.grown.send_replace(last);
+        }
+        Ok(seqs)
+    }
+
+    fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
+        let txn = try_io!("write", self.db.begin_write());
+        let removed = {
+            let mut changes = try_io!("write", txn.open_table(CHANGES));
+            let mut meta = try_io!("write", txn.open_table(META));
+            let last = try_io!("write", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
+            let first = try_io!("write", meta.get(FIRST_SEQ)).map_or(1, |v| v.value());
+            let cut = last.saturating_sub(keep);
+            if cut < first {
+                0
+            } else {
+                try_io!("write", changes.retain_in(first..=cut, |_, _| false));
+                try_io!("write", meta.insert(FIRST_SEQ, cut + 1));
+                cut + 1 - first
+            }
+        };
+        try_io!("commit", txn.commit());
+        Ok(removed)
     }
 
     fn put_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
@@ -229,6 +327,7 @@ impl Store for Embedded {
             apply_in(&txn, &events)?
         };
         try_io!("commit", txn.commit());
+        self.grew(&outcomes);
         Ok(Ok(outcomes))
     }
 
@@ -540,5 +639,49 @@ pub(in crate::store) mod tests {
             store.apply(&[event("e1", vec![])]).unwrap(),
             [EventOutcome::Duplicate]
         );
+    }
+
+    #[test]
+    fn invalidations_join_the_log_and_trimming_keeps_the_tail() {
+        let (_dir, store) = open();
+        let mut signal = store.subscribe();
+        store
+            .apply(&[event("e1", vec![upsert("A", 1, "{}")])])
+            .unwrap();
+        assert_eq!(
+            *signal.borrow_and_update(),
+            1,
+            "followers hear of the commit"
+        );
+        let seqs = store
+            .log_invalidations(&[InvalidatedKey {
+                id: id("site-1"),
+                version: Some(4),
+                occurred_at_ms: None,
+            }])
+            .unwrap();
+        assert_eq!(seqs, [2]);
+        assert!(signal.has_changed().unwrap());
+        let log = store.changes(0, 10).unwrap();
+        assert_eq!(log[1].kind, ChangeKind::Invalidate);
+        assert_eq!((log[1].key.as_str(), log[1].version), ("site-1", 4));
+        for n in 0..5 {
+            store
+                .apply(&[event(&format!("f{n}"), vec![upsert("B", n + 1, "{}")])])
+                .unwrap();
+        }
+        assert_eq!(store.first_seq().unwrap(), 1);
+        assert_eq!(store.trim_changes(3).unwrap(), 4);
+        assert_eq!(store.first_seq().unwrap(), 5);
+        let seqs: Vec<u64> = store
+            .changes(0, 10)
+            .unwrap()
+            .iter()
+            .map(|c| c.seq)
+            .collect();
+        assert_eq!(seqs, [5, 6, 7]);
+        assert_eq!(store.trim_changes(3).unwrap(), 0, "nothing more to trim");
+        // Records stay; only the log is trimmed.
+        assert!(store.get(&id("A")).unwrap().is_some());
     }
 }

@@ -123,6 +123,9 @@ pub enum ChangeKind {
     },
     /// The record was deleted.
     Delete,
+    /// A read-through key was invalidated (`POST /v1/invalidate`): followers
+    /// drop what they cached for it.
+    Invalidate,
 }
 
 /// One entry of the change log.
@@ -149,6 +152,17 @@ pub struct Change {
     pub occurred_at_ms: u64,
     /// When the change was committed (ms since the epoch).
     pub committed_at_ms: u64,
+}
+
+/// A read-through key that was invalidated, for the change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidatedKey {
+    /// The record.
+    pub id: RecordId,
+    /// The record's version after the change, if the invalidation named one.
+    pub version: Option<u64>,
+    /// When the change happened at the source (ms since the epoch), if named.
+    pub occurred_at_ms: Option<u64>,
 }
 
 /// Why the store could not do what was asked. Nothing was written.
@@ -189,6 +203,21 @@ pub trait Store: Send + Sync + Debug {
 
     /// The sequence number of the last change (0 when there is none).
     fn last_seq(&self) -> Result<u64, StoreError>;
+
+    /// The last sequence number, now and whenever the log grows: what followers
+    /// of the change log wait on.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// The first sequence number the change log still holds (changes before it
+    /// were trimmed); `last_seq() + 1` when it holds none.
+    fn first_seq(&self) -> Result<u64, StoreError>;
+
+    /// Appends invalidations of read-through keys to the change log, durably;
+    /// returns their sequence numbers.
+    fn log_invalidations(&self, keys: &[InvalidatedKey]) -> Result<Vec<u64>, StoreError>;
+
+    /// Trims the change log to its last `keep` changes; returns how many went.
+    fn trim_changes(&self, keep: u64) -> Result<u64, StoreError>;
 
     /// Keeps `letters` (replacing earlier letters of the same source and event).
     fn put_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError>;

@@ -1,0 +1,356 @@
+//! `GET /v1/changes`: the change log as a stream, for sidecars and other
+//! followers.
+//!
+//! A follower names the last sequence number it has (`since`, or SSE's
+//! `Last-Event-ID`) and gets every change after it in order, then new changes
+//! as they commit, with heartbeats while nothing happens. Nothing is missed
+//! across reconnections: the next connection starts after the last sequence
+//! number the follower saw. A `since` the log no longer holds (trimmed, or
+//! ahead of it) is refused with `410 sequence_expired`: the follower must
+//! resynchronise rather than silently miss changes.
+//!
+//! Each subscriber has a bounded buffer. One that does not keep up (its buffer
+//! stays full for `feed_send_timeout`) is dropped: the stream ends, and the
+//! follower reconnects from its last sequence number. The host never buffers
+//! without bound for a slow reader.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::{ApiError, ErrorCode};
+use crate::access::{Action, Caller};
+use crate::app::App;
+use crate::auth::CallKind;
+use crate::store::Change;
+
+/// Changes read from the store per step.
+const PAGE: usize = 512;
+/// The most bytes one chunk of the stream carries (a change larger than this
+/// is a chunk of its own).
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks a subscriber may have waiting before it counts as slow: with
+/// `CHUNK_BYTES`, what droid holds for one subscriber beyond its socket.
+const BUFFER: usize = 8;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct FeedQuery {
+    since: Option<String>,
+    record_types: Option<String>,
+    heartbeat_ms: Option<u64>,
+}
+
+/// How the stream is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// One JSON object per line.
+    Lines,
+    /// Server-sent events.
+    Events,
+}
+
+pub(super) async fn changes(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    query: Result<Query<FeedQuery>, QueryRejection>,
+) -> Response {
+    match open(&app, &headers, query).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn open(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    query: Result<Query<FeedQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let caller = super::auth::authenticate(app, headers, CallKind::Read).await?;
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidSince, m);
+    let Query(query) = query.map_err(|e| bad(format!("invalid query string: {e}")))?;
+    let format = if accepts_events(headers) {
+        Format::Events
+    } else {
+        Format::Lines
+    };
+    let since_text = query.since.clone().or_else(|| {
+        headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let since: u64 = match since_text.as_deref() {
+        None => 0,
+        Some(text) => text
+            .parse()
+            .map_err(|_| bad(format!("since must be a sequence number, found {text:?}")))?,
+    };
+    let wanted = record_types(app, &caller, query.record_types.as_deref())?;
+    let heartbeat = Duration::from_millis(
+        query
+            .heartbeat_ms
+            .unwrap_or(app.config().feed.heartbeat.as_millis() as u64)
+            .clamp(50, 60_000),
+    );
+    let store = app.store.clone();
+    let (first, last) =
+        super::store_op(move || Ok((store.first_seq()?, store.last_seq()?))).await?;
+    if since + 1 < first || since > last {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            ErrorCode::SequenceExpired,
+            format!(
+                "the change log holds sequence numbers {first} to {last}; {since} is {}: resynchronise (read the records afresh, then follow from {last})",
+                if since > last {
+                    "ahead of it"
+                } else {
+                    "no longer held"
+                }
+            ),
+        ));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(BUFFER);
+    let follower = Follower {
+        app: app.clone(),
+        wanted,
+        format,
+        heartbeat,
+        send_timeout: app.config().feed.send_timeout,
+        tx,
+    };
+    tokio::spawn(follower.run(since));
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    let body = Body::from_stream(stream);
+    let content_type = match format {
+        Format::Lines => "application/x-ndjson",
+        Format::Events => "text/event-stream",
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Whether the client asked for server-sent events.
+fn accepts_events(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// The record types a subscription follows: those named (each declared and
+/// readable by the caller), or every one the caller may read. `None`: all.
+fn record_types(
+    app: &App,
+    caller: &Caller,
+    named: Option<&str>,
+) -> Result<Option<BTreeSet<String>>, ApiError> {
+    let config = app.config();
+    let Some(named) = named.filter(|n| !n.trim().is_empty()) else {
+        if *caller == Caller::Insecure {
+            return Ok(None);
+        }
+        return Ok(Some(
+            config
+                .record_types
+                .keys()
+                .filter(|rt| crate::access::permits(&config, caller, Action::Read(rt)))
+                .cloned()
+                .collect(),
+        ));
+    };
+    let mut wanted = BTreeSet::new();
+    for rt in named.split(',').map(str::trim) {
+        if !config.record_types.contains_key(rt) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::UnknownRecordType,
+                format!("no record type named {rt:?} is declared"),
+            ));
+        }
+        super::auth::require(app, caller, Action::Read(rt))?;
+        wanted.insert(rt.to_owned());
+    }
+    Ok(Some(wanted))
+}
+
+/// One subscriber: reads the log from where it is, sends, waits for more.
+struct Follower {
+    app: Arc<App>,
+    wanted: Option<BTreeSet<String>>,
+    format: Format,
+    heartbeat: Duration,
+    send_timeout: Duration,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+}
+
+impl Follower {
+    async fn run(self, mut after: u64) {
+        let mut signal = self.app.change_signal();
+        let subscribers = metrics::gauge!(crate::metrics::FEED_SUBSCRIBERS);
+        subscribers.increment(1.0);
+        loop {
+            signal.borrow_and_update();
+            let store = self.app.store.clone();
+            let page = tokio::task::spawn_blocking(move || store.changes(after, PAGE)).await;
+            let changes = match page {
+                Ok(Ok(changes)) => changes,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "the change feed could not read the log; ending the stream");
+                    break;
+                }
+                Err(_) => break,
+            };
+            if let Some(first) = changes.first()
+                && first.seq != after + 1
+            {
+                // The log was trimmed past this follower while it lagged.
+                let error = encode_error(self.format, after);
+                let _ = self.send(error).await;
+                break;
+            }
+            if let Some(last) = changes.last() {
+                let last_seq = last.seq;
+                let mut sent = true;
+                for chunk in encode(self.format, &changes, self.wanted.as_ref()) {
+                    if !self.send(chunk).await {
+                        sent = false;
+                        break;
+                    }
+                }
+                if !sent {
+                    break;
+                }
+                after = last_seq;
+                continue;
+            }
+            tokio::select! {
+                changed = signal.changed() => if changed.is_err() { break },
+                () = tokio::time::sleep(self.heartbeat) => {
+                    if !self.send(encode_heartbeat(self.format, after)).await {
+                        break;
+                    }
+                }
+            }
+        }
+        subscribers.decrement(1.0);
+    }
+
+    /// Sends a chunk; false when the subscriber is gone or too slow (then dropped).
+    async fn send(&self, chunk: Bytes) -> bool {
+        match tokio::time::timeout(self.send_timeout, self.tx.send(chunk)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                metrics::counter!(crate::metrics::FEED_DROPPED).increment(1);
+                tracing::warn!(
+                    timeout_ms = self.send_timeout.as_millis() as u64,
+                    "a change-feed subscriber is not keeping up; dropped (it resumes from its last sequence number)"
+                );
+                false
+            }
+        }
+    }
+}
+
+/// A change as the feed writes it: the body as JSON, not as a string.
+#[derive(serde::Serialize)]
+struct FeedChange<'a> {
+    seq: u64,
+    record_type: &'a str,
+    tenant: &'a str,
+    key: &'a str,
+    version: u64,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a serde_json::value::RawValue>,
+    occurred_at_ms: u64,
+    committed_at_ms: u64,
+}
+
+/// The changes of a page a subscriber follows, in its format, in chunks of
+/// about [`CHUNK_BYTES`].
+fn encode(format: Format, changes: &[Change], wanted: Option<&BTreeSet<String>>) -> Vec<Bytes> {
+    let mut chunks = Vec::new();
+    let mut out = Vec::new();
+    for change in changes {
+        if out.len() >= CHUNK_BYTES {
+            chunks.push(Bytes::from(std::mem::take(&mut out)));
+        }
+        if wanted.is_some_and(|w| !w.contains(&change.record_type)) {
+            continue;
+        }
+        let (kind, body) = match &change.kind {
+            crate::store::ChangeKind::Upsert { body } => (
+                "upsert",
+                serde_json::from_str::<&serde_json::value::RawValue>(body).ok(),
+            ),
+            crate::store::ChangeKind::Delete => ("delete", None),
+            crate::store::ChangeKind::Invalidate => ("invalidate", None),
+        };
+        let line = FeedChange {
+            seq: change.seq,
+            record_type: &change.record_type,
+            tenant: &change.tenant,
+            key: &change.key,
+            version: change.version,
+            kind,
+            body,
+            occurred_at_ms: change.occurred_at_ms,
+            committed_at_ms: change.committed_at_ms,
+        };
+        let json = serde_json::to_vec(&line).unwrap_or_default();
+        match format {
+            Format::Lines => {
+                out.extend_from_slice(&json);
+                out.push(b'\n');
+            }
+            Format::Events => {
+                out.extend_from_slice(
+                    format!("id: {}\nevent: change\ndata: ", change.seq).as_bytes(),
+                );
+                out.extend_from_slice(&json);
+                out.extend_from_slice(b"\n\n");
+            }
+        }
+    }
+    if !out.is_empty() {
+        chunks.push(Bytes::from(out));
+    }
+    chunks
+}
+
+fn encode_heartbeat(format: Format, last_seq: u64) -> Bytes {
+    let json = serde_json::json!({ "last_seq": last_seq, "at_ms": crate::store::now_ms() });
+    Bytes::from(match format {
+        Format::Lines => format!("{}\n", serde_json::json!({ "heartbeat": json })),
+        Format::Events => format!("id: {last_seq}\nevent: heartbeat\ndata: {json}\n\n"),
+    })
+}
+
+fn encode_error(format: Format, after: u64) -> Bytes {
+    let json = serde_json::json!({
+        "code": "sequence_expired",
+        "message": format!("the change log no longer holds the changes after {after}: resynchronise"),
+    });
+    Bytes::from(match format {
+        Format::Lines => format!("{}\n", serde_json::json!({ "error": json })),
+        Format::Events => format!("event: error\ndata: {json}\n\n"),
+    })
+}
