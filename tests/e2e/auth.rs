@@ -386,24 +386,16 @@ async fn a_token_is_used_once_on_mutating_calls_and_on_reads_when_configured() {
     let droid = droid(&issuers, &backend, "").await;
     let token = bearer(&issuers.token("invalidator"));
     let body = Some(r#"{"record_type":"site","key":"a"}"#);
-    let first = droid
-        .send_with(
-            Method::POST,
-            "/v1/invalidate",
-            body,
-            &[("authorization", &token)],
-        )
-        .await;
+    let headers = [("authorization", token.as_str())];
+    let invalidate = || droid.send_with(Method::POST, "/v1/invalidate", body, &headers);
+    let first = invalidate().await;
     assert_eq!(first.status, 200, "{}", first.body);
-    let again = droid
-        .send_with(
-            Method::POST,
-            "/v1/invalidate",
-            body,
-            &[("authorization", &token)],
-        )
-        .await;
-    refused(&again, 401, "replayed_token", "replayed invalidation");
+    refused(
+        &invalidate().await,
+        401,
+        "replayed_token",
+        "replayed invalidation",
+    );
 
     let strict = self::droid(&issuers, &backend, "replay_protect_reads = true").await;
     let token = issuers.token("reader");

@@ -205,6 +205,7 @@ async fn positions_the_log_does_not_hold_are_refused_so_the_follower_resynchroni
     for (query, status, code) in [
         ("since=abc", 400, "invalid_since"),
         ("since=-1", 400, "invalid_since"),
+        ("since=18446744073709551615", 410, "sequence_expired"),
         ("since=0&record_types=nope", 404, "unknown_record_type"),
     ] {
         let r = droid.get(&format!("/v1/changes?{query}")).await;

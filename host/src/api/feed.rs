@@ -102,7 +102,7 @@ async fn open(
     let store = app.store.clone();
     let (first, last) =
         super::store_op(move || Ok((store.first_seq()?, store.last_seq()?))).await?;
-    if since + 1 < first || since > last {
+    if since.saturating_add(1) < first || since > last {
         return Err(ApiError::new(
             StatusCode::GONE,
             ErrorCode::SequenceExpired,

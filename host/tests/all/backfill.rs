@@ -247,44 +247,43 @@ fn a_killed_backfill_resumes_from_its_cursor_and_ends_like_an_uninterrupted_one(
     assert_eq!(log, change_log(dir.path()), "the same store");
 }
 
+/// Runs a backfill of 120 events at `--rate RATE` into a droid whose source
+/// has `settings`; returns how long it took and what it printed.
+fn timed_backfill(bootstrap: &Bootstrap, settings: &str, rate: &str) -> (Duration, String) {
+    let (_dir, config, serving) = ticket_droid(&bootstrap.url(), settings);
+    let server = format!("http://{}", serving.address);
+    let started = Instant::now();
+    let out = droid(&backfill_args(
+        &config,
+        &server,
+        &["--page-size", "100", "--rate", rate],
+    ));
+    let elapsed = started.elapsed();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(serving.stop().success());
+    (elapsed, text(&out.stdout))
+}
+
 /// The client-side rate paces the posts; a source limit stricter than the
 /// chunks (a small burst) splits them and waits out droid's `429`s.
 #[test]
 fn a_backfill_keeps_to_its_rate_and_to_the_sources_limit() {
     let bootstrap = Bootstrap::start(history(120), Duration::ZERO);
-    let (_dir, config, serving) = ticket_droid(&bootstrap.url(), "");
-    let server = format!("http://{}", serving.address);
-    let started = Instant::now();
-    let out = droid(&backfill_args(
-        &config,
-        &server,
-        &["--page-size", "100", "--rate", "40"],
-    ));
-    let elapsed = started.elapsed();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (elapsed, stdout) = timed_backfill(&bootstrap, "", "40");
     // 120 events at 40/s in chunks of 40: the first at once, two more a second apart.
     assert!(elapsed >= Duration::from_millis(1_900), "{elapsed:?}");
-    assert!(text(&out.stdout).contains("complete: 120 events in 2 pages"));
-    assert!(serving.stop().success());
+    assert!(
+        stdout.contains("complete: 120 events in 2 pages"),
+        "{stdout}"
+    );
 
-    let (_dir, config, serving) = ticket_droid(&bootstrap.url(), "rate_limit = 40\nburst = 20\n");
-    let server = format!("http://{}", serving.address);
-    let started = Instant::now();
-    let out = droid(&backfill_args(
-        &config,
-        &server,
-        &["--page-size", "100", "--rate", "1000"],
-    ));
-    let elapsed = started.elapsed();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
+    let (elapsed, stdout) = timed_backfill(&bootstrap, "rate_limit = 40\nburst = 20\n", "1000");
     assert!(
         stdout.contains("complete: 120 events in 2 pages (120 applied"),
         "{stdout}"
     );
     // Past the burst of 20, the other 100 need 2.5 s at 40/s.
     assert!(elapsed >= Duration::from_millis(2_400), "{elapsed:?}");
-    assert!(serving.stop().success());
 }
 
 /// Mistakes are named before anything is sent.
