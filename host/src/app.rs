@@ -65,6 +65,8 @@ pub struct App {
     watcher: Mutex<Option<watch::Watcher>>,
     background: std::sync::Once,
     last_trim: Mutex<std::time::Instant>,
+    /// Set when the server shuts down: long-lived streams end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The configuration in force and the bindings built from it.
@@ -207,7 +209,18 @@ impl App {
             watcher: Mutex::new(None),
             background: std::sync::Once::new(),
             last_trim: Mutex::new(std::time::Instant::now()),
+            closing: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Whether the server is shutting down, now and when it starts to.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Tells long-lived streams to end: the server is shutting down.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
     }
 
     /// The change log's last sequence number, now and as it grows.

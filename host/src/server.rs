@@ -17,7 +17,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     app.spawn_background();
-    let router = crate::api::router(app);
+    let router = crate::api::router(app.clone());
+    let shutdown = async move {
+        shutdown.await;
+        // Endless responses (the change feed) end now; the rest finish.
+        app.close_streams();
+    };
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

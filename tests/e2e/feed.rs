@@ -343,3 +343,17 @@ async fn a_slow_subscriber_is_dropped_and_resumes() {
         next += 1;
     }
 }
+
+/// A droid shutting down ends its feeds rather than waiting on them forever.
+#[tokio::test]
+async fn shutting_down_ends_the_streams() {
+    let backend = TestBackend::start().await;
+    let droid = droid(&backend, "").await;
+    ingest(&droid, &[event("e1", 1, "ticket.created", 1, "s")]).await;
+    let mut feed = Lines::open(&droid, "since=0&heartbeat_ms=60000", &[]).await;
+    assert_eq!(feed.change().await["seq"], 1);
+    tokio::time::timeout(Duration::from_secs(10), droid.stop())
+        .await
+        .expect("the shutdown is not held up by a follower");
+    assert!(feed.next().await.is_none(), "the stream ended");
+}

@@ -203,9 +203,15 @@ struct Follower {
 impl Follower {
     async fn run(self, mut after: u64) {
         let mut signal = self.app.change_signal();
+        let mut closing = self.app.closing();
         let subscribers = metrics::gauge!(crate::metrics::FEED_SUBSCRIBERS);
         subscribers.increment(1.0);
         loop {
+            // A shutting-down droid ends every stream, so the graceful
+            // shutdown is not held up by followers (they reconnect elsewhere).
+            if *closing.borrow_and_update() {
+                break;
+            }
             signal.borrow_and_update();
             let store = self.app.store.clone();
             let page = tokio::task::spawn_blocking(move || store.changes(after, PAGE)).await;
@@ -242,6 +248,7 @@ impl Follower {
             }
             tokio::select! {
                 changed = signal.changed() => if changed.is_err() { break },
+                _ = closing.changed() => break,
                 () = tokio::time::sleep(self.heartbeat) => {
                     if !self.send(encode_heartbeat(self.format, after)).await {
                         break;
