@@ -114,6 +114,9 @@ fn build(root: &Path, target_dir: &Path, plugins: &[&str], features: &str) {
     ] {
         cmd.env_remove(var);
     }
+    // Nothing to read: whatever the outer build's stdin holds must not reach
+    // the inner cargo (its rustc probes read source from stdin).
+    cmd.stdin(std::process::Stdio::null());
     let status = cmd.status().expect("cargo can be started");
     assert!(
         status.success(),
