@@ -102,8 +102,12 @@ fn build(root: &Path, target_dir: &Path, plugins: &[&str], features: &str) {
         cmd.args(["--features", features]);
     }
     // Settings meant for the outer build (flags, its target folder, coverage or
-    // sanitizer instrumentation) must not leak into a wasm build.
+    // sanitizer instrumentation, its jobserver's file descriptors) must not
+    // leak into a wasm build.
     for var in [
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
         "CARGO_BUILD_RUSTFLAGS",
