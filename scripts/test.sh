@@ -6,7 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-# The test plugins are built for wasm32-wasip2 by a nested cargo in a build
-# script; build them first, on their own, before the rest compiles around them.
-cargo build --locked -p droid-test-artifacts
 cargo test --workspace --locked "$@"

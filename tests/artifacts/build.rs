@@ -102,12 +102,8 @@ fn build(root: &Path, target_dir: &Path, plugins: &[&str], features: &str) {
         cmd.args(["--features", features]);
     }
     // Settings meant for the outer build (flags, its target folder, coverage or
-    // sanitizer instrumentation, its jobserver's file descriptors) must not
-    // leak into a wasm build.
+    // sanitizer instrumentation) must not leak into a wasm build.
     for var in [
-        "CARGO_MAKEFLAGS",
-        "MAKEFLAGS",
-        "MFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
         "CARGO_BUILD_RUSTFLAGS",
@@ -118,9 +114,6 @@ fn build(root: &Path, target_dir: &Path, plugins: &[&str], features: &str) {
     ] {
         cmd.env_remove(var);
     }
-    // Nothing to read: whatever the outer build's stdin holds must not reach
-    // the inner cargo (its rustc probes read source from stdin).
-    cmd.stdin(std::process::Stdio::null());
     let status = cmd.status().expect("cargo can be started");
     assert!(
         status.success(),
