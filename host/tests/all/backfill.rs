@@ -291,32 +291,28 @@ fn a_backfill_keeps_to_its_rate_and_to_the_sources_limit() {
 fn backfill_names_what_is_missing() {
     let (_dir, config) = ticket_config_dir_with("");
     let path = config.to_str().unwrap();
-    let out = droid(&[
-        "backfill",
-        "ticket",
-        "--config",
-        path,
-        "--server",
-        "http://127.0.0.1:9",
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("sources.tracker.bootstrap_url is not set (or pass --from URL)"),
-        "{}",
+    // Runs `droid backfill` with `args`, which must fail; returns its stderr.
+    let fails = |args: &[&str]| {
+        let mut all = vec!["backfill"];
+        all.extend(args);
+        all.extend(["--config", path]);
+        let out = droid(&all);
+        assert!(!out.status.success(), "{args:?} succeeded");
         text(&out.stderr)
+    };
+    let stderr = fails(&["ticket", "--server", "http://127.0.0.1:9"]);
+    assert!(
+        stderr.contains("sources.tracker.bootstrap_url is not set (or pass --from URL)"),
+        "{stderr}"
     );
-    let out = droid(&["backfill", "site", "--config", path]);
+    let stderr = fails(&["site"]);
     assert!(
-        text(&out.stderr).contains("no record type named \"site\" is declared"),
-        "{}",
-        text(&out.stderr)
+        stderr.contains("no record type named \"site\" is declared"),
+        "{stderr}"
     );
     // The endpoint is down: the cursor stays where it was and the error says how to go on.
-    let out = droid(&[
-        "backfill",
+    let stderr = fails(&[
         "ticket",
-        "--config",
-        path,
         "--server",
         "http://127.0.0.1:9",
         "--from",
@@ -324,8 +320,6 @@ fn backfill_names_what_is_missing() {
         "--attempts",
         "2",
     ]);
-    assert!(!out.status.success());
-    let stderr = text(&out.stderr);
     assert!(
         stderr.contains("backfill stopped after 0 events in 0 pages")
             && stderr.contains("gave up after 2 tries"),
