@@ -21,5 +21,6 @@ pub mod readthrough;
 pub mod runtime;
 pub mod sensitive;
 pub mod server;
+pub mod sidecar;
 pub mod store;
 pub mod tls;

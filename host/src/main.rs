@@ -14,6 +14,8 @@ use droid_host::config::{
 };
 use droid_host::entity::{EntityOp, SourceEvent};
 use droid_host::runtime::{LoadedPlugin, PluginContext, Runtime, WorldKind};
+use droid_host::sidecar::Sidecar;
+use droid_host::sidecar::config::{Overrides as SidecarOverrides, SidecarConfig};
 use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
@@ -64,6 +66,26 @@ enum Command {
         /// anything. For local play only; every response carries a warning.
         #[arg(long)]
         insecure_no_auth: bool,
+    },
+    /// Serve droid's read API next to consumers, from memory: read through
+    /// to an upstream droid and follow its change feed.
+    Sidecar {
+        /// The sidecar's configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The upstream droid's base URL, over the file's `upstream.url`.
+        #[arg(long)]
+        upstream: Option<String>,
+        /// Listen here instead of the file's `listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// The private key (from `droid keygen`) to sign tokens with, over the
+        /// file's `upstream.key_file`.
+        #[arg(long, env = "DROID_KEY")]
+        key: Option<PathBuf>,
+        /// The audience of the tokens (the droid's `auth.audience`).
+        #[arg(long, env = "DROID_AUDIENCE")]
+        audience: Option<String>,
     },
     /// Validate a configuration file and load every plugin it names.
     CheckConfig {
@@ -322,6 +344,21 @@ fn run(command: Command) -> anyhow::Result<()> {
             listen,
             insecure_no_auth,
         } => serve(&config, listen, insecure_no_auth),
+        Command::Sidecar {
+            config,
+            upstream,
+            listen,
+            key,
+            audience,
+        } => sidecar(
+            &config,
+            &SidecarOverrides {
+                upstream,
+                key_file: key,
+                audience,
+                listen,
+            },
+        ),
         Command::CheckConfig { file, skip_plugins } => check_config(&file, skip_plugins),
         Command::Plugins(command) => plugins(command),
         Command::DeadLetters(command) => dead_letters(command),
@@ -549,6 +586,31 @@ fn serve(path: &Path, listen: Option<SocketAddr>, insecure_no_auth: bool) -> any
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(address = %listener.local_addr()?, record_types = app.registry().len(), "droid is serving");
         droid_host::server::run(Arc::new(app), listener, droid_host::server::shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+fn sidecar(path: &Path, overrides: &SidecarOverrides) -> anyhow::Result<()> {
+    let config = SidecarConfig::load(path, overrides)?;
+    if let Some(key) = &config.upstream.key_file {
+        // Fail at start, not at the first read, on a key that cannot sign.
+        std::fs::metadata(key)
+            .with_context(|| format!("{}: upstream.key_file {}", path.display(), key.display()))?;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let addr = config.listen;
+        let sidecar = Arc::new(Sidecar::new(config)?);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(
+            address = %listener.local_addr()?,
+            upstream = %sidecar.config().upstream.url,
+            record_types = sidecar.config().record_types.len(),
+            "sidecar is serving"
+        );
+        droid_host::sidecar::run(sidecar, listener, droid_host::server::shutdown_signal()).await?;
         Ok(())
     })
 }

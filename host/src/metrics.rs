@@ -61,6 +61,21 @@ pub const INGEST_SOURCE_STATE: &str = "droid_ingest_source_state";
 /// Plugin files that failed to load, by file.
 pub const PLUGIN_LOAD_FAILURES: &str = "droid_plugin_load_failures_total";
 
+/// Whether a sidecar is in sync with its droid (1) or not (0).
+pub const SIDECAR_IN_SYNC: &str = "droid_sidecar_in_sync";
+/// How many changes a sidecar is behind its droid's log.
+pub const SIDECAR_LAG_SEQ: &str = "droid_sidecar_lag_changes";
+/// How old a sidecar's view may be, in seconds.
+pub const SIDECAR_LAG_SECONDS: &str = "droid_sidecar_lag_seconds";
+/// Time from a source event to its visibility in a sidecar.
+pub const SIDECAR_PROPAGATION: &str = "droid_sidecar_propagation_seconds";
+/// Changes a sidecar applied from the feed, by kind.
+pub const SIDECAR_CHANGES_APPLIED: &str = "droid_sidecar_changes_applied_total";
+/// Times a sidecar reconnected to the change feed.
+pub const SIDECAR_RECONNECTS: &str = "droid_sidecar_feed_reconnects_total";
+/// Times a sidecar started over because its droid no longer held its position.
+pub const SIDECAR_RESYNCS: &str = "droid_sidecar_resyncs_total";
+
 /// Latency buckets from 50 µs to 10 s: cache hits live at the bottom, backing-store
 /// timeouts at the top.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -91,6 +106,28 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(HTTP_REQUESTS, "API requests by record type and outcome");
     describe_gauge!(FEED_SUBSCRIBERS, "Subscribers following the change feed");
+    describe_gauge!(
+        SIDECAR_IN_SYNC,
+        "1 while the sidecar follows its droid's change feed"
+    );
+    describe_gauge!(
+        SIDECAR_LAG_SEQ,
+        "changes the sidecar is behind its droid's log"
+    );
+    describe_gauge!(SIDECAR_LAG_SECONDS, "how old the sidecar's view may be");
+    describe_histogram!(
+        SIDECAR_PROPAGATION,
+        "time from a source event to its visibility in the sidecar"
+    );
+    describe_counter!(
+        SIDECAR_CHANGES_APPLIED,
+        "changes the sidecar applied, by kind"
+    );
+    describe_counter!(SIDECAR_RECONNECTS, "reconnections to the change feed");
+    describe_counter!(
+        SIDECAR_RESYNCS,
+        "full resynchronisations after the droid trimmed past the sidecar"
+    );
     describe_counter!(
         FEED_DROPPED,
         "Change-feed subscribers dropped for not keeping up"

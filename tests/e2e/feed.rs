@@ -173,11 +173,25 @@ async fn a_follower_resumes_from_its_sequence_missing_nothing() {
         .unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut stream = response.bytes_stream();
-    let chunk = String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
+    let mut text = String::new();
+    while !text.contains("event: change") {
+        let chunk = stream.next().await.unwrap().unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    // The stream opens with a heartbeat naming its position and the log's end.
     assert!(
-        chunk.starts_with("id: 20\nevent: change\ndata: {"),
-        "{chunk}"
+        text.starts_with("id: 19\nevent: heartbeat\ndata: {\"at_ms\":"),
+        "{text}"
     );
+    assert!(text.contains(r#""head_seq":20"#), "{text}");
+    assert!(text.contains("id: 20\nevent: change\ndata: {"), "{text}");
+
+    // `since=now`: only what commits from here on.
+    let mut feed = Lines::open(&droid, "since=now", &[]).await;
+    let opening = feed.next().await.unwrap();
+    assert_eq!(opening["heartbeat"]["last_seq"], 20, "{opening}");
+    ingest(&droid, &[event("e20", 20, "ticket.created", 1, "s")]).await;
+    assert_eq!(feed.change().await["seq"], 21);
 }
 
 #[tokio::test]

@@ -13,5 +13,6 @@ mod loading;
 mod read_through;
 mod reload;
 mod rollout;
+mod sidecar;
 mod transform;
 mod trust;

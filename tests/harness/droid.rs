@@ -60,6 +60,22 @@ impl TestResponse {
     }
 }
 
+/// Sends `request` and reads the whole response; panics when it fails.
+pub(crate) async fn send(request: reqwest::RequestBuilder, path: &str) -> TestResponse {
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("request to {path} failed: {e}"));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.text().await.expect("response body");
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
 /// The ingested ticket record type behind ingestion source `tracker`.
 pub const TICKETS: &str = r#"
 [record_types.ticket]
@@ -134,6 +150,7 @@ fn init_logging() {
 /// Builds an app from the configuration at `path` and serves it on a loopback port.
 async fn launch(
     path: &Path,
+    addr: Option<SocketAddr>,
 ) -> Result<(Arc<App>, SocketAddr, oneshot::Sender<()>, JoinHandle<()>), String> {
     let mut config = Config::load(path).map_err(|e| e.to_string())?;
     // Tests that are not about authentication run droid in its explicit
@@ -147,7 +164,7 @@ async fn launch(
     let app = Arc::new(app);
     // Watching starts before the test goes on, so no change it makes is missed.
     app.spawn_background();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind(addr.unwrap_or(([127, 0, 0, 1], 0).into()))
         .await
         .expect("bind droid");
     let addr = listener.local_addr().expect("droid address");
@@ -203,7 +220,7 @@ impl TestDroid {
         init_logging();
         droid_host::tls::install_default_provider();
         let (dir, path) = write_config_full(plugin_settings, record_types, extra_plugins);
-        let (app, addr, stop, task) = launch(&path).await?;
+        let (app, addr, stop, task) = launch(&path, None).await?;
         Ok(Self {
             addr,
             app: Some(app),
@@ -219,21 +236,33 @@ impl TestDroid {
 
     /// Stops this droid and starts a new one on the same folder (configuration,
     /// plugins and saved state), as a process restart would.
+    /// The address stays the same, so clients (sidecars) find it again.
     pub async fn restart(&mut self) {
+        self.halt().await;
+        self.resume().await;
+    }
+
+    /// Stops this droid (gracefully, closing its store) without forgetting its
+    /// folder or address: the droid is down until [`TestDroid::resume`].
+    pub async fn halt(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.expect("server stopped cleanly");
         }
-        // The old app must be gone (its store closed) before the new one opens
+        // The old app must be gone (its store closed) before a new one opens
         // it; background threads hold it only for moments.
-        let old = self.app.take().expect("running");
-        while Arc::strong_count(&old) > 1 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        if let Some(old) = self.app.take() {
+            while Arc::strong_count(&old) > 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
         }
-        drop(old);
-        let (app, addr, stop, task) = launch(&self.config_path())
+    }
+
+    /// Starts a halted droid again, on the same folder and address.
+    pub async fn resume(&mut self) {
+        let (app, addr, stop, task) = launch(&self.config_path(), Some(self.addr))
             .await
             .unwrap_or_else(|e| panic!("droid did not restart: {e}"));
         (self.app, self.addr, self.stop, self.task) = (Some(app), addr, Some(stop), Some(task));
@@ -310,18 +339,7 @@ impl TestDroid {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder, path: &str) -> TestResponse {
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("request to {path} failed: {e}"));
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.expect("response body");
-        TestResponse {
-            status,
-            headers,
-            body,
-        }
+        send(request, path).await
     }
 
     /// GETs `path` exactly as written, bypassing URL normalisation (HTTP clients

@@ -5,9 +5,11 @@ pub mod backend;
 pub mod bench;
 pub mod droid;
 pub mod files;
+pub mod sidecar;
 pub mod tokens;
 
 pub use backend::TestBackend;
 pub use droid::{TestDroid, TestResponse};
 pub use droid_test_artifacts as plugins;
 pub use files::{Landing, eventually, land};
+pub use sidecar::TestSidecar;

@@ -86,11 +86,15 @@ async fn open(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     });
-    let since: u64 = match since_text.as_deref() {
-        None => 0,
-        Some(text) => text
-            .parse()
-            .map_err(|_| bad(format!("since must be a sequence number, found {text:?}")))?,
+    // `now`: only what commits from here on (a follower starting afresh).
+    let since: Option<u64> = match since_text.as_deref() {
+        None => Some(0),
+        Some("now") => None,
+        Some(text) => Some(text.parse().map_err(|_| {
+            bad(format!(
+                "since must be a sequence number or \"now\", found {text:?}"
+            ))
+        })?),
     };
     let wanted = record_types(app, &caller, query.record_types.as_deref())?;
     let heartbeat = Duration::from_millis(
@@ -102,6 +106,7 @@ async fn open(
     let store = app.store.clone();
     let (first, last) =
         super::store_op(move || Ok((store.first_seq()?, store.last_seq()?))).await?;
+    let since = since.unwrap_or(last);
     if since.saturating_add(1) < first || since > last {
         return Err(ApiError::new(
             StatusCode::GONE,
@@ -206,6 +211,13 @@ impl Follower {
         let mut closing = self.app.closing();
         let subscribers = metrics::gauge!(crate::metrics::FEED_SUBSCRIBERS);
         subscribers.increment(1.0);
+        // The first line says where the stream starts and where the log ends,
+        // so a follower knows at once that it is connected and how far behind.
+        let head = *signal.borrow();
+        if !self.send(encode_heartbeat(self.format, after, head)).await {
+            subscribers.decrement(1.0);
+            return;
+        }
         loop {
             // A shutting-down droid ends every stream, so the graceful
             // shutdown is not held up by followers (they reconnect elsewhere).
@@ -250,7 +262,8 @@ impl Follower {
                 changed = signal.changed() => if changed.is_err() { break },
                 _ = closing.changed() => break,
                 () = tokio::time::sleep(self.heartbeat) => {
-                    if !self.send(encode_heartbeat(self.format, after)).await {
+                    let head = *signal.borrow();
+                    if !self.send(encode_heartbeat(self.format, after, head)).await {
                         break;
                     }
                 }
@@ -343,8 +356,14 @@ fn encode(format: Format, changes: &[Change], wanted: Option<&BTreeSet<String>>)
     chunks
 }
 
-fn encode_heartbeat(format: Format, last_seq: u64) -> Bytes {
-    let json = serde_json::json!({ "last_seq": last_seq, "at_ms": crate::store::now_ms() });
+/// A heartbeat: the stream's position (`last_seq`) and the log's end
+/// (`head_seq`), which a follower's lag is measured by.
+fn encode_heartbeat(format: Format, last_seq: u64, head_seq: u64) -> Bytes {
+    let json = serde_json::json!({
+        "last_seq": last_seq,
+        "head_seq": head_seq.max(last_seq),
+        "at_ms": crate::store::now_ms(),
+    });
     Bytes::from(match format {
         Format::Lines => format!("{}\n", serde_json::json!({ "heartbeat": json })),
         Format::Events => format!("id: {last_seq}\nevent: heartbeat\ndata: {json}\n\n"),

@@ -16,7 +16,7 @@ mod ingest;
 mod invalidate;
 mod ops;
 mod request_metrics;
-mod respond;
+pub mod respond;
 mod snapshot;
 
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorCode};
-pub use request_metrics::RequestMetrics;
+pub use request_metrics::{RequestMetrics, RequestOutcome};
 pub use respond::{DROID_CACHE, DROID_PLUGIN_VERSION};
 
 use crate::app::App;

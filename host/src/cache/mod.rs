@@ -147,6 +147,15 @@ impl RecordCache {
         removed
     }
 
+    /// Removes every entry.
+    pub fn clear(&self) {
+        for kind in [Kind::Found, Kind::NotFound, Kind::Error] {
+            if let Some(cache) = self.cache(kind) {
+                cache.invalidate_all();
+            }
+        }
+    }
+
     /// Drops every entry produced by plugin version `producer` (a version that
     /// was rolled back). Entries go lazily, before any of them is served again.
     pub fn drop_produced_by(&self, producer: u64) {

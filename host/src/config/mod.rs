@@ -14,6 +14,8 @@ mod error;
 mod raw;
 mod validate;
 
+pub(crate) use raw::parse_toml;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -172,6 +172,15 @@ pub(super) struct RawCachePolicy {
 
 /// Parses the file's TOML, naming the offending field and line on failure.
 pub(super) fn parse(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    parse_toml(path, text)
+}
+
+/// Parses TOML into `T`, naming the offending field and line on failure (the
+/// sidecar's file uses it too).
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
     let deserializer = toml::Deserializer::parse(text).map_err(|e| syntax_error(path, text, &e))?;
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let field = e.path().to_string();

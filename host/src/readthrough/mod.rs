@@ -10,6 +10,7 @@
 
 mod flight;
 mod invalidation;
+mod origin;
 mod reader;
 
 use std::collections::{HashMap, HashSet};
@@ -18,13 +19,14 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 pub use invalidation::{Applied, Invalidation};
-pub use reader::WhenBusy;
+pub use origin::{Fetched, Origin};
+pub use reader::{Busy, Reader, Update, WhenBusy};
 
 use crate::cache::Cached;
-use crate::config::Mode;
+use crate::config::{Mode, RecordTypeConfig};
 use crate::key::{EntityKey, TenantId};
-use crate::plugins::Registry;
-use reader::{Busy, Reader};
+use crate::plugins::{Binding, Plugin, Registry};
+use origin::PluginOrigin;
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,15 +95,29 @@ pub struct ReadThrough {
 /// The readers of one configuration.
 #[derive(Default)]
 struct Readers {
-    by_name: HashMap<String, Arc<Reader>>,
+    by_name: HashMap<String, Bound>,
     /// Record types that exist but are not read-through.
     others: HashSet<String>,
+}
+
+/// A reader and what it was built from: a reload reuses the reader (and its
+/// caches) when neither the record type's configuration nor its plugin changed.
+struct Bound {
+    reader: Arc<Reader>,
+    config: Arc<RecordTypeConfig>,
+    plugin: Arc<Plugin>,
+}
+
+impl Bound {
+    fn serves(&self, binding: &Binding) -> bool {
+        Arc::ptr_eq(&self.plugin, &binding.plugin) && *self.config == *binding.config
+    }
 }
 
 impl Readers {
     fn get(&self, record_type: &str) -> Result<&Arc<Reader>, ReadError> {
         match self.by_name.get(record_type) {
-            Some(reader) => Ok(reader),
+            Some(bound) => Ok(&bound.reader),
             None if self.others.contains(record_type) => {
                 Err(ReadError::NotReadThrough(record_type.to_owned()))
             }
@@ -183,14 +199,14 @@ impl ReadThrough {
 
     /// Publishes cache sizes and hit ratios; called before metrics are rendered.
     pub fn publish_gauges(&self) {
-        for reader in self.readers.load().by_name.values() {
+        for Bound { reader, .. } in self.readers.load().by_name.values() {
             reader.publish_gauges();
         }
     }
 
     /// Runs the caches' pending bookkeeping now.
     pub fn run_pending_tasks(&self) {
-        for reader in self.readers.load().by_name.values() {
+        for Bound { reader, .. } in self.readers.load().by_name.values() {
             reader.run_pending_tasks();
         }
     }
@@ -198,7 +214,7 @@ impl ReadThrough {
     /// Drops, in every record type, the cache entries plugin version `producer`
     /// made (it was rolled back).
     pub fn drop_produced_by(&self, producer: u64) {
-        for reader in self.readers.load().by_name.values() {
+        for Bound { reader, .. } in self.readers.load().by_name.values() {
             reader.drop_produced_by(producer);
         }
     }
@@ -209,7 +225,7 @@ impl ReadThrough {
         let mut names: Vec<_> = readers
             .by_name
             .values()
-            .map(|r| r.name().to_owned())
+            .map(|b| b.reader.name().to_owned())
             .collect();
         names.sort();
         names
@@ -225,10 +241,26 @@ fn build(registry: &Registry, old: &Readers) -> Readers {
             continue;
         };
         let reader = match old.by_name.get(name) {
-            Some(reader) if reader.serves(binding) => reader.clone(),
-            _ => Arc::new(Reader::new(name, config, binding)),
+            Some(bound) if bound.serves(binding) => bound.reader.clone(),
+            _ => {
+                let origin = PluginOrigin {
+                    plugin: binding.plugin.clone(),
+                    context: binding.context.clone(),
+                };
+                Arc::new(Reader::new(
+                    name,
+                    config.cache,
+                    config.max_in_flight,
+                    Arc::new(origin),
+                ))
+            }
         };
-        readers.by_name.insert(name.clone(), reader);
+        let bound = Bound {
+            reader,
+            config: binding.config.clone(),
+            plugin: binding.plugin.clone(),
+        };
+        readers.by_name.insert(name.clone(), bound);
     }
     readers
 }

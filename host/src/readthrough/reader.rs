@@ -9,17 +9,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::flight::{Flight, FlightResult, Flights, share};
 use super::invalidation::{Applied, Invalidation, Mark};
+use super::origin::Origin;
 use super::{CacheStatus, Served};
-use crate::cache::{
-    CacheKey, Cached, Kind, Outcome, Producer, RecordCache, cache_key, with_cache_key,
-};
-use crate::config::{ReadThroughConfig, RecordTypeConfig};
+use crate::cache::{CacheKey, Cached, Kind, Outcome, RecordCache, cache_key, with_cache_key};
+use crate::config::CacheSettings;
+use crate::entity::{Entity, FetchOutcome};
 use crate::key::{EntityKey, TenantId};
 use crate::metrics::{
     CACHE_HIT_RATIO, CACHE_INVALIDATIONS, CACHE_REQUESTS, FETCHES_IN_FLIGHT, FETCHES_REJECTED,
 };
-use crate::plugins::{Binding, Plugin};
-use crate::runtime::{CallError, FetchError, PluginContext};
 
 /// How long an applied invalidation is remembered per key, to order later events
 /// against it and to stop fetches that started before it from writing back.
@@ -37,21 +35,46 @@ pub enum WhenBusy {
     WaitUntil(Instant),
 }
 
+/// A change to one key that its owner pushed (a sidecar following the change
+/// feed): applied in order, unconditionally, ahead of any fetch in flight.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// The record is now `body` at `version`.
+    Upsert {
+        /// The record as JSON.
+        body: String,
+        /// Its version.
+        version: u64,
+    },
+    /// The record is gone.
+    Delete,
+    /// Whatever is cached for the key is no longer valid.
+    Invalidate,
+}
+
 /// The read path of one record type.
-pub(super) struct Reader {
+pub struct Reader {
     name: String,
-    /// The configuration it was built from: a reload reuses the reader (and its
-    /// caches) when neither this nor the plugin changed.
-    config: Arc<RecordTypeConfig>,
-    plugin: Arc<Plugin>,
-    context: Arc<PluginContext>,
+    origin: Arc<dyn Origin>,
     cache: RecordCache,
     limit: Arc<Semaphore>,
     max_in_flight: u32,
     flights: Flights,
     invalidation_seq: AtomicU64,
+    /// The sequence number of the last [`Reader::clear`]: fetches that started
+    /// before it do not write back.
+    cleared_seq: AtomicU64,
     invalidations: moka::sync::Cache<CacheKey, Mark>,
     metrics: ReaderMetrics,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("name", &self.name)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Pre-registered metric handles: the hit path costs an atomic add, no lookups.
@@ -100,7 +123,8 @@ impl ReaderMetrics {
 }
 
 /// A miss that could not start a fetch: the in-flight limit is reached.
-pub(super) struct Busy;
+#[derive(Debug)]
+pub struct Busy;
 
 /// What the caches alone can answer.
 enum Lookup {
@@ -113,17 +137,23 @@ enum Lookup {
 }
 
 impl Reader {
-    pub(super) fn new(name: &str, config: &ReadThroughConfig, binding: &Binding) -> Self {
+    /// A reader of `name` with empty caches, fetching its misses from `origin`,
+    /// at most `max_in_flight` at once.
+    pub fn new(
+        name: &str,
+        cache: CacheSettings,
+        max_in_flight: u32,
+        origin: Arc<dyn Origin>,
+    ) -> Self {
         Self {
             name: name.to_owned(),
-            config: binding.config.clone(),
-            plugin: binding.plugin.clone(),
-            context: binding.context.clone(),
-            cache: RecordCache::new(name, config.cache),
-            limit: Arc::new(Semaphore::new(config.max_in_flight as usize)),
-            max_in_flight: config.max_in_flight,
+            origin,
+            cache: RecordCache::new(name, cache),
+            limit: Arc::new(Semaphore::new(max_in_flight as usize)),
+            max_in_flight,
             flights: Flights::default(),
             invalidation_seq: AtomicU64::new(0),
+            cleared_seq: AtomicU64::new(0),
             invalidations: moka::sync::Cache::builder()
                 .max_capacity(INVALIDATION_KEYS)
                 .time_to_live(INVALIDATION_MEMORY)
@@ -132,13 +162,22 @@ impl Reader {
         }
     }
 
-    pub(super) fn max_in_flight(&self) -> u32 {
+    /// The most fetches it runs at once.
+    pub fn max_in_flight(&self) -> u32 {
         self.max_in_flight
     }
 
-    /// Whether this reader can keep serving `binding` across a reload.
-    pub(super) fn serves(&self, binding: &Binding) -> bool {
-        Arc::ptr_eq(&self.plugin, &binding.plugin) && *self.config == *binding.config
+    /// Reads `key` of `tenant`: from the caches, or through the origin.
+    pub async fn read(
+        self: &Arc<Self>,
+        key: &EntityKey,
+        tenant: &TenantId,
+        when_busy: WhenBusy,
+    ) -> Result<Served, Busy> {
+        match self.cached(key, tenant) {
+            Ok(served) => Ok(served),
+            Err(fallback) => self.fetch(key, tenant, when_busy, fallback).await,
+        }
     }
 
     /// Answers `key` of `tenant` from the caches alone, or says it must be
@@ -295,38 +334,31 @@ impl Reader {
         let reader = Arc::clone(self);
         let task = tokio::spawn(async move {
             reader.metrics.in_flight.increment(1.0);
-            // The version is chosen now and kept for the whole call: a swap
-            // meanwhile affects later calls only.
-            let version = reader.plugin.select(tenant.as_str());
-            let fetched = match version.adapter() {
-                Some(adapter) => {
-                    adapter
-                        .fetch(&reader.context, key.as_str(), tenant.as_str())
-                        .await
-                }
-                None => Err(FetchError::Call(CallError::InvalidResult {
-                    reason: format!("plugin version {} is not an adapter", version.label()),
-                })),
-            };
-            let producer = Producer::new(version.id, version.label());
+            let fetched = reader.origin.fetch(key, tenant).await;
             let now = Instant::now();
-            let kind = match &fetched {
-                Ok(crate::entity::FetchOutcome::Found(_)) => Kind::Found,
-                Ok(crate::entity::FetchOutcome::NotFound) => Kind::NotFound,
+            let kind = match &fetched.result {
+                Ok(FetchOutcome::Found(_)) => Kind::Found,
+                Ok(FetchOutcome::NotFound) => Kind::NotFound,
                 Err(_) => Kind::Error,
             };
-            let entry = Arc::new(Cached::new(fetched, producer, now, reader.cache.ttl(kind)));
+            let ttl = match fetched.fresh_for {
+                Some(fresh_for) => fresh_for.min(reader.cache.ttl(kind)),
+                None => reader.cache.ttl(kind),
+            };
+            let still_current = fetched.still_current;
+            let entry = Arc::new(Cached::new(fetched.result, fetched.producer, now, ttl));
             {
                 let mut flights = reader.flights.lock();
-                let invalidated = reader
-                    .invalidations
-                    .get(&k)
-                    .is_some_and(|mark| mark.seq > started_seq);
+                let invalidated = reader.cleared_seq.load(Ordering::SeqCst) > started_seq
+                    || reader
+                        .invalidations
+                        .get(&k)
+                        .is_some_and(|mark| mark.seq > started_seq);
                 // A version rolled back meanwhile leaves nothing behind: its
                 // entries are being dropped, and this one must not outlive them.
-                if !invalidated && !version.is_withdrawn() {
+                if !invalidated && still_current() {
                     reader.cache.store(&k, entry.clone());
-                    if version.is_withdrawn() {
+                    if !still_current() {
                         reader.cache.remove(&k);
                     }
                 }
@@ -386,8 +418,75 @@ impl Reader {
         Applied::Invalidated { removed }
     }
 
+    /// Applies a change its owner pushed for `key` of `tenant`, in order and
+    /// unconditionally: a fetch in flight for the key will not write back. An
+    /// upsert or delete replaces what is cached (or being fetched) for the key;
+    /// keys nobody asked for are not added. Says whether the key was held.
+    pub fn apply(&self, key: &str, tenant: &str, update: Update) -> bool {
+        let k = cache_key(tenant, key);
+        let mut flights = self.flights.lock();
+        let seq = self.invalidation_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.invalidations.insert(
+            k.clone(),
+            Mark {
+                version: None,
+                timestamp: None,
+                seq,
+            },
+        );
+        let pending = flights.remove(&k).is_some();
+        let held = pending
+            || [Kind::Found, Kind::NotFound, Kind::Error]
+                .into_iter()
+                .any(|kind| self.cache.get(kind, &k).is_some());
+        let replacement = match update {
+            Update::Upsert { body, version } => Some(Ok(FetchOutcome::Found(Entity {
+                key: key.to_owned(),
+                tenant: tenant.to_owned(),
+                body,
+                version: Some(version),
+            }))),
+            Update::Delete => Some(Ok(FetchOutcome::NotFound)),
+            Update::Invalidate => None,
+        };
+        match replacement {
+            Some(outcome) if held => {
+                let kind = match outcome {
+                    Ok(FetchOutcome::Found(_)) => Kind::Found,
+                    _ => Kind::NotFound,
+                };
+                let entry = Cached::new(
+                    outcome,
+                    crate::cache::Producer::default(),
+                    Instant::now(),
+                    self.cache.ttl(kind),
+                );
+                // Stores a not-found answer only where such answers are cached.
+                self.cache.remove(&k);
+                self.cache.store(&k, Arc::new(entry));
+            }
+            _ => {
+                self.cache.remove(&k);
+            }
+        }
+        if held {
+            self.metrics.invalidated.increment(1);
+        }
+        held
+    }
+
+    /// Empties the caches; fetches in flight will not write back. For a
+    /// follower that lost track of its owner's changes and starts over.
+    pub fn clear(&self) {
+        let mut flights = self.flights.lock();
+        let seq = self.invalidation_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.cleared_seq.store(seq, Ordering::SeqCst);
+        flights.clear();
+        self.cache.clear();
+    }
+
     /// Publishes the gauges computed from counters and cache sizes.
-    pub(super) fn publish_gauges(&self) {
+    pub fn publish_gauges(&self) {
         let served = self.metrics.served.load(Ordering::Relaxed);
         if served > 0 {
             let ratio =
@@ -402,12 +501,13 @@ impl Reader {
         self.cache.drop_produced_by(producer);
     }
 
-    pub(super) fn run_pending_tasks(&self) {
+    pub fn run_pending_tasks(&self) {
         self.cache.run_pending_tasks();
         self.invalidations.run_pending_tasks();
     }
 
-    pub(super) fn name(&self) -> &str {
+    /// The record type's name.
+    pub fn name(&self) -> &str {
         &self.name
     }
 }

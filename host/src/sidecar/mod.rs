@@ -1,0 +1,152 @@
+//! Sidecar mode (`droid sidecar`): droid's read API next to the consumers,
+//! answered from memory.
+//!
+//! A sidecar runs the same read path as droid ([`Reader`]: caches, stale
+//! windows, coalescing, in-flight limits), with the upstream droid as its
+//! origin ([`upstream`]). It follows the droid's change feed ([`follow`]) so
+//! what it holds stays current: an upsert refreshes a held record in place, a
+//! delete turns it into a not-found answer, an invalidation drops it. Keys
+//! nobody asked for are not added. Its progress ([`sync`]) decides whether
+//! answers count as current; while the droid is unreachable the sidecar keeps
+//! answering from what it holds, marked stale.
+
+pub mod api;
+pub mod config;
+pub mod follow;
+pub mod sync;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::RequestMetrics;
+use crate::readthrough::Reader;
+use config::SidecarConfig;
+use follow::Follower;
+use sync::SyncState;
+use upstream::{RecordSource, Upstream};
+
+/// How often caches and histograms are tidied, off the request path.
+const UPKEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A sidecar's state.
+#[derive(Debug)]
+pub struct Sidecar {
+    config: SidecarConfig,
+    upstream: Arc<Upstream>,
+    readers: Arc<HashMap<String, Arc<Reader>>>,
+    sync: Arc<SyncState>,
+    request_metrics: RequestMetrics,
+    metrics: PrometheusHandle,
+    closing: watch::Sender<bool>,
+}
+
+/// Why a sidecar cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    /// The HTTP client could not be built (TLS setup).
+    #[error("cannot set up the client for the upstream droid: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+impl Sidecar {
+    /// A sidecar for `config`, with empty caches, not yet following.
+    pub fn new(config: SidecarConfig) -> Result<Self, SidecarError> {
+        crate::tls::install_default_provider();
+        let upstream = Arc::new(Upstream::new(&config.upstream)?);
+        let readers = config
+            .record_types
+            .iter()
+            .map(|(name, rt)| {
+                let origin = RecordSource {
+                    record_type: Arc::from(name.as_str()),
+                    upstream: upstream.clone(),
+                };
+                let reader = Reader::new(name, rt.cache, rt.max_in_flight, Arc::new(origin));
+                (name.clone(), Arc::new(reader))
+            })
+            .collect::<HashMap<_, _>>();
+        let request_metrics = RequestMetrics::new(readers.keys().map(String::as_str));
+        Ok(Self {
+            sync: Arc::new(SyncState::new(config.feed.sync_timeout)),
+            upstream,
+            readers: Arc::new(readers),
+            request_metrics,
+            metrics: crate::metrics::install(),
+            closing: watch::Sender::new(false),
+            config,
+        })
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &SidecarConfig {
+        &self.config
+    }
+
+    /// Its progress following the droid.
+    pub fn sync(&self) -> &SyncState {
+        &self.sync
+    }
+
+    fn publish_gauges(&self) {
+        self.sync.publish_gauges();
+        for reader in self.readers.values() {
+            reader.publish_gauges();
+        }
+    }
+
+    /// Starts following the change feed and the upkeep thread.
+    fn start_background(self: &Arc<Self>) {
+        let follower = Follower {
+            upstream: self.upstream.clone(),
+            readers: self.readers.clone(),
+            sync: self.sync.clone(),
+            config: self.config.feed,
+        };
+        tokio::spawn(follower.run(self.closing.subscribe()));
+        let sidecar = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("sidecar-upkeep".into())
+            .spawn(move || {
+                while let Some(sidecar) = sidecar.upgrade() {
+                    if *sidecar.closing.borrow() {
+                        break;
+                    }
+                    sidecar.metrics.run_upkeep();
+                    for reader in sidecar.readers.values() {
+                        reader.run_pending_tasks();
+                    }
+                    sidecar.sync.publish_gauges();
+                    drop(sidecar);
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the upkeep thread; caches tidy themselves on use");
+        }
+    }
+}
+
+/// Serves `sidecar` on `listener` and follows its droid, until `shutdown`.
+pub async fn run(
+    sidecar: Arc<Sidecar>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    sidecar.start_background();
+    let router = api::router(sidecar.clone());
+    let closing = sidecar.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.send_replace(true);
+    };
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,407 @@
+//! Sidecars (`droid sidecar`): droid's read API next to consumers, kept current
+//! by the change feed. Changes reach a sidecar in order; invalidations drop
+//! keys; an unreachable droid leaves the sidecar answering stale, and it
+//! catches up without gaps or repeats; a sidecar the log has moved past starts
+//! over and ends with the droid's content; sidecars authenticate with their
+//! own key.
+
+use std::time::{Duration, Instant};
+
+use droid_e2e::droid::TICKETS;
+use droid_e2e::sidecar::FAST_FEED;
+use droid_e2e::tokens::{AUDIENCE, Issuers};
+use droid_e2e::{TestBackend, TestDroid, TestResponse, TestSidecar};
+
+/// How long a change may take to become visible in a sidecar here: generous,
+/// for a loaded test machine (the benchmark measures the real figure).
+const VISIBLE_WITHIN: Duration = Duration::from_secs(3);
+
+fn ticket(n: u64, version: u64, kind: &str, summary: &str) -> String {
+    format!(
+        r#"{{"id":"e{n}-{version}-{kind}","kind":"{kind}","tenant":"acme","occurred_at":{},"payload":{{"ticket":{{"key":"OPS-{n}","summary":"{summary}","status":"open","priority":"low","updated_at":"t","version":{version}}},"project":{{"key":"OPS","name":"Ops"}},"assignee":null,"reporter":{{"account_id":"u","display_name":"U"}}}}}}"#,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    )
+}
+
+async fn ingest(droid: &TestDroid, events: &[String]) -> u64 {
+    let r = droid
+        .post("/v1/ingest/tracker", &format!("[{}]", events.join(",")))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    droid.app().store.last_seq().unwrap()
+}
+
+async fn droid(backend: &TestBackend) -> TestDroid {
+    TestDroid::start(&format!(
+        "{TICKETS}\n[record_types.site]\nmode = \"read-through\"\nadapter = \"http_json_adapter.wasm\"\nbase_url = \"{}\"\n[record_types.site.cache.found]\nttl_ms = 60000\n",
+        backend.url("/records")
+    ))
+    .await
+}
+
+const SIDECAR: &str = "[record_types.ticket]\n[record_types.site]\n";
+
+async fn sidecar(droid: &TestDroid, extra: &str) -> TestSidecar {
+    let sidecar = TestSidecar::start(&droid.url(""), &format!("{FAST_FEED}{extra}{SIDECAR}")).await;
+    sidecar.wait_in_sync().await;
+    sidecar
+}
+
+fn summary(r: &TestResponse) -> String {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["summary"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits until `path` on the sidecar answers as `check` wants; returns how
+/// long it took.
+async fn visible(
+    sidecar: &TestSidecar,
+    path: &str,
+    check: impl Fn(&TestResponse) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let r = sidecar.get(path).await;
+        if check(&r) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < VISIBLE_WITHIN,
+            "not visible within {VISIBLE_WITHIN:?}: {} {}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_ingested_change_reaches_the_sidecar_then_its_update_then_its_delete_in_order() {
+    let backend = TestBackend::start().await;
+    let droid = droid(&backend).await;
+    ingest(&droid, &[ticket(1, 1, "ticket.created", "first")]).await;
+    let sidecar = sidecar(&droid, "").await;
+    let path = "/v1/entity/ticket/OPS-1?tenant=acme";
+
+    // The first read goes through to droid; the next is answered from memory.
+    let r = sidecar.get(path).await;
+    assert_eq!((summary(&r), r.cache()), ("first".to_owned(), "miss"));
+    assert_eq!(r.header("etag"), Some("\"v1\""));
+    assert_eq!(r.header("droid-sync"), Some("in-sync"));
+    let r = sidecar.get(path).await;
+    assert_eq!((summary(&r), r.cache()), ("first".to_owned(), "hit"));
+
+    // An update is pushed into the held entry: it is a hit, with the new version.
+    let seq = ingest(&droid, &[ticket(1, 2, "ticket.updated", "second")]).await;
+    visible(&sidecar, path, |r| {
+        r.status == 200 && summary(r) == "second"
+    })
+    .await;
+    sidecar.wait_position(seq).await;
+    let r = sidecar.get(path).await;
+    assert_eq!(
+        (r.cache(), r.header("etag")),
+        ("hit", Some("\"v2\"")),
+        "refreshed in place, not fetched again"
+    );
+
+    // A delete turns it into a not-found answer, also from memory.
+    let seq = ingest(&droid, &[ticket(1, 3, "ticket.deleted", "second")]).await;
+    visible(&sidecar, path, |r| r.status == 404).await;
+    sidecar.wait_position(seq).await;
+    let r = sidecar.get(path).await;
+    assert_eq!(
+        (r.status, r.error_code(), r.cache()),
+        (404, "not_found".to_owned(), "hit")
+    );
+
+    // In order: a burst of versions of one key ends at the last one, and each
+    // step was applied in sequence (the follower's position only grows, and
+    // every change was applied once).
+    ingest(&droid, &[ticket(2, 1, "ticket.created", "v1")]).await;
+    let path2 = "/v1/entity/ticket/OPS-2?tenant=acme";
+    visible(&sidecar, path2, |r| r.status == 200).await;
+    let burst: Vec<String> = (2..=30)
+        .map(|v| ticket(2, v, "ticket.updated", &format!("v{v}")))
+        .collect();
+    let mut last = 0;
+    for event in &burst {
+        last = ingest(&droid, std::slice::from_ref(event)).await;
+    }
+    sidecar.wait_position(last).await;
+    let r = sidecar.get(path2).await;
+    assert_eq!(
+        (summary(&r), r.header("etag")),
+        ("v30".to_owned(), Some("\"v30\""))
+    );
+    let report = sidecar.sidecar().sync().report();
+    assert_eq!(
+        report.applied,
+        last - 1,
+        "every change after the first, once: {report:?}"
+    );
+
+    // Each change carries when it occurred; the sidecar records the time to
+    // visibility.
+    let count = sidecar
+        .metric("droid_sidecar_propagation_seconds_count")
+        .await
+        .unwrap_or_default();
+    assert!(count >= report.applied as f64, "{count}");
+    assert!(
+        sidecar.metric("droid_sidecar_lag_changes").await.is_some(),
+        "lag in changes is exported"
+    );
+}
+
+#[tokio::test]
+async fn a_read_through_key_invalidated_on_droid_is_dropped_in_the_sidecar() {
+    let backend = TestBackend::start().await;
+    backend.put("s1", r#"{"name":"one"}"#);
+    let droid = droid(&backend).await;
+    let sidecar = sidecar(&droid, "").await;
+    let path = "/v1/entity/site/s1";
+    assert_eq!(sidecar.get(path).await.cache(), "miss");
+    let r = sidecar.get(path).await;
+    assert_eq!((r.cache(), r.json()["name"].as_str()), ("hit", Some("one")));
+
+    backend.put("s1", r#"{"name":"two"}"#);
+    let r = droid
+        .post("/v1/invalidate", r#"{"record_type":"site","key":"s1"}"#)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seq = droid.app().store.last_seq().unwrap();
+    sidecar.wait_position(seq).await;
+    let r = sidecar.get(path).await;
+    assert_eq!(
+        (r.cache(), r.json()["name"].as_str()),
+        ("miss", Some("two")),
+        "dropped, so read through again"
+    );
+    assert_eq!(backend.hits("s1"), 2);
+}
+
+#[tokio::test]
+async fn with_droid_down_the_sidecar_answers_stale_then_catches_up_without_gaps_or_repeats() {
+    let backend = TestBackend::start().await;
+    let mut droid = droid(&backend).await;
+    let created: Vec<String> = (1..=5)
+        .map(|n| ticket(n, 1, "ticket.created", "before"))
+        .collect();
+    let first = ingest(&droid, &created).await;
+    let sidecar = sidecar(&droid, "").await;
+    for n in 1..=5 {
+        let r = sidecar
+            .get(&format!("/v1/entity/ticket/OPS-{n}?tenant=acme"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    droid.halt().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let r = sidecar.get("/v1/entity/ticket/OPS-1?tenant=acme").await;
+    assert_eq!(summary(&r), "before");
+    assert_eq!(
+        (r.cache(), r.header("droid-sync")),
+        ("stale", Some("out-of-sync")),
+        "what it holds, marked stale"
+    );
+    assert!(
+        r.header("cache-control").unwrap().starts_with("max-age=0"),
+        "{:?}",
+        r.header("cache-control")
+    );
+    let r = sidecar.get("/v1/entity/ticket/OPS-99?tenant=acme").await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (502, "backing_store_unavailable".to_owned()),
+        "a key it never held cannot be answered: {}",
+        r.body
+    );
+    let health = sidecar.get("/healthz").await;
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert_eq!(health.json()["status"], "out_of_sync");
+
+    // Back: changes made since are caught up from the sidecar's position.
+    droid.resume().await;
+    let updates: Vec<String> = (1..=5)
+        .map(|n| ticket(n, 2, "ticket.updated", "after"))
+        .collect();
+    ingest(&droid, &updates[..3]).await;
+    ingest(&droid, &updates[3..]).await;
+    let last = ingest(&droid, &[ticket(1, 3, "ticket.deleted", "after")]).await;
+    sidecar.wait_position(last).await;
+    sidecar.wait_in_sync().await;
+    let health = sidecar.get("/healthz").await;
+    assert_eq!(health.status, 200, "{}", health.body);
+
+    // Against droid's log: every change after the sidecar joined, each once.
+    let log = droid.app().store.changes(first, 1000).unwrap();
+    let report = sidecar.sidecar().sync().report();
+    assert_eq!(report.applied, log.len() as u64, "{report:?}");
+    assert_eq!(report.position, Some(last));
+    assert_eq!(report.resyncs, 0);
+    for n in 1..=5 {
+        let path = format!("/v1/entity/ticket/OPS-{n}?tenant=acme");
+        let (ours, theirs) = (sidecar.get(&path).await, droid.get(&path).await);
+        assert_eq!(
+            (ours.status, &ours.body),
+            (theirs.status, &theirs.body),
+            "{path}"
+        );
+        assert_eq!(ours.header("etag"), theirs.header("etag"), "{path}");
+        assert_eq!(ours.cache(), "hit", "kept current by the feed: {path}");
+    }
+}
+
+#[tokio::test]
+async fn a_sidecar_the_log_moved_past_resynchronises_and_ends_with_droids_content() {
+    let backend = TestBackend::start().await;
+    let mut droid = droid(&backend).await;
+    let created: Vec<String> = (1..=4)
+        .map(|n| ticket(n, 1, "ticket.created", "old"))
+        .collect();
+    ingest(&droid, &created).await;
+    // Slow to come back, so the droid can move on while it is away.
+    let sidecar = TestSidecar::start(
+        &droid.url(""),
+        &format!("[feed]\nheartbeat_ms = 100\nsync_timeout_ms = 500\nreconnect_initial_ms = 3000\nreconnect_max_ms = 3000\n{SIDECAR}"),
+    )
+    .await;
+    sidecar.wait_in_sync().await;
+    for n in 1..=4 {
+        let r = sidecar
+            .get(&format!("/v1/entity/ticket/OPS-{n}?tenant=acme"))
+            .await;
+        assert_eq!(summary(&r), "old");
+    }
+
+    droid.halt().await;
+    droid.resume().await;
+    let updates: Vec<String> = (1..=4)
+        .map(|n| ticket(n, 2, "ticket.updated", "new"))
+        .collect();
+    let last = ingest(&droid, &updates).await;
+    ingest(&droid, &[ticket(4, 3, "ticket.deleted", "new")]).await;
+    // The droid keeps only its last change: the sidecar's position is gone.
+    droid.app().store.trim_changes(1).unwrap();
+    assert!(droid.app().store.first_seq().unwrap() > last);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sidecar.sidecar().sync().report().resyncs == 0 {
+        assert!(Instant::now() < deadline, "no resynchronisation");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sidecar.wait_in_sync().await;
+    for n in 1..=4 {
+        let path = format!("/v1/entity/ticket/OPS-{n}?tenant=acme");
+        let (ours, theirs) = (sidecar.get(&path).await, droid.get(&path).await);
+        assert_eq!(
+            (ours.status, &ours.body),
+            (theirs.status, &theirs.body),
+            "{path}"
+        );
+        assert_eq!(ours.header("etag"), theirs.header("etag"), "{path}");
+    }
+    assert_eq!(
+        sidecar
+            .get("/v1/entity/ticket/OPS-4?tenant=acme")
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_sidecar_refuses_what_it_does_not_serve_and_bad_keys() {
+    let backend = TestBackend::start().await;
+    let droid = droid(&backend).await;
+    let sidecar = sidecar(&droid, "").await;
+    for (path, status, code) in [
+        ("/v1/entity/nope/k", 404, "unknown_record_type"),
+        ("/v1/entity/ticket/a%00b", 400, "invalid_key"),
+        ("/v1/entity/ticket/a/b", 400, "invalid_key"),
+        ("/v1/entity/ticket/k?tenant=", 400, "invalid_tenant"),
+        ("/v1/nothing", 404, "no_route"),
+    ] {
+        let r = sidecar.get(path).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (status, code.to_owned()),
+            "{path}: {}",
+            r.body
+        );
+    }
+    // Conditional reads work as on droid.
+    ingest(&droid, &[ticket(7, 4, "ticket.created", "x")]).await;
+    let path = "/v1/entity/ticket/OPS-7?tenant=acme";
+    assert_eq!(sidecar.get(path).await.status, 200);
+    let r = sidecar.get_with(path, &[("if-none-match", "\"v4\"")]).await;
+    assert_eq!((r.status, r.cache()), (304, "hit"));
+}
+
+#[tokio::test]
+async fn a_sidecar_authenticates_with_its_own_key_and_follows_only_what_it_may_read() {
+    let issuers = Issuers::new(&["shop", "tracker"]);
+    let backend = TestBackend::start().await;
+    let droid = TestDroid::start(&format!(
+        "{}\n[record_types.ticket]\nmode = \"ingested\"\ntransformer = \"ticket_transformer.wasm\"\nreaders = [\"shop\"]\n[sources.tracker]\nrecord_type = \"ticket\"\npublishers = [\"tracker\"]\n[record_types.site]\nmode = \"read-through\"\nadapter = \"http_json_adapter.wasm\"\nbase_url = \"{}\"\nreaders = [\"tracker\"]\n",
+        issuers.auth_table(&[], ""),
+        backend.url("/records")
+    ))
+    .await;
+    let publish = |events: Vec<String>| {
+        let token = format!("Bearer {}", issuers.token("tracker"));
+        let droid = &droid;
+        async move {
+            let r = droid
+                .send_with(
+                    reqwest::Method::POST,
+                    "/v1/ingest/tracker",
+                    Some(&format!("[{}]", events.join(","))),
+                    &[("authorization", &token)],
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    };
+    publish(vec![ticket(1, 1, "ticket.created", "one")]).await;
+    let key = issuers.private_key("shop");
+    let sidecar = TestSidecar::start(
+        &droid.url(""),
+        &format!(
+            "{FAST_FEED}[upstream]\nkey_file = {:?}\naudience = {AUDIENCE:?}\n[record_types.ticket]\n",
+            key.display().to_string()
+        ),
+    )
+    .await;
+    sidecar.wait_in_sync().await;
+    let path = "/v1/entity/ticket/OPS-1?tenant=acme";
+    assert_eq!(summary(&sidecar.get(path).await), "one");
+    publish(vec![ticket(1, 2, "ticket.updated", "two")]).await;
+    visible(&sidecar, path, |r| r.status == 200 && summary(r) == "two").await;
+
+    // A sidecar whose key may not read a record type it names cannot follow:
+    // it stays out of sync, and reads of that type say why.
+    let denied = TestSidecar::start(
+        &droid.url(""),
+        &format!(
+            "{FAST_FEED}[upstream]\nkey_file = {:?}\naudience = {AUDIENCE:?}\n[record_types.site]\n",
+            key.display().to_string()
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!denied.sidecar().sync().in_sync());
+    let r = denied.get("/v1/entity/site/s1").await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (502, "backing_store_error".to_owned()),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("forbidden"), "{}", r.body);
+}
