@@ -7,10 +7,13 @@
 #   3. what a miss adds over calling a 5 ms backing store directly (wrk);
 #   4. resident memory with a 1 GiB found cache filled (4 KiB records), against the bound;
 #   5. cache-hit throughput with service authentication on (a bearer token on
-#      every request) against off, alternating rounds.
+#      every request) against off, alternating rounds;
+#   6. cache-hit throughput and p50/p99 of a sidecar (`droid sidecar` following
+#      the droid) against the droid itself, alternating rounds.
 #
-#   bench/load.sh            # DURATION=10 seconds per round, ROUNDS=3 by default
-#   ONLY=auth bench/load.sh  # step 5 alone
+#   bench/load.sh               # DURATION=10 seconds per round, ROUNDS=3 by default
+#   ONLY=auth bench/load.sh     # step 5 alone
+#   ONLY=sidecar bench/load.sh  # step 6 alone
 #
 # The servers (droid, nginx with one worker, the sample stores) are pinned to CPU
 # 0 and the load generators to CPU 1, so each side has one core to itself and
@@ -118,6 +121,19 @@ pids+=($!)
 wait_for http://127.0.0.1:18082/healthz
 TOKEN=$(target/release/droid token --key "$work/shop.key" --audience droid --lifetime-s 3600)
 
+# A sidecar following the droid without authentication, for step 6.
+cat > "$work/sidecar.toml" <<TOML
+listen = "127.0.0.1:18083"
+[upstream]
+url = "http://127.0.0.1:18080"
+[record_types.site]
+ttl_ms = 3600000
+capacity_bytes = 536870912
+TOML
+DROID_LOG=warn taskset -c $SERVER_CPU target/release/droid sidecar --config "$work/sidecar.toml" &
+pids+=($!)
+wait_for http://127.0.0.1:18083/healthz
+
 mkdir -p "$work/nginx/logs" "$work/nginx/cache"
 cat > "$work/nginx/nginx.conf" <<NGINX
 user root;
@@ -218,8 +234,45 @@ auth_step() {
     printf 'auth, cache hits:      off %7d req/s  on %7d req/s  (rounds off: %s; on: %s)\n' "$auth_off" "$auth_on" "${off[*]}" "${on[*]}"
     awk -v a="$auth_off" -v b="$auth_on" 'BEGIN {printf "                       authentication costs %.1f%% of hit throughput\n", 100 * (a - b) / a}'
 }
+# sidecar_step: cache hits on the sidecar and on the droid it follows, alternating.
+sidecar_step() {
+    echo "==> warming $KEYS keys in the droid and the sidecar"
+    run_wrk 16 10 http://127.0.0.1:18080/v1/entity/site $KEYS seq >/dev/null
+    run_wrk 16 10 http://127.0.0.1:18083/v1/entity/site $KEYS seq >/dev/null
+    echo "==> cache hits on the droid and on its sidecar, 64 connections, $ROUNDS rounds of ${DURATION}s"
+    local d=() d50=() d99=() s=() s50=() s99=() out
+    for _ in $(seq 1 "$ROUNDS"); do
+        out=$(run_wrk 64 "$DURATION" http://127.0.0.1:18080/v1/entity/site $KEYS)
+        d+=("$(echo "$out" | rps)"); d50+=("$(echo "$out" | pct 50)"); d99+=("$(echo "$out" | pct 99)")
+        out=$(run_wrk 64 "$DURATION" http://127.0.0.1:18083/v1/entity/site $KEYS)
+        echo "$out" | grep -q "Non-2xx" && echo "    (the sidecar answered some requests with non-2xx statuses)"
+        s+=("$(echo "$out" | rps)"); s50+=("$(echo "$out" | pct 50)"); s99+=("$(echo "$out" | pct 99)")
+    done
+    local dr sr
+    dr=$(printf '%s
+' "${d[@]}" | median); sr=$(printf '%s
+' "${s[@]}" | median)
+    printf 'sidecar, cache hits:   droid   %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)
+' "$dr" \
+        "$(printf '%s
+' "${d50[@]}" | median)" "$(printf '%s
+' "${d99[@]}" | median)" "${d[*]}"
+    printf '                       sidecar %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)
+' "$sr" \
+        "$(printf '%s
+' "${s50[@]}" | median)" "$(printf '%s
+' "${s99[@]}" | median)" "${s[*]}"
+    awk -v a="$sr" -v b="$dr" 'BEGIN {printf "                       sidecar/droid throughput: %.2fx
+", a / b}'
+    curl -fsS http://127.0.0.1:18083/healthz | sed 's/^/                       sidecar health: /'
+    echo
+}
 if [ "${ONLY:-}" = "auth" ]; then
     auth_step
+    exit 0
+fi
+if [ "${ONLY:-}" = "sidecar" ]; then
+    sidecar_step
     exit 0
 fi
 
@@ -292,3 +345,4 @@ awk -v a="$miss_p50" -v b="$direct_p50" -v c="$miss_p99" -v d="$direct_p99" \
 awk -v m="$misses" -v t="$all_reads" 'BEGIN {printf "                       (%.1f%% of those reads were misses)\n", 100 * m / t}'
 echo "memory, 1 GiB cache of 4 KiB records: weighed $(mib "$cached_bytes") in $cached_entries entries; RSS $(mib "$rss_before") before, $(mib "$rss_after") after"
 auth_step | tail -n 2
+sidecar_step | tail -n 4

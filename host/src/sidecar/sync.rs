@@ -16,6 +16,8 @@ use crate::metrics::{
 #[derive(Debug)]
 pub struct SyncState {
     inner: Mutex<Inner>,
+    /// The position, for whoever waits on it (benchmarks, tests).
+    position: tokio::sync::watch::Sender<u64>,
     timeout: Duration,
     metrics: SyncMetrics,
 }
@@ -76,6 +78,7 @@ impl SyncState {
     pub fn new(timeout: Duration) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
+            position: tokio::sync::watch::Sender::new(0),
             timeout,
             metrics: SyncMetrics {
                 in_sync: metrics::gauge!(SIDECAR_IN_SYNC),
@@ -93,6 +96,12 @@ impl SyncState {
     /// The last sequence number applied.
     pub fn position(&self) -> Option<u64> {
         self.with(|s| s.position)
+    }
+
+    /// The last sequence number applied, now and as it moves: a change is
+    /// visible through the sidecar once this reaches its sequence number.
+    pub fn watch_position(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.position.subscribe()
     }
 
     /// A stream opened or closed.
@@ -136,6 +145,7 @@ impl SyncState {
             s.behind_since_ms = (s.head > seq).then_some(committed_at_ms);
             s.applied += 1;
         });
+        self.position.send_replace(seq);
     }
 
     /// Whether answers may count as current.
@@ -158,10 +168,14 @@ impl SyncState {
                 }
                 (None, true) => Duration::ZERO,
             };
+            // Behind with nothing applied yet on this stream (just reconnected):
+            // how old the gap is is unknown, so not in sync until it closes.
+            let catching_up = lag_seq > 0 && s.behind_since_ms.is_none();
             SyncReport {
                 in_sync: s.connected
                     && heard_recently
                     && s.position.is_some()
+                    && !catching_up
                     && lag < self.timeout,
                 connected: s.connected,
                 position: s.position,
@@ -211,9 +225,14 @@ mod tests {
 
         sync.heartbeat(15, 15);
         assert!(sync.in_sync());
+        sync.heartbeat(15, 20);
+        assert!(!sync.in_sync(), "behind, and how far back unknown");
+        sync.applied(20, "delete", 0, crate::store::now_ms());
+        assert!(sync.in_sync());
+        sync.heartbeat(20, 20);
         std::thread::sleep(Duration::from_millis(250));
         assert!(!sync.in_sync(), "silent past the timeout");
-        sync.heartbeat(15, 15);
+        sync.heartbeat(20, 20);
         sync.set_connected(false);
         assert!(!sync.in_sync(), "disconnected");
     }

@@ -158,6 +158,91 @@ fn serve_answers_and_stops_on_sigterm() {
     assert!(exit.success(), "droid exited with {exit}");
 }
 
+/// `droid sidecar` follows a real droid process, serves its records, and
+/// stops on SIGTERM.
+#[test]
+fn a_sidecar_process_serves_what_droid_holds_and_stops_on_sigterm() {
+    let (dir, path) = ticket_config_dir();
+    let droid = Serving::start(&path);
+    let posted = http(
+        &droid.address,
+        "POST",
+        "/v1/ingest/tracker",
+        &format!("[{}]", ticket_event(1)),
+    );
+    assert_eq!(posted.map(|(status, _)| status), Some(200));
+    let config = dir.path().join("sidecar.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\n[feed]\nheartbeat_ms = 100\nsync_timeout_ms = 1000\n[record_types.ticket]\n",
+    )
+    .unwrap();
+    let sidecar = Serving::sidecar(&config, &format!("http://{}", droid.address));
+    let read = |path: &str| http(&sidecar.address, "GET", path, "").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while read("/healthz").0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never in sync: {}",
+            read("/healthz").1
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = read("/v1/entity/ticket/OPS-1?tenant=acme");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("OPS-1"), "{body}");
+    let exit = sidecar.stop();
+    assert!(exit.success(), "the sidecar exited with {exit}");
+}
+
+/// A sidecar's configuration problems name the file and the field.
+#[test]
+fn sidecar_config_problems_name_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sidecar.toml");
+    std::fs::write(
+        &path,
+        "[upstream]\nurl = \"nowhere\"\n[record_types.ticket]\nttl = 1\n",
+    )
+    .unwrap();
+    let out = droid(&["sidecar", "--config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}: line 4: record_types.ticket.ttl: unknown field `ttl`",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    std::fs::write(
+        &path,
+        "[upstream]\nurl = \"nowhere\"\n[record_types.ticket]\n",
+    )
+    .unwrap();
+    let stderr = text(&droid(&["sidecar", "--config", path.to_str().unwrap()]).stderr);
+    assert!(
+        stderr.contains("upstream.url: \"nowhere\" is not an http:// or https:// URL"),
+        "{stderr}"
+    );
+    let out = droid(&[
+        "sidecar",
+        "--config",
+        path.to_str().unwrap(),
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--key",
+        "/nonexistent/shop.key",
+    ]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("upstream.key_file /nonexistent/shop.key")
+            && stderr.contains("No such file"),
+        "{stderr}"
+    );
+}
+
 /// `droid plugins list|rollout|promote|rollback` drive a running droid.
 #[test]
 fn plugin_commands_drive_a_running_droid() {

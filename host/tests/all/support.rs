@@ -58,15 +58,33 @@ impl Serving {
 
     /// Starts droid logging at `level` (everything it logs is kept: [`Serving::log`]).
     pub fn start_logging(config: &Path, level: &str) -> Self {
+        let args = [
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--insecure-no-auth",
+        ];
+        Self::spawn(&args, level, "droid is serving")
+    }
+
+    /// Starts `droid sidecar --config CONFIG --upstream UPSTREAM`.
+    pub fn sidecar(config: &Path, upstream: &str) -> Self {
+        let args = [
+            "sidecar",
+            "--config",
+            config.to_str().unwrap(),
+            "--upstream",
+            upstream,
+        ];
+        Self::spawn(&args, "info", "sidecar is serving")
+    }
+
+    /// Runs `droid ARGS` logging JSON at `level` until it logs `serving` with
+    /// its address.
+    fn spawn(args: &[&str], level: &str, serving: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_droid"))
-            .args([
-                "serve",
-                "--config",
-                config.to_str().unwrap(),
-                "--log-format",
-                "json",
-                "--insecure-no-auth",
-            ])
+            .args(args)
+            .args(["--log-format", "json"])
             .env("DROID_LOG", level)
             .stderr(Stdio::piped())
             .spawn()
@@ -82,7 +100,7 @@ impl Serving {
             );
             log.lock().unwrap().push_str(&line);
             let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if log["fields"]["message"] == "droid is serving" {
+            if log["fields"]["message"] == serving {
                 break log["fields"]["address"].as_str().unwrap().to_owned();
             }
             assert!(
