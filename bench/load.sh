@@ -249,21 +249,12 @@ sidecar_step() {
         s+=("$(echo "$out" | rps)"); s50+=("$(echo "$out" | pct 50)"); s99+=("$(echo "$out" | pct 99)")
     done
     local dr sr
-    dr=$(printf '%s
-' "${d[@]}" | median); sr=$(printf '%s
-' "${s[@]}" | median)
-    printf 'sidecar, cache hits:   droid   %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)
-' "$dr" \
-        "$(printf '%s
-' "${d50[@]}" | median)" "$(printf '%s
-' "${d99[@]}" | median)" "${d[*]}"
-    printf '                       sidecar %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)
-' "$sr" \
-        "$(printf '%s
-' "${s50[@]}" | median)" "$(printf '%s
-' "${s99[@]}" | median)" "${s[*]}"
-    awk -v a="$sr" -v b="$dr" 'BEGIN {printf "                       sidecar/droid throughput: %.2fx
-", a / b}'
+    dr=$(printf '%s\n' "${d[@]}" | median); sr=$(printf '%s\n' "${s[@]}" | median)
+    printf 'sidecar, cache hits:   droid   %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)\n' "$dr" \
+        "$(printf '%s\n' "${d50[@]}" | median)" "$(printf '%s\n' "${d99[@]}" | median)" "${d[*]}"
+    printf '                       sidecar %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)\n' "$sr" \
+        "$(printf '%s\n' "${s50[@]}" | median)" "$(printf '%s\n' "${s99[@]}" | median)" "${s[*]}"
+    awk -v a="$sr" -v b="$dr" 'BEGIN {printf "                       sidecar/droid throughput: %.2fx\n", a / b}'
     curl -fsS http://127.0.0.1:18083/healthz | sed 's/^/                       sidecar health: /'
     echo
 }

@@ -112,6 +112,8 @@ pub enum ErrorCode {
     InvalidSince,
     /// The change log no longer holds (or never held) the changes after `since`: resynchronise.
     SequenceExpired,
+    /// The record type is read through, so it has no records to export.
+    NotIngested,
     /// The host hit a bug; details are in its log.
     Internal,
 }
@@ -169,6 +171,7 @@ impl ErrorCode {
         ErrorCode::ReplayedToken,
         ErrorCode::InvalidSince,
         ErrorCode::SequenceExpired,
+        ErrorCode::NotIngested,
         ErrorCode::Internal,
     ];
 
@@ -225,6 +228,7 @@ impl ErrorCode {
             ErrorCode::ReplayedToken => "replayed_token",
             ErrorCode::InvalidSince => "invalid_since",
             ErrorCode::SequenceExpired => "sequence_expired",
+            ErrorCode::NotIngested => "not_ingested",
             ErrorCode::Internal => "internal",
         }
     }

@@ -15,6 +15,7 @@ mod feed;
 mod ingest;
 mod invalidate;
 mod ops;
+mod records;
 mod request_metrics;
 pub mod respond;
 mod snapshot;
@@ -46,6 +47,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/invalidate", post(invalidate::invalidate))
         .route("/v1/changes", get(feed::changes))
+        .route("/v1/records/{record_type}", get(records::export))
         .route(
             "/v1/entity/{record_type}/{key}/{*rest}",
             get(entity::key_with_slash),

@@ -422,7 +422,10 @@ impl Reader {
     /// unconditionally: a fetch in flight for the key will not write back. An
     /// upsert or delete replaces what is cached (or being fetched) for the key;
     /// keys nobody asked for are not added. Says whether the key was held.
-    pub fn apply(&self, key: &str, tenant: &str, update: Update) -> bool {
+    ///
+    /// `add`: store the change even for a key not held (a record type kept
+    /// whole).
+    pub fn apply(&self, key: &str, tenant: &str, update: Update, add: bool) -> bool {
         let k = cache_key(tenant, key);
         let mut flights = self.flights.lock();
         let seq = self.invalidation_seq.fetch_add(1, Ordering::SeqCst) + 1;
@@ -450,7 +453,7 @@ impl Reader {
             Update::Invalidate => None,
         };
         match replacement {
-            Some(outcome) if held => {
+            Some(outcome) if held || add => {
                 let kind = match outcome {
                     Ok(FetchOutcome::Found(_)) => Kind::Found,
                     _ => Kind::NotFound,
@@ -473,6 +476,42 @@ impl Reader {
             self.metrics.invalidated.increment(1);
         }
         held
+    }
+
+    /// A marker to pass to [`Reader::seed`]: changes applied after it win
+    /// over records seeded with it.
+    pub fn marker(&self) -> u64 {
+        self.invalidation_seq.load(Ordering::SeqCst)
+    }
+
+    /// Stores a record read in bulk (a replica's initial load), unless the key
+    /// changed, or the caches were emptied, after `marker` was taken: the
+    /// change is newer than the bulk read. Says whether it was stored.
+    pub fn seed(&self, key: &str, tenant: &str, body: String, version: u64, marker: u64) -> bool {
+        let k = cache_key(tenant, key);
+        let _flights = self.flights.lock();
+        if self.cleared_seq.load(Ordering::SeqCst) > marker
+            || self
+                .invalidations
+                .get(&k)
+                .is_some_and(|mark| mark.seq > marker)
+        {
+            return false;
+        }
+        let entity = Entity {
+            key: key.to_owned(),
+            tenant: tenant.to_owned(),
+            body,
+            version: Some(version),
+        };
+        let entry = Cached::new(
+            Ok(FetchOutcome::Found(entity)),
+            crate::cache::Producer::default(),
+            Instant::now(),
+            self.cache.ttl(Kind::Found),
+        );
+        self.cache.store(&k, Arc::new(entry));
+        true
     }
 
     /// Empties the caches; fetches in flight will not write back. For a

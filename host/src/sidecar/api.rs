@@ -19,6 +19,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use super::Sidecar;
 use crate::api::respond;
@@ -50,6 +51,14 @@ pub fn router(sidecar: Arc<Sidecar>) -> Router {
                 "this route does not accept that method",
             )
         })
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "the sidecar hit an internal error; details are in its log",
+            )
+            .into_response()
+        }))
         .with_state(sidecar)
 }
 
@@ -172,6 +181,7 @@ async fn healthz(State(sidecar): State<Arc<Sidecar>>) -> Response {
         "status": if report.in_sync { "in_sync" } else { "out_of_sync" },
         "upstream": sidecar.upstream.base(),
         "sync": report,
+        "replicas": sidecar.replicas.report(),
     });
     (status, axum::Json(body)).into_response()
 }

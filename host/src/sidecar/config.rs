@@ -69,6 +69,10 @@ pub struct SidecarRecordType {
     pub cache: CacheSettings,
     /// The most reads through to the droid in flight at once.
     pub max_in_flight: u32,
+    /// Keep every record of the type (an ingested one), loaded from the
+    /// droid's export and kept current by the feed, instead of only those
+    /// asked for.
+    pub replicate: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +117,7 @@ struct RawRecordType {
     stale_if_error_ms: Option<u64>,
     capacity_bytes: Option<u64>,
     max_in_flight: Option<u32>,
+    replicate: Option<bool>,
 }
 
 /// What the command line may set over the file.
@@ -309,6 +314,10 @@ fn record_type(
     problem: &mut impl FnMut(&str, String),
 ) -> SidecarRecordType {
     let ms = |value: Option<u64>, default: u64| Duration::from_millis(value.unwrap_or(default));
+    let replicate = raw.replicate.unwrap_or(false);
+    // A replica is kept current by the feed and reloaded only on a resync:
+    // its records stay fresh for a day unless told otherwise.
+    let found_ttl = if replicate { 24 * 3600 * 1000 } else { 300_000 };
     let capacity = raw.capacity_bytes.unwrap_or(256 << 20);
     if capacity == 0 {
         problem(
@@ -334,7 +343,7 @@ fn record_type(
             // live long; errors are kept briefly, only to spare the droid.
             found: CachePolicy {
                 enabled: true,
-                ..policy(ms(raw.ttl_ms, 300_000), 1)
+                ..policy(ms(raw.ttl_ms, found_ttl), 1)
             },
             not_found: policy(ms(raw.not_found_ttl_ms, 60_000), 8),
             error: policy(ms(raw.error_ttl_ms, 1_000), 64),
@@ -342,6 +351,7 @@ fn record_type(
             stale_if_error: ms(raw.stale_if_error_ms, 24 * 3600 * 1000),
         },
         max_in_flight,
+        replicate,
     }
 }
 

@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use tokio::sync::watch;
 
 use super::config::FeedConfig;
+use super::replica::Replicas;
 use super::sync::SyncState;
 use super::upstream::Upstream;
 use crate::metrics::{SIDECAR_RECONNECTS, SIDECAR_RESYNCS};
@@ -34,6 +35,7 @@ pub struct Follower {
     pub(super) upstream: Arc<Upstream>,
     pub(super) readers: Arc<HashMap<String, Arc<Reader>>>,
     pub(super) sync: Arc<SyncState>,
+    pub(super) replicas: Arc<Replicas>,
     pub(super) config: FeedConfig,
 }
 
@@ -194,6 +196,8 @@ impl Follower {
                 for reader in self.readers.values() {
                     reader.clear();
                 }
+                self.replicas
+                    .reload(&self.upstream, &self.readers, self.config);
                 tracing::info!(
                     position = heartbeat.last_seq,
                     "resynchronised: caches emptied, following from the droid's log end"
@@ -232,7 +236,7 @@ impl Follower {
             _ => (Update::Invalidate, "invalidate"),
         };
         if let Some(reader) = self.readers.get(&*record_type) {
-            reader.apply(&key, &tenant, update);
+            reader.apply(&key, &tenant, update, self.replicas.contains(&record_type));
         }
         self.sync.applied(
             seq,

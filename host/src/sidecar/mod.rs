@@ -13,6 +13,7 @@
 pub mod api;
 pub mod config;
 pub mod follow;
+pub mod replica;
 pub mod sync;
 pub mod upstream;
 
@@ -29,6 +30,7 @@ use crate::api::RequestMetrics;
 use crate::readthrough::Reader;
 use config::SidecarConfig;
 use follow::Follower;
+use replica::Replicas;
 use sync::SyncState;
 use upstream::{RecordSource, Upstream};
 
@@ -42,6 +44,7 @@ pub struct Sidecar {
     upstream: Arc<Upstream>,
     readers: Arc<HashMap<String, Arc<Reader>>>,
     sync: Arc<SyncState>,
+    replicas: Arc<Replicas>,
     request_metrics: RequestMetrics,
     metrics: PrometheusHandle,
     closing: watch::Sender<bool>,
@@ -73,8 +76,15 @@ impl Sidecar {
             })
             .collect::<HashMap<_, _>>();
         let request_metrics = RequestMetrics::new(readers.keys().map(String::as_str));
+        let replicas = Replicas::new(
+            config
+                .record_types
+                .iter()
+                .map(|(name, rt)| (name.as_str(), rt.replicate)),
+        );
         Ok(Self {
             sync: Arc::new(SyncState::new(config.feed.sync_timeout)),
+            replicas: Arc::new(replicas),
             upstream,
             readers: Arc::new(readers),
             request_metrics,
@@ -94,6 +104,11 @@ impl Sidecar {
         &self.sync
     }
 
+    /// Its replicated record types' loads.
+    pub fn replicas(&self) -> &Replicas {
+        &self.replicas
+    }
+
     fn publish_gauges(&self) {
         self.sync.publish_gauges();
         for reader in self.readers.values() {
@@ -107,6 +122,7 @@ impl Sidecar {
             upstream: self.upstream.clone(),
             readers: self.readers.clone(),
             sync: self.sync.clone(),
+            replicas: self.replicas.clone(),
             config: self.config.feed,
         };
         tokio::spawn(follower.run(self.closing.subscribe()));

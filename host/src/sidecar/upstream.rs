@@ -93,6 +93,45 @@ impl Upstream {
         Ok(request.send().await?)
     }
 
+    /// One page of `record_type`'s export, after the record `after` (tenant,
+    /// key). Failures are worded for the log and health.
+    pub async fn records(
+        &self,
+        record_type: &str,
+        after: Option<&(String, String)>,
+        limit: usize,
+    ) -> Result<Page, String> {
+        let mut url = format!(
+            "{}/v1/records/{}?limit={limit}",
+            self.base,
+            utf8_percent_encode(record_type, UNRESERVED)
+        );
+        if let Some((tenant, key)) = after {
+            url.push_str("&after_tenant=");
+            url.extend(utf8_percent_encode(tenant, UNRESERVED));
+            url.push_str("&after_key=");
+            url.extend(utf8_percent_encode(key, UNRESERVED));
+        }
+        let mut request = self.client.get(url);
+        if let Some(authorization) = self.tokens.authorization().map_err(|e| e.to_string())? {
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| UpstreamError::from(e).to_string())?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!(
+                "the droid answered {status}: {}",
+                message(&String::from_utf8_lossy(&body))
+            ));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| format!("an export page that does not parse: {e}"))
+    }
+
     /// Reads `key` of `tenant` from `record_type` on the droid.
     async fn get(
         &self,
@@ -116,6 +155,37 @@ impl Upstream {
         }
         Ok(request.send().await?)
     }
+}
+
+/// One page of a record type's export.
+#[derive(Debug, serde::Deserialize)]
+pub struct Page {
+    /// The records, in tenant and key order.
+    pub records: Vec<ExportedRecord>,
+    /// The last record's place, when more may follow.
+    pub next: Option<PageCursor>,
+}
+
+/// One exported record.
+#[derive(Debug, serde::Deserialize)]
+pub struct ExportedRecord {
+    /// Its tenant.
+    pub tenant: String,
+    /// Its key.
+    pub key: String,
+    /// Its version.
+    pub version: u64,
+    /// The record as JSON.
+    pub body: Box<serde_json::value::RawValue>,
+}
+
+/// Where the next page of an export starts.
+#[derive(Debug, serde::Deserialize)]
+pub struct PageCursor {
+    /// The tenant of the last record served.
+    pub tenant: String,
+    /// Its key.
+    pub key: String,
 }
 
 /// Why a call to the upstream droid failed before it answered.

@@ -166,6 +166,16 @@ impl<S: Store> Store for Cached<S> {
         self.read_through(id)
     }
 
+    fn records(
+        &self,
+        record_type: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(RecordId, StoredRecord)>, StoreError> {
+        // A scan, not a lookup: from the store itself, past the cache.
+        self.inner.records(record_type, after, limit)
+    }
+
     fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
         self.inner.changes(after, limit)
     }

@@ -8,6 +8,24 @@ pub(super) fn record_key(id: &RecordId) -> Vec<u8> {
     join(&[&id.record_type, &id.tenant, &id.key])
 }
 
+/// The record a table key names.
+pub(super) fn decode_record_key(bytes: &[u8]) -> Result<RecordId, StoreError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("a record key is not UTF-8: {e}")))?;
+    let mut parts = text.split('\0');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(record_type), Some(tenant), Some(key), None) => Ok(RecordId {
+            record_type: record_type.to_owned(),
+            tenant: tenant.to_owned(),
+            key: key.to_owned(),
+        }),
+        _ => Err(StoreError::Corrupt(format!(
+            "a record key of {} parts (3 expected)",
+            text.split('\0').count()
+        ))),
+    }
+}
+
 /// The table key of a source's event id.
 pub(super) fn event_key(source: &str, event_id: &str) -> Vec<u8> {
     join(&[source, event_id])

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::codec::{decode_record, encode_record, event_key, record_key};
+use super::codec::{decode_record, decode_record_key, encode_record, event_key, record_key};
 use super::{
     Change, ChangeKind, DeadLetter, EventOutcome, EventWrite, InvalidatedKey, Op, RecordId,
     Snapshot, Store, StoreError, StoredRecord, VerifySnapshot, now_ms,
@@ -122,6 +122,48 @@ impl Store for Embedded {
             Some(bytes) => decode_record(bytes.value()).map(Some),
             None => Ok(None),
         }
+    }
+
+    fn records(
+        &self,
+        record_type: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(RecordId, StoredRecord)>, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let records = try_io!("read", txn.open_table(RECORDS));
+        // Keys are `type NUL tenant NUL key`: the record type's range starts
+        // at `type NUL` and ends before `type \x01`.
+        let mut start = record_type.as_bytes().to_vec();
+        start.push(0);
+        let mut end = record_type.as_bytes().to_vec();
+        end.push(1);
+        let from = match after {
+            Some((tenant, key)) => {
+                let mut from = record_key(&RecordId {
+                    record_type: record_type.to_owned(),
+                    tenant: tenant.to_owned(),
+                    key: key.to_owned(),
+                });
+                // Just past it: the smallest longer key.
+                from.push(0);
+                from
+            }
+            None => start,
+        };
+        let mut out = Vec::new();
+        for entry in try_io!("read", records.range(from.as_slice()..end.as_slice())) {
+            let (k, value) = try_io!("read", entry);
+            let record = decode_record(value.value())?;
+            if record.body.is_none() {
+                continue;
+            }
+            out.push((decode_record_key(k.value())?, record));
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
@@ -525,6 +567,48 @@ pub(in crate::store) mod tests {
         assert_eq!(log.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(store.changes(2, 10).unwrap().len(), 1);
         assert_eq!(store.changes(0, 2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_export_pages_through_one_record_type_in_order_without_tombstones() {
+        let (_dir, store) = open();
+        let other = |key: &str| Op::Upsert {
+            id: RecordId {
+                record_type: "ticket2".into(),
+                tenant: "acme".into(),
+                key: key.into(),
+            },
+            body: "{}".into(),
+            version: 1,
+        };
+        let mut ops: Vec<Op> = ["B", "A", "AB", "C", "D"]
+            .iter()
+            .map(|k| upsert(k, 1, "{}"))
+            .collect();
+        ops.push(other("A"));
+        ops.push(Op::Delete {
+            id: id("C"),
+            version: 2,
+        });
+        store.apply(&[event("e1", ops)]).unwrap();
+        let keys = |page: Vec<(RecordId, StoredRecord)>| -> Vec<String> {
+            page.into_iter().map(|(id, _)| id.key).collect()
+        };
+        assert_eq!(
+            keys(store.records("ticket", None, 10).unwrap()),
+            ["A", "AB", "B", "D"]
+        );
+        assert_eq!(keys(store.records("ticket", None, 2).unwrap()), ["A", "AB"]);
+        assert_eq!(
+            keys(store.records("ticket", Some(("acme", "A")), 2).unwrap()),
+            ["AB", "B"]
+        );
+        assert_eq!(
+            keys(store.records("ticket", Some(("acme", "D")), 2).unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(keys(store.records("ticket2", None, 10).unwrap()), ["A"]);
+        assert!(store.records("tick", None, 10).unwrap().is_empty());
     }
 
     #[test]

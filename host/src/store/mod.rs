@@ -198,6 +198,16 @@ pub trait Store: Send + Sync + Debug {
     /// The record, tombstones included (their `body` is `None`).
     fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StoreError>;
 
+    /// Up to `limit` live records (tombstones skipped) of `record_type`, in
+    /// tenant and key order, after the record of `after` (tenant, key) when
+    /// given: the pages of an export.
+    fn records(
+        &self,
+        record_type: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(RecordId, StoredRecord)>, StoreError>;
+
     /// Up to `limit` changes with sequence numbers above `after`, in order.
     fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
 
