@@ -26,7 +26,8 @@ cargo build --locked --profile plugin --target wasm32-wasip2 -p ticket-transform
 work="$(mktemp -d)"
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # Followers first, so they do not log the droid going away.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[$i]}" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
 }
@@ -88,13 +89,14 @@ wait_posts() { for job in $(jobs -p); do case " ${pids[*]} " in *" $job "*) ;; *
 
 ticks() { awk '{print $14 + $15}' "/proc/$droid_pid/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$droid_pid/status"; }
+threads() { awk '/Threads/ {print $2}' "/proc/$droid_pid/status"; }
 hz=$(getconf CLK_TCK)
 
 echo "==> phase 1: no follower, $RATE events/s for ${PHASE}s"
 t0=$(ticks)
 post_for
 t1=$(ticks)
-rss0=$(rss_kib)
+rss0=$(rss_kib); threads0=$(threads)
 cpu0=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v s="$PHASE" 'BEGIN {printf "%.2f", 100 * (b - a) / hz / s}')
 
 echo "==> starting $FOLLOWERS sidecars"
@@ -119,7 +121,7 @@ echo "==> phase 2: $FOLLOWERS followers, $RATE events/s for ${PHASE}s"
 t0=$(ticks)
 post_for
 t1=$(ticks)
-rss1=$(rss_kib)
+rss1=$(rss_kib); threads1=$(threads)
 cpu1=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v s="$PHASE" 'BEGIN {printf "%.2f", 100 * (b - a) / hz / s}')
 in_sync=0
 for i in $(seq 1 "$FOLLOWERS"); do
@@ -129,9 +131,9 @@ propagation=$(curl -fsS "http://127.0.0.1:19201/metrics" | awk '/^droid_sidecar_
 
 echo
 echo "== results (droid on CPU $SERVER_CPU; $RATE events/s; ${PHASE}s per phase)"
-printf 'droid, no follower:     CPU %6.2f%% of a core   RSS %7.1f MiB\n' "$cpu0" "$(awk -v k="$rss0" 'BEGIN {print k / 1024}')"
-printf 'droid, %3d followers:   CPU %6.2f%% of a core   RSS %7.1f MiB   (%s in sync at the end)\n' \
-    "$FOLLOWERS" "$cpu1" "$(awk -v k="$rss1" 'BEGIN {print k / 1024}')" "$in_sync"
+printf 'droid, no follower:     CPU %6.2f%% of a core   RSS %7.1f MiB   %3d threads\n' "$cpu0" "$(awk -v k="$rss0" 'BEGIN {print k / 1024}')" "$threads0"
+printf 'droid, %3d followers:   CPU %6.2f%% of a core   RSS %7.1f MiB   %3d threads   (%s in sync at the end)\n' \
+    "$FOLLOWERS" "$cpu1" "$(awk -v k="$rss1" 'BEGIN {print k / 1024}')" "$threads1" "$in_sync"
 awk -v a="$cpu0" -v b="$cpu1" -v r0="$rss0" -v r1="$rss1" -v n="$FOLLOWERS" \
     'BEGIN {printf "per follower:           CPU %6.3f%% of a core   RSS %7.1f KiB\n", (b - a) / n, (r1 - r0) / n}'
 echo "first sidecar's propagation (source event to visible): $propagation"

@@ -67,6 +67,8 @@ pub struct App {
     last_trim: Mutex<std::time::Instant>,
     /// Set when the server shuts down: long-lived streams end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// The newest changes, encoded once for every feed subscriber.
+    pub feed_tail: crate::api::FeedTail,
 }
 
 /// The configuration in force and the bindings built from it.
@@ -185,6 +187,7 @@ impl App {
             } => Arc::new(Cached::new(embedded, capacity_bytes, ttl)),
         };
         Ok(Self {
+            feed_tail: crate::api::FeedTail::default(),
             read_through: ReadThrough::new(&registry),
             request_metrics: RequestMetrics::new(config.record_types.keys().map(String::as_str)),
             authenticator,

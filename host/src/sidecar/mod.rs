@@ -61,6 +61,8 @@ pub enum SidecarError {
 impl Sidecar {
     /// A sidecar for `config`, with empty caches, not yet following.
     pub fn new(config: SidecarConfig) -> Result<Self, SidecarError> {
+        // First: metric handles made before the recorder exists record nothing.
+        let metrics = crate::metrics::install();
         crate::tls::install_default_provider();
         let upstream = Arc::new(Upstream::new(&config.upstream)?);
         let readers = config
@@ -88,7 +90,7 @@ impl Sidecar {
             upstream,
             readers: Arc::new(readers),
             request_metrics,
-            metrics: crate::metrics::install(),
+            metrics,
             closing: watch::Sender::new(false),
             config,
         })

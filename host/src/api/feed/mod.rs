@@ -14,6 +14,10 @@
 //! follower reconnects from its last sequence number. The host never buffers
 //! without bound for a slow reader.
 
+mod tail;
+
+pub use tail::Tail;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +33,7 @@ use super::error::{ApiError, ErrorCode};
 use crate::access::{Action, Caller};
 use crate::app::App;
 use crate::auth::CallKind;
-use crate::store::Change;
+use tail::Encoded;
 
 /// Changes read from the store per step.
 const PAGE: usize = 512;
@@ -224,16 +228,18 @@ impl Follower {
             if *closing.borrow_and_update() {
                 break;
             }
-            signal.borrow_and_update();
-            let store = self.app.store.clone();
-            let page = tokio::task::spawn_blocking(move || store.changes(after, PAGE)).await;
-            let changes = match page {
-                Ok(Ok(changes)) => changes,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "the change feed could not read the log; ending the stream");
-                    break;
+            // Caught up with the log's end: nothing to read until it grows.
+            let head = *signal.borrow_and_update();
+            let changes = if after >= head {
+                Vec::new()
+            } else {
+                match self.app.feed_tail.page(&self.app.store, after, PAGE).await {
+                    Ok(changes) => changes,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the change feed could not read the log; ending the stream");
+                        break;
+                    }
                 }
-                Err(_) => break,
             };
             if let Some(first) = changes.first()
                 && first.seq != after + 1
@@ -289,24 +295,13 @@ impl Follower {
     }
 }
 
-/// A change as the feed writes it: the body as JSON, not as a string.
-#[derive(serde::Serialize)]
-struct FeedChange<'a> {
-    seq: u64,
-    record_type: &'a str,
-    tenant: &'a str,
-    key: &'a str,
-    version: u64,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<&'a serde_json::value::RawValue>,
-    occurred_at_ms: u64,
-    committed_at_ms: u64,
-}
-
 /// The changes of a page a subscriber follows, in its format, in chunks of
 /// about [`CHUNK_BYTES`].
-fn encode(format: Format, changes: &[Change], wanted: Option<&BTreeSet<String>>) -> Vec<Bytes> {
+fn encode(
+    format: Format,
+    changes: &[Arc<Encoded>],
+    wanted: Option<&BTreeSet<String>>,
+) -> Vec<Bytes> {
     let mut chunks = Vec::new();
     let mut out = Vec::new();
     for change in changes {
@@ -316,36 +311,16 @@ fn encode(format: Format, changes: &[Change], wanted: Option<&BTreeSet<String>>)
         if wanted.is_some_and(|w| !w.contains(&change.record_type)) {
             continue;
         }
-        let (kind, body) = match &change.kind {
-            crate::store::ChangeKind::Upsert { body } => (
-                "upsert",
-                serde_json::from_str::<&serde_json::value::RawValue>(body).ok(),
-            ),
-            crate::store::ChangeKind::Delete => ("delete", None),
-            crate::store::ChangeKind::Invalidate => ("invalidate", None),
-        };
-        let line = FeedChange {
-            seq: change.seq,
-            record_type: &change.record_type,
-            tenant: &change.tenant,
-            key: &change.key,
-            version: change.version,
-            kind,
-            body,
-            occurred_at_ms: change.occurred_at_ms,
-            committed_at_ms: change.committed_at_ms,
-        };
-        let json = serde_json::to_vec(&line).unwrap_or_default();
         match format {
             Format::Lines => {
-                out.extend_from_slice(&json);
+                out.extend_from_slice(&change.json);
                 out.push(b'\n');
             }
             Format::Events => {
                 out.extend_from_slice(
                     format!("id: {}\nevent: change\ndata: ", change.seq).as_bytes(),
                 );
-                out.extend_from_slice(&json);
+                out.extend_from_slice(&change.json);
                 out.extend_from_slice(b"\n\n");
             }
         }
@@ -356,8 +331,6 @@ fn encode(format: Format, changes: &[Change], wanted: Option<&BTreeSet<String>>)
     chunks
 }
 
-/// A heartbeat: the stream's position (`last_seq`) and the log's end
-/// (`head_seq`), which a follower's lag is measured by.
 fn encode_heartbeat(format: Format, last_seq: u64, head_seq: u64) -> Bytes {
     let json = serde_json::json!({
         "last_seq": last_seq,
