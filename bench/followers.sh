@@ -27,7 +27,9 @@ work="$(mktemp -d)"
 pids=()
 cleanup() {
     # Followers first, so they do not log the droid going away.
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[$i]}" 2>/dev/null || true; done
+    for ((i = ${#pids[@]} - 1; i > 0; i--)); do kill "${pids[$i]}" 2>/dev/null || true; done
+    sleep 1
+    [ ${#pids[@]} -gt 0 ] && kill "${pids[0]}" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$work"
 }
