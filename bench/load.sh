@@ -255,6 +255,10 @@ sidecar_step() {
     printf '                       sidecar %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)\n' "$sr" \
         "$(printf '%s\n' "${s50[@]}" | median)" "$(printf '%s\n' "${s99[@]}" | median)" "${s[*]}"
     awk -v a="$sr" -v b="$dr" 'BEGIN {printf "                       sidecar/droid throughput: %.2fx\n", a / b}'
+    # One consumer calling at a time: what a single read costs, unqueued.
+    out=$(run_wrk 1 "$DURATION" http://127.0.0.1:18083/v1/entity/site $KEYS)
+    printf '                       sidecar, 1 connection: %d req/s  p50 %.0f us  p99 %.0f us\n' \
+        "$(echo "$out" | rps)" "$(echo "$out" | pct 50)" "$(echo "$out" | pct 99)"
     curl -fsS http://127.0.0.1:18083/healthz | sed 's/^/                       sidecar health: /'
     echo
 }
@@ -336,4 +340,4 @@ awk -v a="$miss_p50" -v b="$direct_p50" -v c="$miss_p99" -v d="$direct_p99" \
 awk -v m="$misses" -v t="$all_reads" 'BEGIN {printf "                       (%.1f%% of those reads were misses)\n", 100 * m / t}'
 echo "memory, 1 GiB cache of 4 KiB records: weighed $(mib "$cached_bytes") in $cached_entries entries; RSS $(mib "$rss_before") before, $(mib "$rss_after") after"
 auth_step | tail -n 2
-sidecar_step | tail -n 4
+sidecar_step | tail -n 5

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quickstart: builds droid, the example plugins and the sample provider, starts
-# the provider's store and droid, and reads a record through the adapter.
+# the provider's store and droid, reads a record through the adapter, ingests and
+# backfills tickets, and starts a sidecar next to a consumer.
 #
 #   examples/quickstart/run.sh                 # build (release), run, keep serving until Ctrl-C
 #   QUICKSTART_EXIT=1 examples/quickstart/run.sh   # run the demo, then stop
@@ -83,12 +84,23 @@ show curl -sS -i --fail-with-body -H "Authorization: Bearer $(token shop)" "http
 echo "==> backfilling the tracker's history from its bootstrap endpoint (--restart: from the first page on every run)"
 show "$out/droid" backfill ticket --config "$here/droid.toml" --restart --key "$here/.droid/tracker.key"
 show curl -sS --fail-with-body -H "Authorization: Bearer $(token shop)" "http://127.0.0.1:8080/v1/entity/ticket/OPS-1500?tenant=tenant-0001"
+echo "==> a sidecar next to the consumer on 127.0.0.1:7171: droid's read API from memory, kept current by the change feed"
+"$out/droid" sidecar --config "$here/sidecar.toml" &
+pids+=($!)
+wait_for http://127.0.0.1:7171/healthz "the sidecar (in sync)"
+show curl -sS -i "http://127.0.0.1:7171/v1/entity/ticket/OPS-1500?tenant=tenant-0001"
+show curl -sS -i http://127.0.0.1:7171/v1/entity/site/site-0001
+update='{"id":"ev-qs-sidecar","source":"tracker","kind":"ticket.updated","tenant":"tenant-0001","occurred_at":'$(date +%s%3N)',"payload":{"ticket":{"key":"OPS-1500","summary":"Updated while a sidecar watches","status":"open","priority":"low","labels":[],"updated_at":"2026-11-22T10:00:00Z","version":'$(date +%s)'},"project":{"key":"OPS","name":"Operations"},"assignee":null,"reporter":{"account_id":"u-7","display_name":"Grace Hopper"}}}'
+show curl -sS --fail-with-body -H "Authorization: Bearer $(token tracker)" -X POST --data-binary "[$update]" http://127.0.0.1:8080/v1/ingest/tracker
+sleep 0.2
+show curl -sS -i "http://127.0.0.1:7171/v1/entity/ticket/OPS-1500?tenant=tenant-0001"
+show curl -sS http://127.0.0.1:7171/healthz
 echo "==> the plugins droid holds (drop a new .wasm into $here/plugins and it is picked up live)"
 show "$out/droid" plugins list --key "$here/.droid/ops.key"
 
 if [ -n "${QUICKSTART_EXIT:-}" ]; then
     exit 0
 fi
-echo "droid is serving on http://127.0.0.1:8080 (metrics at /metrics); Ctrl-C stops everything."
+echo "droid is serving on http://127.0.0.1:8080 (metrics at /metrics), its sidecar on http://127.0.0.1:7171; Ctrl-C stops everything."
 echo "tokens: $out/droid token --key $here/.droid/shop.key --audience droid"
 wait

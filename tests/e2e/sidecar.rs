@@ -513,3 +513,80 @@ async fn a_replicated_record_type_is_loaded_whole_and_kept_current() {
     let health = sidecar.get("/healthz").await.json();
     assert_eq!(health["replicas"]["ticket"]["loaded"], true, "{health}");
 }
+
+#[tokio::test]
+async fn a_sidecar_answers_batches_like_droid() {
+    let backend = TestBackend::start().await;
+    let droid = droid(&backend).await;
+    ingest(&droid, &[ticket(1, 3, "ticket.created", "one")]).await;
+    let sidecar = TestSidecar::start(
+        &droid.url(""),
+        &format!("max_batch_keys = 3\n{FAST_FEED}{SIDECAR}"),
+    )
+    .await;
+    sidecar.wait_in_sync().await;
+    let post = |path: &str, body: &str| {
+        let request = reqwest::Client::new()
+            .post(sidecar.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        async move {
+            let r = request.send().await.unwrap();
+            let sync = r.headers()["droid-sync"].to_str().unwrap().to_owned();
+            (
+                r.status().as_u16(),
+                sync,
+                serde_json::from_slice::<serde_json::Value>(&r.bytes().await.unwrap()).unwrap(),
+            )
+        }
+    };
+    let body = r#"{"keys":["OPS-1","OPS-404","a\u0000b"],"tenant":"acme"}"#;
+    let (status, sync, answer) = post("/v1/entity/ticket/batch", body).await;
+    assert_eq!((status, sync.as_str()), (200, "in-sync"), "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(
+        (
+            results[0]["status"].as_u64(),
+            results[0]["record"]["summary"].as_str(),
+            results[0]["etag"].as_str()
+        ),
+        (Some(200), Some("one"), Some("\"v3\""))
+    );
+    assert_eq!(results[1]["error"]["code"], "not_found", "{answer}");
+    assert_eq!(results[2]["error"]["code"], "invalid_key", "{answer}");
+    // Read again: both answers now come from memory.
+    let (_, _, answer) = post("/v1/entity/ticket/batch", body).await;
+    assert_eq!(answer["results"][0]["cache"], "hit");
+    assert_eq!(answer["results"][1]["cache"], "hit");
+
+    for (path, body, status, code) in [
+        (
+            "/v1/entity/ticket/batch",
+            r#"{"keys":["a","b","c","d"]}"#,
+            413,
+            "batch_too_large",
+        ),
+        (
+            "/v1/entity/ticket/batch",
+            r#"{"keys":"a"}"#,
+            400,
+            "invalid_body",
+        ),
+        (
+            "/v1/entity/nope/batch",
+            r#"{"keys":["a"]}"#,
+            404,
+            "unknown_record_type",
+        ),
+    ] {
+        let (got, _, answer) = post(path, body).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {answer}"
+        );
+    }
+    // GET of the path reads the key named "batch".
+    let r = sidecar.get("/v1/entity/ticket/batch?tenant=acme").await;
+    assert_eq!((r.status, r.error_code()), (404, "not_found".to_owned()));
+}

@@ -26,8 +26,8 @@ use crate::access::Action;
 use crate::app::App;
 use crate::auth::CallKind;
 use crate::cache::Outcome;
-use crate::key::EntityKey;
-use crate::readthrough::WhenBusy;
+use crate::key::{EntityKey, TenantId};
+use crate::readthrough::{Served, WhenBusy};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +59,36 @@ async fn answer(
     record_type: &str,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let config = app.config();
+    let (keys, tenant) = parse(body, config.max_batch_keys)?;
+    app.read_through
+        .check(record_type)
+        .map_err(|e| respond::read_error(&e))?;
+
+    let deadline = Instant::now()
+        + config
+            .record_type(record_type)
+            .map(|rt| rt.limits.deadline)
+            .unwrap_or_default();
+    let reads = keys.iter().map(|key| {
+        let tenant = &tenant;
+        async move {
+            let key = parse_key(key)?;
+            app.read_through
+                .get(record_type, &key, tenant, WhenBusy::WaitUntil(deadline))
+                .await
+                .map_err(|e| respond::read_error(&e))
+        }
+    });
+    let results = futures::future::join_all(reads).await;
+    Ok(render(record_type, &keys, results))
+}
+
+/// A batch request's keys and tenant, at most `max` keys.
+pub(crate) fn parse(
+    body: Result<Bytes, BytesRejection>,
+    max: usize,
+) -> Result<(Vec<String>, TenantId), ApiError> {
     let body = body.map_err(|e| body_error(&e))?;
     let request: BatchRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
@@ -67,8 +97,6 @@ async fn answer(
             format!("expected {{\"keys\": [...], \"tenant\": \"...\"}}: {e}"),
         )
     })?;
-    let config = app.config();
-    let max = config.max_batch_keys;
     if request.keys.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -81,35 +109,28 @@ async fn answer(
     }
     let tenant = parse_tenant(request.tenant.as_deref())
         .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidTenant, m))?;
-    app.read_through
-        .check(record_type)
-        .map_err(|e| respond::read_error(&e))?;
+    Ok((request.keys, tenant))
+}
 
-    let deadline = Instant::now()
-        + config
-            .record_type(record_type)
-            .map(|rt| rt.limits.deadline)
-            .unwrap_or_default();
-    let reads = request.keys.iter().map(|key| {
-        let tenant = &tenant;
-        async move {
-            let key = EntityKey::parse(key).map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::InvalidKey,
-                    format!("key {e}"),
-                )
-            })?;
-            app.read_through
-                .get(record_type, &key, tenant, WhenBusy::WaitUntil(deadline))
-                .await
-                .map_err(|e| respond::read_error(&e))
-        }
-    });
-    let results = futures::future::join_all(reads).await;
+/// One key of a batch, checked.
+pub(crate) fn parse_key(key: &str) -> Result<EntityKey, ApiError> {
+    EntityKey::parse(key).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidKey,
+            format!("key {e}"),
+        )
+    })
+}
 
+/// The answer to a batch: each key's outcome, in the order asked.
+pub(crate) fn render(
+    record_type: &str,
+    keys: &[String],
+    results: Vec<Result<Served, ApiError>>,
+) -> Response {
     let mut out = String::from("{\"results\":[");
-    for (i, (key, result)) in request.keys.iter().zip(results).enumerate() {
+    for (i, (key, result)) in keys.iter().zip(results).enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -155,7 +176,7 @@ async fn answer(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Ok(response)
+    response
 }
 
 fn push_error(out: &mut String, key_json: &str, cache: Option<&str>, e: &ApiError) {

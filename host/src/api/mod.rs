@@ -8,7 +8,7 @@
 
 mod admin;
 mod auth;
-mod batch;
+pub(crate) mod batch;
 mod entity;
 mod error;
 mod feed;

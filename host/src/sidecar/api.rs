@@ -1,6 +1,6 @@
 //! The sidecar's HTTP API: droid's own read API (`GET`/`HEAD
-//! /v1/entity/{record_type}/{key}`), answered from the sidecar's caches, plus
-//! health and metrics.
+//! /v1/entity/{record_type}/{key}` and `POST /v1/entity/{record_type}/batch`),
+//! answered from the sidecar's caches, plus health and metrics.
 //!
 //! Answers carry droid's caching headers (`Droid-Cache`, `ETag`,
 //! `Cache-Control`, `Age`) and `Droid-Sync`: `in-sync` while the sidecar follows
@@ -13,19 +13,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::Sidecar;
-use crate::api::respond;
 use crate::api::{ApiError, ErrorCode, RequestOutcome};
+use crate::api::{batch, respond};
 use crate::key::{EntityKey, TenantId};
-use crate::readthrough::{Busy, CacheStatus, WhenBusy};
+use crate::readthrough::{Busy, CacheStatus, Reader, Served, WhenBusy};
 
 /// The header saying whether the sidecar is following its droid.
 pub const DROID_SYNC: &str = "droid-sync";
@@ -34,6 +36,10 @@ pub const DROID_SYNC: &str = "droid-sync";
 pub fn router(sidecar: Arc<Sidecar>) -> Router {
     Router::new()
         .route("/v1/entity/{record_type}/{key}", get(get_entity))
+        .route(
+            "/v1/entity/{record_type}/batch",
+            post(read_batch).get(get_key_named_batch),
+        )
         .route("/v1/entity/{record_type}/{key}/{*rest}", get(key_with_slash))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -73,13 +79,50 @@ async fn get_entity(
     query: Result<Query<ReadQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
+    let Ok(Path((record_type, key))) = path else {
+        let e = invalid_key("the path is not valid UTF-8 once percent-decoded".to_owned());
+        return e.into_response();
+    };
+    let if_none_match = request.headers().get(header::IF_NONE_MATCH).cloned();
+    one(&sidecar, record_type, key, query, if_none_match).await
+}
+
+/// `GET /v1/entity/{record_type}/batch` reads the key named `batch`; the path
+/// is shared with the batch endpoint, which only takes `POST`.
+async fn get_key_named_batch(
+    State(sidecar): State<Arc<Sidecar>>,
+    Path(record_type): Path<String>,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+    request: Request,
+) -> Response {
+    let if_none_match = request.headers().get(header::IF_NONE_MATCH).cloned();
+    one(
+        &sidecar,
+        record_type,
+        "batch".to_owned(),
+        query,
+        if_none_match,
+    )
+    .await
+}
+
+/// One read, counted, with `Droid-Sync`.
+async fn one(
+    sidecar: &Sidecar,
+    record_type: String,
+    key: String,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+    if_none_match: Option<HeaderValue>,
+) -> Response {
     let started = Instant::now();
     let in_sync = sidecar.sync.in_sync();
-    let if_none_match = request.headers().get(header::IF_NONE_MATCH).cloned();
-    let (record_type, response) =
-        read(&sidecar, path, query, if_none_match, in_sync, started).await;
-    let mut response = match response {
-        Ok(response) => response,
+    let mut response = match read(sidecar, &record_type, key, query, if_none_match, in_sync).await {
+        Ok((response, outcome)) => {
+            sidecar
+                .request_metrics
+                .record(&record_type, outcome, started);
+            response
+        }
         Err(e) => {
             sidecar
                 .request_metrics
@@ -87,66 +130,94 @@ async fn get_entity(
             e.into_response()
         }
     };
-    response.headers_mut().insert(
-        DROID_SYNC,
-        HeaderValue::from_static(if in_sync { "in-sync" } else { "out-of-sync" }),
-    );
     response
+        .headers_mut()
+        .insert(DROID_SYNC, sync_header(in_sync));
+    response
+}
+
+fn sync_header(in_sync: bool) -> HeaderValue {
+    HeaderValue::from_static(if in_sync { "in-sync" } else { "out-of-sync" })
 }
 
 async fn read(
     sidecar: &Sidecar,
-    path: Result<Path<(String, String)>, PathRejection>,
+    record_type: &str,
+    key: String,
     query: Result<Query<ReadQuery>, QueryRejection>,
     if_none_match: Option<HeaderValue>,
     in_sync: bool,
-    started: Instant,
-) -> (String, Result<Response, ApiError>) {
-    let Ok(Path((record_type, key))) = path else {
-        let e = invalid_key("the path is not valid UTF-8 once percent-decoded".to_owned());
-        return (String::new(), Err(e));
-    };
-    let Some(reader) = sidecar.readers.get(&record_type) else {
-        let e = ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::UnknownRecordType,
-            format!("this sidecar serves no record type named {record_type:?}"),
-        );
-        return (record_type, Err(e));
-    };
-    let key = match EntityKey::from_string(key) {
-        Ok(key) => key,
-        Err(e) => return (record_type, Err(invalid_key(format!("key {e}")))),
-    };
-    let tenant = match tenant(query) {
-        Ok(tenant) => tenant,
-        Err(e) => return (record_type, Err(e)),
-    };
-    let mut served = match reader.read(&key, &tenant, WhenBusy::Reject).await {
-        Ok(served) => served,
-        Err(Busy) => {
-            let e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::TooManyFetches,
-                format!(
-                    "record type {record_type:?} already has {} reads through to droid in flight; try again shortly",
-                    reader.max_in_flight()
-                ),
-            )
-            .retry_after(1);
-            return (record_type, Err(e));
-        }
-    };
-    // Out of sync, a cached answer may have changed upstream unseen.
+) -> Result<(Response, RequestOutcome), ApiError> {
+    let reader = sidecar.reader(record_type)?;
+    let key = EntityKey::from_string(key).map_err(|e| invalid_key(format!("key {e}")))?;
+    let tenant = tenant(query)?;
+    let served = serve(reader, &key, &tenant, WhenBusy::Reject, in_sync).await?;
+    Ok(respond::served(
+        &served,
+        record_type,
+        key.as_str(),
+        if_none_match.as_ref(),
+    ))
+}
+
+/// Reads through the record type's reader; out of sync, a cached answer is
+/// reported stale (it may have changed upstream unseen).
+async fn serve(
+    reader: &Arc<Reader>,
+    key: &EntityKey,
+    tenant: &TenantId,
+    when_busy: WhenBusy,
+    in_sync: bool,
+) -> Result<Served, ApiError> {
+    let mut served = reader.read(key, tenant, when_busy).await.map_err(|Busy| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyFetches,
+            format!(
+                "record type {:?} already has {} reads through to droid in flight; try again shortly",
+                reader.name(),
+                reader.max_in_flight()
+            ),
+        )
+        .retry_after(1)
+    })?;
     if !in_sync && served.status == CacheStatus::Hit {
         served.status = CacheStatus::Stale;
     }
-    let (response, outcome) =
-        respond::served(&served, &record_type, key.as_str(), if_none_match.as_ref());
-    sidecar
-        .request_metrics
-        .record(&record_type, outcome, started);
-    (record_type, Ok(response))
+    Ok(served)
+}
+
+/// `POST /v1/entity/{record_type}/batch`, as on droid: each key's outcome,
+/// misses read through concurrently within the record type's limit.
+async fn read_batch(
+    State(sidecar): State<Arc<Sidecar>>,
+    Path(record_type): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let in_sync = sidecar.sync.in_sync();
+    let answer = async {
+        let (keys, tenant) = batch::parse(body, sidecar.config.max_batch_keys)?;
+        let reader = sidecar.reader(&record_type)?;
+        let deadline = Instant::now() + sidecar.config.upstream.request_timeout;
+        let reads = keys.iter().map(|key| {
+            let tenant = &tenant;
+            async move {
+                let key = batch::parse_key(key)?;
+                let when_busy = WhenBusy::WaitUntil(deadline);
+                serve(reader, &key, tenant, when_busy, in_sync).await
+            }
+        });
+        let results = futures::future::join_all(reads).await;
+        Ok::<_, ApiError>(batch::render(&record_type, &keys, results))
+    };
+    let mut response = match answer.await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(DROID_SYNC, sync_header(in_sync));
+    response
 }
 
 fn tenant(query: Result<Query<ReadQuery>, QueryRejection>) -> Result<TenantId, ApiError> {

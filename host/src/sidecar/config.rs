@@ -26,6 +26,8 @@ pub struct SidecarConfig {
     pub feed: FeedConfig,
     /// The record types it serves, by name.
     pub record_types: BTreeMap<String, SidecarRecordType>,
+    /// The most keys one batch read may ask for.
+    pub max_batch_keys: usize,
 }
 
 /// The droid a sidecar reads through.
@@ -79,6 +81,7 @@ pub struct SidecarRecordType {
 #[serde(deny_unknown_fields)]
 struct Raw {
     listen: Option<String>,
+    max_batch_keys: Option<usize>,
     #[serde(default)]
     upstream: RawUpstream,
     #[serde(default)]
@@ -171,6 +174,13 @@ impl SidecarConfig {
                 })
             }
         };
+        let max_batch_keys = raw.max_batch_keys.unwrap_or(100);
+        if !(1..=10_000).contains(&max_batch_keys) {
+            problem(
+                "max_batch_keys",
+                format!("must be between 1 and 10000, found {max_batch_keys}"),
+            );
+        }
         let upstream = upstream(path, raw.upstream, overrides, &mut problem);
         let feed = feed(raw.feed, &mut problem);
         if raw.record_types.is_empty() {
@@ -203,6 +213,7 @@ impl SidecarConfig {
             upstream: upstream.expect("no problems means the upstream URL parsed"),
             feed,
             record_types,
+            max_batch_keys,
         })
     }
 }

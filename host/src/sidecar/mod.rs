@@ -111,6 +111,18 @@ impl Sidecar {
         &self.replicas
     }
 
+    /// The reader of `record_type`, or the error for a record type this
+    /// sidecar does not serve.
+    fn reader(&self, record_type: &str) -> Result<&Arc<Reader>, crate::api::ApiError> {
+        self.readers.get(record_type).ok_or_else(|| {
+            crate::api::ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                crate::api::ErrorCode::UnknownRecordType,
+                format!("this sidecar serves no record type named {record_type:?}"),
+            )
+        })
+    }
+
     fn publish_gauges(&self) {
         self.sync.publish_gauges();
         for reader in self.readers.values() {
