@@ -94,12 +94,19 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$droid_pid/status"; }
 threads() { awk '/Threads/ {print $2}' "/proc/$droid_pid/status"; }
 hz=$(getconf CLK_TCK)
 
+# phase: posts for PHASE seconds; sets measured="CPU% RSS_KIB THREADS" of droid
+# (in this shell, not a subshell, so event ids keep counting up).
+phase() {
+    local t0 t1
+    t0=$(ticks)
+    post_for
+    t1=$(ticks)
+    measured="$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v s="$PHASE" 'BEGIN {printf "%.2f", 100 * (b - a) / hz / s}') $(rss_kib) $(threads)"
+}
+
 echo "==> phase 1: no follower, $RATE events/s for ${PHASE}s"
-t0=$(ticks)
-post_for
-t1=$(ticks)
-rss0=$(rss_kib); threads0=$(threads)
-cpu0=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v s="$PHASE" 'BEGIN {printf "%.2f", 100 * (b - a) / hz / s}')
+phase
+read -r cpu0 rss0 threads0 <<<"$measured"
 
 echo "==> starting $FOLLOWERS sidecars"
 for i in $(seq 1 "$FOLLOWERS"); do
@@ -120,11 +127,8 @@ subscribers=$(curl -fsS http://127.0.0.1:18180/metrics | awk '/^droid_feed_subsc
 echo "    droid counts $subscribers feed subscribers"
 
 echo "==> phase 2: $FOLLOWERS followers, $RATE events/s for ${PHASE}s"
-t0=$(ticks)
-post_for
-t1=$(ticks)
-rss1=$(rss_kib); threads1=$(threads)
-cpu1=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v s="$PHASE" 'BEGIN {printf "%.2f", 100 * (b - a) / hz / s}')
+phase
+read -r cpu1 rss1 threads1 <<<"$measured"
 in_sync=0
 for i in $(seq 1 "$FOLLOWERS"); do
     curl -fsS -o /dev/null "http://127.0.0.1:$((19200 + i))/healthz" 2>/dev/null && in_sync=$((in_sync + 1))

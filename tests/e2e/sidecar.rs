@@ -327,13 +327,7 @@ async fn a_sidecar_refuses_what_it_does_not_serve_and_bad_keys() {
         ("/v1/entity/ticket/k?tenant=", 400, "invalid_tenant"),
         ("/v1/nothing", 404, "no_route"),
     ] {
-        let r = sidecar.get(path).await;
-        assert_eq!(
-            (r.status, r.error_code()),
-            (status, code.to_owned()),
-            "{path}: {}",
-            r.body
-        );
+        sidecar.get(path).await.assert_error(status, code, path);
     }
     // Conditional reads work as on droid.
     ingest(&droid, &[ticket(7, 4, "ticket.created", "x")]).await;
@@ -448,13 +442,7 @@ async fn droid_exports_an_ingested_record_type_a_page_at_a_time() {
         ("/v1/records/nope", 404, "unknown_record_type"),
         ("/v1/records/ticket?after_key=OPS-1", 400, "invalid_key"),
     ] {
-        let r = droid.get(path).await;
-        assert_eq!(
-            (r.status, r.error_code()),
-            (status, code.to_owned()),
-            "{path}: {}",
-            r.body
-        );
+        droid.get(path).await.assert_error(status, code, path);
     }
 }
 

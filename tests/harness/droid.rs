@@ -18,9 +18,51 @@ pub struct TestDroid {
     /// `None` only while restarting.
     app: Option<Arc<App>>,
     client: reqwest::Client,
+    server: Running,
+    dir: tempfile::TempDir,
+}
+
+/// A server task and the switch that stops it; stopped when dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Running {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
-    dir: tempfile::TempDir,
+}
+
+impl Running {
+    /// Serves `serve` (given the future that completes on stop) as a task.
+    pub(crate) fn spawn<F>(serve: impl FnOnce(oneshot::Receiver<()>) -> F) -> Self
+    where
+        F: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(stopped));
+        let task = tokio::spawn(async move {
+            task.await.expect("server task").expect("server ran");
+        });
+        Self {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and waits for requests in flight to finish.
+    pub(crate) async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server stopped cleanly");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 /// A response, read whole.
@@ -49,6 +91,17 @@ impl TestResponse {
             .to_owned()
     }
 
+    /// Asserts a JSON error answer with `status` and `code`; `context` names
+    /// the request in the failure.
+    pub fn assert_error(&self, status: u16, code: &str, context: &str) {
+        assert_eq!(
+            (self.status, self.error_code()),
+            (status, code.to_owned()),
+            "{context}: {}",
+            self.body
+        );
+    }
+
     /// The `Droid-Cache` header: hit, miss, stale or coalesced.
     pub fn cache(&self) -> &str {
         self.header("droid-cache").unwrap_or("(none)")
@@ -58,6 +111,12 @@ impl TestResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+}
+
+/// The value of the Prometheus sample starting with `series` in `text`.
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
 
 /// Sends `request` and reads the whole response; panics when it fails.
@@ -147,11 +206,12 @@ fn init_logging() {
     });
 }
 
-/// Builds an app from the configuration at `path` and serves it on a loopback port.
+/// Builds an app from the configuration at `path` and serves it on a loopback
+/// port (`addr` when given).
 async fn launch(
     path: &Path,
     addr: Option<SocketAddr>,
-) -> Result<(Arc<App>, SocketAddr, oneshot::Sender<()>, JoinHandle<()>), String> {
+) -> Result<(Arc<App>, SocketAddr, Running), String> {
     let mut config = Config::load(path).map_err(|e| e.to_string())?;
     // Tests that are not about authentication run droid in its explicit
     // insecure mode; the authentication tests configure `[auth]` and send
@@ -168,14 +228,13 @@ async fn launch(
         .await
         .expect("bind droid");
     let addr = listener.local_addr().expect("droid address");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(droid_host::server::run(app.clone(), listener, async {
-        let _ = stopped.await;
-    }));
-    let task = tokio::spawn(async move {
-        task.await.expect("server task").expect("server ran");
+    let served = app.clone();
+    let server = Running::spawn(move |stopped| {
+        droid_host::server::run(served, listener, async {
+            let _ = stopped.await;
+        })
     });
-    Ok((app, addr, stop, task))
+    Ok((app, addr, server))
 }
 
 impl TestDroid {
@@ -220,7 +279,7 @@ impl TestDroid {
         init_logging();
         droid_host::tls::install_default_provider();
         let (dir, path) = write_config_full(plugin_settings, record_types, extra_plugins);
-        let (app, addr, stop, task) = launch(&path, None).await?;
+        let (app, addr, server) = launch(&path, None).await?;
         Ok(Self {
             addr,
             app: Some(app),
@@ -228,8 +287,7 @@ impl TestDroid {
                 .no_proxy()
                 .build()
                 .expect("client"),
-            stop: Some(stop),
-            task: Some(task),
+            server,
             dir,
         })
     }
@@ -245,12 +303,7 @@ impl TestDroid {
     /// Stops this droid (gracefully, closing its store) without forgetting its
     /// folder or address: the droid is down until [`TestDroid::resume`].
     pub async fn halt(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("server stopped cleanly");
-        }
+        self.server.stop().await;
         // The old app must be gone (its store closed) before a new one opens
         // it; background threads hold it only for moments.
         if let Some(old) = self.app.take() {
@@ -262,10 +315,10 @@ impl TestDroid {
 
     /// Starts a halted droid again, on the same folder and address.
     pub async fn resume(&mut self) {
-        let (app, addr, stop, task) = launch(&self.config_path(), Some(self.addr))
+        let (app, addr, server) = launch(&self.config_path(), Some(self.addr))
             .await
             .unwrap_or_else(|e| panic!("droid did not restart: {e}"));
-        (self.app, self.addr, self.stop, self.task) = (Some(app), addr, Some(stop), Some(task));
+        (self.app, self.addr, self.server) = (Some(app), addr, server);
     }
 
     /// The plugin folder.
@@ -382,26 +435,11 @@ impl TestDroid {
 
     /// The value of one sample in `/metrics`: the line starting with `series`.
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let text = self.get("/metrics").await.body;
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        sample(&self.get("/metrics").await.body, series)
     }
 
     /// Stops the server and waits for requests in flight to finish.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("server stopped cleanly");
-        }
-    }
-}
-
-impl Drop for TestDroid {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.server.stop().await;
     }
 }

@@ -5,12 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::droid::{Running, TestResponse, sample, send};
 use droid_host::sidecar::Sidecar;
 use droid_host::sidecar::config::{Overrides, SidecarConfig};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-use crate::droid::{TestResponse, send};
 
 /// A running sidecar. Stops when dropped.
 #[derive(Debug)]
@@ -18,8 +15,7 @@ pub struct TestSidecar {
     addr: SocketAddr,
     sidecar: Arc<Sidecar>,
     client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: Running,
     _dir: tempfile::TempDir,
 }
 
@@ -45,12 +41,11 @@ impl TestSidecar {
             .await
             .expect("bind sidecar");
         let addr = listener.local_addr().expect("sidecar address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(droid_host::sidecar::run(sidecar.clone(), listener, async {
-            let _ = stopped.await;
-        }));
-        let task = tokio::spawn(async move {
-            task.await.expect("sidecar task").expect("sidecar ran");
+        let served = sidecar.clone();
+        let server = Running::spawn(move |stopped| {
+            droid_host::sidecar::run(served, listener, async {
+                let _ = stopped.await;
+            })
         });
         Self {
             addr,
@@ -59,8 +54,7 @@ impl TestSidecar {
                 .no_proxy()
                 .build()
                 .expect("client"),
-            stop: Some(stop),
-            task: Some(task),
+            server,
             _dir: dir,
         }
     }
@@ -91,9 +85,7 @@ impl TestSidecar {
 
     /// The value of one sample in `/metrics`: the line starting with `series`.
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let text = self.get("/metrics").await.body;
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        sample(&self.get("/metrics").await.body, series)
     }
 
     /// Waits until the sidecar is in sync with its droid (panics after 10 s).
@@ -124,19 +116,6 @@ impl TestSidecar {
 
     /// Stops the sidecar.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("sidecar stopped cleanly");
-        }
-    }
-}
-
-impl Drop for TestSidecar {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.server.stop().await;
     }
 }

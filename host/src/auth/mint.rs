@@ -134,6 +134,20 @@ pub struct TokenRequest {
     pub lifetime: Duration,
 }
 
+impl TokenRequest {
+    /// A token for `audience` living `lifetime`, with the kid beside the key
+    /// and the issuer and subject it names.
+    pub fn new(audience: &str, lifetime: Duration) -> Self {
+        Self {
+            kid: None,
+            issuer: None,
+            audience: vec![audience.to_owned()],
+            subject: None,
+            lifetime,
+        }
+    }
+}
+
 /// A signed token from the private key at `key`.
 pub fn mint(key: &Path, request: &TokenRequest) -> Result<String, MintError> {
     let pem = std::fs::read(key).map_err(|e| file_error(key, e))?;

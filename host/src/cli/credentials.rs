@@ -45,13 +45,7 @@ impl CredentialArgs {
         };
         let token = mint(
             key,
-            &TokenRequest {
-                kid: None,
-                issuer: None,
-                audience: vec![self.audience.clone()],
-                subject: None,
-                lifetime: PER_REQUEST_LIFETIME,
-            },
+            &TokenRequest::new(&self.audience, PER_REQUEST_LIFETIME),
         )
         .with_context(|| format!("cannot sign a token with {}", key.display()))?;
         Ok(Some(format!("Bearer {token}")))

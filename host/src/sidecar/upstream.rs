@@ -228,16 +228,7 @@ impl Tokens {
         {
             return Ok(Some(value.clone()));
         }
-        let token = mint(
-            key,
-            &TokenRequest {
-                kid: None,
-                issuer: None,
-                audience: vec![self.audience.clone()],
-                subject: None,
-                lifetime: self.lifetime,
-            },
-        )?;
+        let token = mint(key, &TokenRequest::new(&self.audience, self.lifetime))?;
         let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
             .expect("a signed token is a valid header value");
         value.set_sensitive(true);
