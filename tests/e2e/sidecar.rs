@@ -50,6 +50,20 @@ async fn sidecar(droid: &TestDroid, extra: &str) -> TestSidecar {
     sidecar
 }
 
+/// Reads ticket `OPS-{n}` through the sidecar and from droid, asserts the
+/// same answer (status, body, version), and returns the sidecar's.
+async fn same_as_droid(sidecar: &TestSidecar, droid: &TestDroid, n: u64) -> TestResponse {
+    let path = format!("/v1/entity/ticket/OPS-{n}?tenant=acme");
+    let (ours, theirs) = (sidecar.get(&path).await, droid.get(&path).await);
+    assert_eq!(
+        (ours.status, &ours.body),
+        (theirs.status, &theirs.body),
+        "{path}"
+    );
+    assert_eq!(ours.header("etag"), theirs.header("etag"), "{path}");
+    ours
+}
+
 fn summary(r: &TestResponse) -> String {
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()["summary"].as_str().unwrap_or_default().to_owned()
@@ -245,15 +259,8 @@ async fn with_droid_down_the_sidecar_answers_stale_then_catches_up_without_gaps_
     assert_eq!(report.position, Some(last));
     assert_eq!(report.resyncs, 0);
     for n in 1..=5 {
-        let path = format!("/v1/entity/ticket/OPS-{n}?tenant=acme");
-        let (ours, theirs) = (sidecar.get(&path).await, droid.get(&path).await);
-        assert_eq!(
-            (ours.status, &ours.body),
-            (theirs.status, &theirs.body),
-            "{path}"
-        );
-        assert_eq!(ours.header("etag"), theirs.header("etag"), "{path}");
-        assert_eq!(ours.cache(), "hit", "kept current by the feed: {path}");
+        let ours = same_as_droid(&sidecar, &droid, n).await;
+        assert_eq!(ours.cache(), "hit", "kept current by the feed: OPS-{n}");
     }
 }
 
@@ -297,14 +304,7 @@ async fn a_sidecar_the_log_moved_past_resynchronises_and_ends_with_droids_conten
     }
     sidecar.wait_in_sync().await;
     for n in 1..=4 {
-        let path = format!("/v1/entity/ticket/OPS-{n}?tenant=acme");
-        let (ours, theirs) = (sidecar.get(&path).await, droid.get(&path).await);
-        assert_eq!(
-            (ours.status, &ours.body),
-            (theirs.status, &theirs.body),
-            "{path}"
-        );
-        assert_eq!(ours.header("etag"), theirs.header("etag"), "{path}");
+        same_as_droid(&sidecar, &droid, n).await;
     }
     assert_eq!(
         sidecar
@@ -483,18 +483,12 @@ async fn a_replicated_record_type_is_loaded_whole_and_kept_current() {
     sidecar.wait_position(last).await;
 
     for n in (1..=TICKETS_N).step_by(97).chain([2_000, 2_001, 9_999]) {
-        let path = format!("/v1/entity/ticket/OPS-{n}?tenant=acme");
-        let (ours, theirs) = (sidecar.get(&path).await, droid.get(&path).await);
-        assert_eq!(
-            (ours.status, &ours.body),
-            (theirs.status, &theirs.body),
-            "{path}"
-        );
+        let ours = same_as_droid(&sidecar, &droid, n).await;
         if ours.status == 200 {
             assert_eq!(
                 ours.cache(),
                 "hit",
-                "from memory, never read through: {path}"
+                "from memory, never read through: OPS-{n}"
             );
         }
     }
