@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use droid_e2e::droid::TICKETS;
+use droid_e2e::proxy::FreezingProxy;
 use droid_e2e::sidecar::FAST_FEED;
 use droid_e2e::tokens::{AUDIENCE, Issuers};
 use droid_e2e::{TestBackend, TestDroid, TestResponse, TestSidecar};
@@ -571,4 +572,70 @@ async fn a_sidecar_answers_batches_like_droid() {
     // GET of the path reads the key named "batch".
     let r = sidecar.get("/v1/entity/ticket/batch?tenant=acme").await;
     assert_eq!((r.status, r.error_code()), (404, "not_found".to_owned()));
+}
+
+/// A droid that hangs (connections open, nothing moving) rather than failing
+/// cleanly: the sidecar notices by the silence, answers what it holds as
+/// stale and what it does not within its request timeout, and catches up when
+/// the droid moves again.
+#[tokio::test]
+async fn a_hung_droid_is_noticed_by_its_silence_and_caught_up_after() {
+    let backend = TestBackend::start().await;
+    let droid = droid(&backend).await;
+    let created: Vec<String> = (1..=3)
+        .map(|n| ticket(n, 1, "ticket.created", "before"))
+        .collect();
+    ingest(&droid, &created).await;
+    let proxy = FreezingProxy::start(droid.addr()).await;
+    let sidecar = TestSidecar::start(
+        &proxy.url(),
+        &format!("{FAST_FEED}[upstream]\nrequest_timeout_ms = 300\n{SIDECAR}"),
+    )
+    .await;
+    sidecar.wait_in_sync().await;
+    for n in 1..=3 {
+        let r = sidecar
+            .get(&format!("/v1/entity/ticket/OPS-{n}?tenant=acme"))
+            .await;
+        assert_eq!(summary(&r), "before");
+    }
+
+    proxy.freeze(true);
+    let frozen = Instant::now();
+    while sidecar.sidecar().sync().in_sync() {
+        assert!(
+            frozen.elapsed() < Duration::from_secs(3),
+            "the silence went unnoticed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = sidecar.get("/v1/entity/ticket/OPS-1?tenant=acme").await;
+    assert_eq!(
+        (summary(&r), r.cache(), r.header("droid-sync")),
+        ("before".to_owned(), "stale", Some("out-of-sync"))
+    );
+    let asked = Instant::now();
+    sidecar
+        .get("/v1/entity/ticket/OPS-9?tenant=acme")
+        .await
+        .assert_error(504, "backing_store_timeout", "a key it does not hold");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    // Changes while the path is hung arrive once it moves again.
+    let updates: Vec<String> = (1..=3)
+        .map(|n| ticket(n, 2, "ticket.updated", "after"))
+        .collect();
+    let last = ingest(&droid, &updates).await;
+    proxy.freeze(false);
+    sidecar.wait_position(last).await;
+    sidecar.wait_in_sync().await;
+    for n in 1..=3 {
+        let ours = same_as_droid(&sidecar, &droid, n).await;
+        assert_eq!((summary(&ours), ours.cache()), ("after".to_owned(), "hit"));
+    }
+    assert_eq!(sidecar.sidecar().sync().report().resyncs, 0);
 }

@@ -130,13 +130,21 @@ impl Follower {
     async fn stream(&self) -> Ended {
         let record_types: Vec<&str> = self.readers.keys().map(String::as_str).collect();
         let resync = self.sync.position().is_none();
-        let response = match self
-            .upstream
-            .changes(self.sync.position(), &record_types, self.config.heartbeat)
-            .await
-        {
-            Ok(response) => response,
-            Err(e) => return lost(e.to_string(), false),
+        // A droid that accepts the connection but never answers (hung, or a
+        // path that swallows packets) must not hold the follower forever.
+        let silence = self.config.sync_timeout;
+        let opening =
+            self.upstream
+                .changes(self.sync.position(), &record_types, self.config.heartbeat);
+        let response = match tokio::time::timeout(silence, opening).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => return lost(e.to_string(), false),
+            Err(_) => {
+                return lost(
+                    format!("the droid did not answer within {silence:?}"),
+                    false,
+                );
+            }
         };
         let status = response.status();
         if status == reqwest::StatusCode::GONE {
@@ -156,7 +164,6 @@ impl Follower {
         let mut first = true;
         // A droid that says nothing for this long (not even a heartbeat) is
         // treated as gone.
-        let silence = self.config.sync_timeout;
         loop {
             let chunk = match tokio::time::timeout(silence, response.chunk()).await {
                 Err(_) => return lost(format!("no word from the feed for {silence:?}"), true),
