@@ -21,8 +21,9 @@ use crate::key::{EntityKey, TenantId};
 use crate::readthrough::{ReadError, WhenBusy};
 use crate::store::RecordId;
 
+/// The query of a read: the tenant, if not the default one.
 #[derive(Debug, Deserialize)]
-pub(super) struct ReadQuery {
+pub(crate) struct ReadQuery {
     tenant: Option<String>,
 }
 
@@ -65,7 +66,7 @@ pub(super) async fn get_key_named_batch(
 
 /// A key with a raw `/` in it never reaches the one-segment route; say so instead
 /// of answering "no route".
-pub(super) async fn key_with_slash() -> ApiError {
+pub(crate) async fn key_with_slash() -> ApiError {
     invalid_key("key contains '/', which is not allowed".to_owned())
 }
 
@@ -179,12 +180,13 @@ fn finish(app: &App, record_type: &str, e: ApiError, started: Instant) -> Respon
     e.into_response()
 }
 
-fn invalid_key(message: String) -> ApiError {
+/// A `400 invalid_key` saying why.
+pub(crate) fn invalid_key(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidKey, message)
 }
 
 /// The tenant a request names, or the default tenant.
-pub(super) fn tenant(
+pub(crate) fn tenant(
     query: Result<Query<ReadQuery>, QueryRejection>,
 ) -> Result<TenantId, ApiError> {
     let invalid =

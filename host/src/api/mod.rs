@@ -9,7 +9,7 @@
 mod admin;
 mod auth;
 pub(crate) mod batch;
-mod entity;
+pub(crate) mod entity;
 mod error;
 mod feed;
 mod ingest;
@@ -59,14 +59,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(ops::metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::Internal,
-                "the server hit an internal error; details are in its log",
-            )
-            .into_response()
-        }))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(request_span));
     let router = if app.authenticator().is_none() {
         // Every answer of an unauthenticated droid says so.
@@ -164,7 +157,19 @@ async fn no_route() -> ApiError {
     )
 }
 
-async fn method_not_allowed() -> ApiError {
+/// The answer to a request whose handler panicked: the process stays up.
+pub(crate) fn panic_response(
+    _: Box<dyn std::any::Any + Send + 'static>,
+) -> axum::response::Response {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Internal,
+        "the server hit an internal error; details are in its log",
+    )
+    .into_response()
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::MethodNotAllowed,

@@ -464,8 +464,8 @@ impl Reader {
                     Instant::now(),
                     self.cache.ttl(kind),
                 );
-                // Stores a not-found answer only where such answers are cached.
-                self.cache.remove(&k);
+                // Replaces whatever the key held (a not-found answer is kept
+                // only where such answers are cached).
                 self.cache.store(&k, Arc::new(entry));
             }
             _ => {

@@ -20,12 +20,12 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::Sidecar;
+use crate::api::entity::{ReadQuery, invalid_key, tenant};
 use crate::api::{ApiError, ErrorCode, RequestOutcome};
-use crate::api::{batch, respond};
+use crate::api::{batch, entity, respond};
 use crate::key::{EntityKey, TenantId};
 use crate::readthrough::{Busy, CacheStatus, Reader, Served, WhenBusy};
 
@@ -40,7 +40,10 @@ pub fn router(sidecar: Arc<Sidecar>) -> Router {
             "/v1/entity/{record_type}/batch",
             post(read_batch).get(get_key_named_batch),
         )
-        .route("/v1/entity/{record_type}/{key}/{*rest}", get(key_with_slash))
+        .route(
+            "/v1/entity/{record_type}/{key}/{*rest}",
+            get(entity::key_with_slash),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async {
@@ -50,27 +53,9 @@ pub fn router(sidecar: Arc<Sidecar>) -> Router {
                 "no such route; a sidecar serves GET /v1/entity/{record_type}/{key}, /healthz and /metrics",
             )
         })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                ErrorCode::MethodNotAllowed,
-                "this route does not accept that method",
-            )
-        })
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::Internal,
-                "the sidecar hit an internal error; details are in its log",
-            )
-            .into_response()
-        }))
+        .method_not_allowed_fallback(crate::api::method_not_allowed)
+        .layer(CatchPanicLayer::custom(crate::api::panic_response))
         .with_state(sidecar)
-}
-
-#[derive(Debug, Deserialize)]
-struct ReadQuery {
-    tenant: Option<String>,
 }
 
 async fn get_entity(
@@ -218,24 +203,6 @@ async fn read_batch(
         .headers_mut()
         .insert(DROID_SYNC, sync_header(in_sync));
     response
-}
-
-fn tenant(query: Result<Query<ReadQuery>, QueryRejection>) -> Result<TenantId, ApiError> {
-    let invalid =
-        |message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidTenant, message);
-    let Query(query) = query.map_err(|e| invalid(format!("invalid query string: {e}")))?;
-    match query.tenant {
-        Some(t) => TenantId::parse(&t).map_err(|e| invalid(format!("tenant {e}"))),
-        None => Ok(TenantId::default_tenant()),
-    }
-}
-
-async fn key_with_slash() -> ApiError {
-    invalid_key("key contains '/', which is not allowed".to_owned())
-}
-
-fn invalid_key(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidKey, message)
 }
 
 /// `200` while in sync with the droid, `503` otherwise; the body says how far

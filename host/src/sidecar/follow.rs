@@ -129,13 +129,14 @@ impl Follower {
     /// One connection: open the feed from the position, apply until it ends.
     async fn stream(&self) -> Ended {
         let record_types: Vec<&str> = self.readers.keys().map(String::as_str).collect();
-        let resync = self.sync.position().is_none();
+        let position = self.sync.position();
+        let resync = position.is_none();
         // A droid that accepts the connection but never answers (hung, or a
         // path that swallows packets) must not hold the follower forever.
         let silence = self.config.sync_timeout;
-        let opening =
-            self.upstream
-                .changes(self.sync.position(), &record_types, self.config.heartbeat);
+        let opening = self
+            .upstream
+            .changes(position, &record_types, self.config.heartbeat);
         let response = match tokio::time::timeout(silence, opening).await {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => return lost(e.to_string(), false),

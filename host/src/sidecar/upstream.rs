@@ -86,11 +86,18 @@ impl Upstream {
             types.join(","),
             heartbeat.as_millis()
         );
-        let mut request = self.streaming.get(url);
-        if let Some(authorization) = self.tokens.authorization()? {
-            request = request.header(header::AUTHORIZATION, authorization);
-        }
-        Ok(request.send().await?)
+        Ok(self.authorized(self.streaming.get(url))?.send().await?)
+    }
+
+    /// `request` with the sidecar's current token, when it has a key.
+    fn authorized(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, MintError> {
+        Ok(match self.tokens.authorization()? {
+            Some(authorization) => request.header(header::AUTHORIZATION, authorization),
+            None => request,
+        })
     }
 
     /// One page of `record_type`'s export, after the record `after` (tenant,
@@ -112,11 +119,9 @@ impl Upstream {
             url.push_str("&after_key=");
             url.extend(utf8_percent_encode(key, UNRESERVED));
         }
-        let mut request = self.client.get(url);
-        if let Some(authorization) = self.tokens.authorization().map_err(|e| e.to_string())? {
-            request = request.header(header::AUTHORIZATION, authorization);
-        }
-        let response = request
+        let response = self
+            .authorized(self.client.get(url))
+            .map_err(|e| UpstreamError::from(e).to_string())?
             .send()
             .await
             .map_err(|e| UpstreamError::from(e).to_string())?;
@@ -149,11 +154,7 @@ impl Upstream {
             url.push_str("?tenant=");
             url.extend(utf8_percent_encode(tenant.as_str(), UNRESERVED));
         }
-        let mut request = self.client.get(url);
-        if let Some(authorization) = self.tokens.authorization()? {
-            request = request.header(header::AUTHORIZATION, authorization);
-        }
-        Ok(request.send().await?)
+        Ok(self.authorized(self.client.get(url))?.send().await?)
     }
 }
 
