@@ -470,6 +470,22 @@ mod tests {
     }
 
     #[test]
+    fn limits_and_timings_out_of_range_are_named() {
+        let found = problems(
+            "max_batch_keys = 0\n[upstream]\nurl = \"http://x\"\nconnect_timeout_ms = 0\n[feed]\nreconnect_initial_ms = 500\nreconnect_max_ms = 100\n[record_types.t]\ncapacity_bytes = 0\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "max_batch_keys: must be between 1 and 10000, found 0",
+                "upstream.connect_timeout_ms: must be more than 0",
+                "feed.reconnect_max_ms: must be at least feed.reconnect_initial_ms",
+                "record_types.t.capacity_bytes: must be more than 0",
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_fields_are_named_with_their_line() {
         let e = parse("[upstream]\nurl = \"http://x\"\n[record_types.t]\nttl = 5\n").unwrap_err();
         let text = e.to_string();
