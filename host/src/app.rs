@@ -48,6 +48,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Each ingestion source's agreed rate.
     pub rate_limits: crate::ingest::RateLimits,
+    /// Each ingestion source's requests being transformed.
+    pub source_slots: crate::ingest::SourceSlots,
     /// Each ingestion source's recent failures against its thresholds.
     pub source_health: crate::ingest::SourceHealth,
     live: ArcSwap<Live>,
@@ -206,6 +208,7 @@ impl App {
             plugins,
             store,
             rate_limits: Default::default(),
+            source_slots: Default::default(),
             source_health: Default::default(),
             metrics,
             changing: Mutex::new(()),

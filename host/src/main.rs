@@ -579,13 +579,15 @@ fn serve(path: &Path, listen: Option<SocketAddr>, insecure_no_auth: bool) -> any
     config.insecure_no_auth = insecure_no_auth;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // Before anything listens: a SIGTERM from then on stops droid gracefully.
+        let shutdown = droid_host::server::shutdown_signal();
         let addr = config.listen;
         let app = tokio::task::spawn_blocking(move || App::build(config)).await??;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(address = %listener.local_addr()?, record_types = app.registry().len(), "droid is serving");
-        droid_host::server::run(Arc::new(app), listener, droid_host::server::shutdown_signal()).await?;
+        droid_host::server::run(Arc::new(app), listener, shutdown).await?;
         Ok(())
     })
 }
@@ -599,6 +601,7 @@ fn sidecar(path: &Path, overrides: &SidecarOverrides) -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let shutdown = droid_host::server::shutdown_signal();
         let addr = config.listen;
         let sidecar = Arc::new(Sidecar::new(config)?);
         let listener = tokio::net::TcpListener::bind(addr)
@@ -610,7 +613,7 @@ fn sidecar(path: &Path, overrides: &SidecarOverrides) -> anyhow::Result<()> {
             record_types = sidecar.config().record_types.len(),
             "sidecar is serving"
         );
-        droid_host::sidecar::run(sidecar, listener, droid_host::server::shutdown_signal()).await?;
+        droid_host::sidecar::run(sidecar, listener, shutdown).await?;
         Ok(())
     })
 }
@@ -641,10 +644,7 @@ fn check_config(path: &Path, skip_plugins: bool) -> anyhow::Result<()> {
 
 /// Settings for one-off commands: a small pool, no artifact cache.
 fn tool_settings() -> RuntimeSettings {
-    RuntimeSettings {
-        max_instances: 4,
-        max_memory_bytes: 256 << 20,
-    }
+    RuntimeSettings::sized(4, 256 << 20)
 }
 
 fn inspect(path: &Path) -> anyhow::Result<()> {
@@ -671,13 +671,14 @@ fn transform(path: &Path, events_path: &Path, values: Vec<(String, String)>) -> 
             transformer: path.display().to_string(),
         }),
         limits: PluginLimits::default(),
+        max_in_flight: 16,
         values: values.into_iter().collect(),
         readers: Vec::new(),
         invalidators: Vec::new(),
         sensitive_fields: Vec::new(),
         seal_key: None,
     };
-    let ctx = Arc::new(PluginContext::new(&config)?);
+    let ctx = Arc::new(PluginContext::new(&config, None)?);
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
     let tokio = tokio::runtime::Runtime::new()?;
     let results = tokio.block_on(plugin.transform(&ctx, events))?;

@@ -75,6 +75,30 @@ pub const SIDECAR_CHANGES_APPLIED: &str = "droid_sidecar_changes_applied_total";
 pub const SIDECAR_RECONNECTS: &str = "droid_sidecar_feed_reconnects_total";
 /// Times a sidecar started over because its droid no longer held its position.
 pub const SIDECAR_RESYNCS: &str = "droid_sidecar_resyncs_total";
+/// Plugin calls that went past a limit of their record type, by limit.
+pub const PLUGIN_LIMITED: &str = "droid_plugin_limits_exceeded_total";
+/// Plugin log lines dropped, by record type and reason (call budget, rate).
+pub const PLUGIN_LOG_DROPPED: &str = "droid_plugin_log_lines_dropped_total";
+/// Plugin calls waiting for one of their record type's call slots.
+pub const PLUGIN_SLOT_WAITS: &str = "droid_plugin_slot_waits_total";
+/// Connections open now.
+pub const CONNECTIONS_OPEN: &str = "droid_connections_open";
+/// Connections closed by droid, by reason (header timeout, idle, evicted for a new one, refused at the cap).
+pub const CONNECTIONS_CLOSED: &str = "droid_connections_closed_total";
+/// Failed accepts (out of file descriptors, ...), by kind.
+pub const ACCEPT_ERRORS: &str = "droid_accept_errors_total";
+/// Request bodies refused for their size: declared (`Content-Length`) or found while reading.
+pub const BODIES_REFUSED: &str = "droid_request_bodies_refused_total";
+/// Bytes the change feed holds for its subscribers now.
+pub const FEED_BUFFERED_BYTES: &str = "droid_feed_buffered_bytes";
+/// Times a subscriber's stream paused because all subscribers together hold `server.feed_buffer_bytes`.
+pub const FEED_BUFFER_FULL: &str = "droid_feed_buffer_full_total";
+/// Key repository fetches, by outcome.
+pub const KEY_FETCHES: &str = "droid_auth_key_fetches_total";
+/// Key lookups refused without a fetch, by reason (issuer not granted, too many fetches, negative cache).
+pub const KEY_LOOKUPS_REFUSED: &str = "droid_auth_key_lookups_refused_total";
+/// Ingestion requests refused because their source has `max_in_flight` requests running.
+pub const INGEST_BUSY: &str = "droid_ingest_busy_total";
 
 /// Latency buckets from 50 µs to 10 s: cache hits live at the bottom, backing-store
 /// timeouts at the top.
@@ -156,4 +180,40 @@ fn describe() {
     );
     describe_gauge!(PLUGINS_LOADED, "loaded plugin versions");
     describe_counter!(PLUGIN_LOAD_FAILURES, "plugin files that failed to load");
+    describe_counter!(
+        PLUGIN_LIMITED,
+        "plugin calls that went past a limit of their record type, by limit"
+    );
+    describe_counter!(
+        PLUGIN_LOG_DROPPED,
+        "plugin log lines dropped, by record type and reason"
+    );
+    describe_counter!(
+        PLUGIN_SLOT_WAITS,
+        "plugin calls that waited for a call slot of their record type, by outcome"
+    );
+    describe_gauge!(CONNECTIONS_OPEN, "connections open now, by listener");
+    describe_counter!(CONNECTIONS_CLOSED, "connections droid closed, by reason");
+    describe_counter!(ACCEPT_ERRORS, "failed accepts, by kind");
+    describe_counter!(
+        BODIES_REFUSED,
+        "request bodies refused for their size, by reason (declared, read)"
+    );
+    describe_gauge!(
+        FEED_BUFFERED_BYTES,
+        "bytes the change feed holds for its subscribers"
+    );
+    describe_counter!(
+        FEED_BUFFER_FULL,
+        "times a subscriber waited because the feed's buffer budget was spent"
+    );
+    describe_counter!(KEY_FETCHES, "key repository fetches, by outcome");
+    describe_counter!(
+        KEY_LOOKUPS_REFUSED,
+        "key lookups answered without a fetch, by reason"
+    );
+    describe_counter!(
+        INGEST_BUSY,
+        "ingestion requests refused because their source's max_in_flight requests were running"
+    );
 }

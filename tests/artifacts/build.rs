@@ -22,6 +22,8 @@ const PLUGINS: &[&str] = &[
     "wrong-version",
     "noop-transformer",
     "oversized-memory",
+    "hostile-adapter",
+    "hostile-transformer",
 ];
 
 /// Plugins built once per feature set, each build copied to its own file name:
@@ -30,6 +32,11 @@ const VARIANTS: &[(&str, &str, &str)] = &[
     ("version-echo", "", "version_echo_v1.wasm"),
     ("version-echo", "v2", "version_echo_v2.wasm"),
     ("version-echo", "flaky", "version_echo_flaky.wasm"),
+    (
+        "hostile-adapter",
+        "sleep-at-start",
+        "hostile_adapter_sleepy.wasm",
+    ),
 ];
 
 fn main() {
@@ -53,7 +60,8 @@ fn main() {
     }
 
     let out = target_dir.join("wasm32-wasip2/plugin");
-    build(&root, &target_dir, PLUGINS, "");
+    // Variants first: a plugin also built plainly (in `PLUGINS`) then ends
+    // with its plain build under its own name.
     for (plugin, features, file) in VARIANTS {
         build(&root, &target_dir, &[plugin], features);
         let built = out.join(format!("{}.wasm", plugin.replace('-', "_")));
@@ -65,6 +73,7 @@ fn main() {
         );
     }
 
+    build(&root, &target_dir, PLUGINS, "");
     for plugin in PLUGINS {
         let file = out.join(format!("{}.wasm", plugin.replace('-', "_")));
         assert!(

@@ -113,10 +113,7 @@ mod artifact_cache {
     use droid_host::runtime::{Provenance, Runtime, WorldKind};
 
     fn runtime(cache: &Path) -> Runtime {
-        let settings = RuntimeSettings {
-            max_instances: 4,
-            max_memory_bytes: 64 << 20,
-        };
+        let settings = RuntimeSettings::sized(4, 64 << 20);
         Runtime::new(&settings, Some(cache.to_path_buf())).expect("runtime")
     }
 

@@ -14,7 +14,7 @@ mode = "read-through"
 adapter = "echo.wasm"
 base_url = "http://127.0.0.1:9/"
 # Above the tests' concurrency, so a slow machine never answers 429.
-max_in_flight = 64
+max_in_flight = 32
 "#;
 
 pub(crate) fn bytes(path: &str) -> Vec<u8> {

@@ -15,10 +15,7 @@ use droid_host::runtime::{
 
 /// A runtime sized for benchmarks, without an artifact cache.
 pub fn runtime() -> Runtime {
-    let settings = RuntimeSettings {
-        max_instances: 64,
-        max_memory_bytes: 256 << 20,
-    };
+    let settings = RuntimeSettings::sized(64, 256 << 20);
     Runtime::new(&settings, None).expect("runtime")
 }
 
@@ -63,13 +60,14 @@ fn context(mode: Mode) -> Arc<PluginContext> {
         name: "bench".to_owned(),
         mode,
         limits: PluginLimits::default(),
+        max_in_flight: 16,
         values: BTreeMap::new(),
         readers: Vec::new(),
         invalidators: Vec::new(),
         sensitive_fields: Vec::new(),
         seal_key: None,
     };
-    Arc::new(PluginContext::new(&config).expect("context"))
+    Arc::new(PluginContext::new(&config, None).expect("context"))
 }
 
 /// `n` realistic ticket events, as the SDK (native) and the host (wasm) see them.

@@ -151,7 +151,9 @@ fn shared_cache_dir() -> PathBuf {
 }
 
 /// Writes `droid.toml` (a `[plugins]` table pointing at a folder holding every test
-/// plugin, then `record_types`) into a fresh temporary folder.
+/// plugin, a small instance pool of which each record type takes 8 unless it
+/// says otherwise, then `record_types`) into a fresh temporary folder. A
+/// `record_types` with a `[runtime]` table of its own sizes the pool itself.
 pub fn write_config(record_types: &str) -> (tempfile::TempDir, PathBuf) {
     write_config_with(record_types, &[])
 }
@@ -183,8 +185,14 @@ pub fn write_config_full(
     for (name, bytes) in extra_plugins {
         std::fs::write(plugins.join(name), bytes).expect("write extra plugin");
     }
+    // A snippet with a `[runtime]` table of its own replaces the harness's.
+    let runtime = if record_types.contains("[runtime]") {
+        ""
+    } else {
+        "[runtime]\nmax_instances = 64\n"
+    };
     let config = format!(
-        "[plugins]\ndir = \"plugins\"\ncache_dir = {:?}\n{plugin_settings}\n[runtime]\nmax_instances = 64\n\n{record_types}",
+        "[plugins]\ndir = \"plugins\"\ncache_dir = {:?}\n{plugin_settings}\n{runtime}\n# Each record type's share of the pool, so several fit in the tests' small one.\n[defaults]\nmax_in_flight = 8\n\n{record_types}",
         shared_cache_dir().display().to_string()
     );
     let path = dir.path().join("droid.toml");

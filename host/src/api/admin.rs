@@ -12,13 +12,13 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ErrorCode};
+use super::extract::{ApiBody, ApiPath, ApiQuery};
 use crate::app::App;
 use crate::config::Share;
 use crate::plugins::{ControlError, RolledBack, Version};
@@ -43,8 +43,8 @@ struct RolloutRequest {
 /// Starts (or re-shares) a rollout.
 pub(super) async fn rollout(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
-    body: Bytes,
+    ApiPath(name): ApiPath<String>,
+    ApiBody(body): ApiBody,
 ) -> Answer {
     let request: RolloutRequest = parse(&body, r#"{"version": "1.2.0", "share": "5%"}"#)?;
     let share = Share::parse(&request.share).map_err(|why| {
@@ -61,7 +61,7 @@ pub(super) async fn rollout(
 }
 
 /// Promotes the candidate.
-pub(super) async fn promote(State(app): State<Arc<App>>, Path(name): Path<String>) -> Answer {
+pub(super) async fn promote(State(app): State<Arc<App>>, ApiPath(name): ApiPath<String>) -> Answer {
     let version: Arc<Version> = blocking(move || app.promote(&name))
         .await?
         .map_err(control_error)?;
@@ -79,8 +79,8 @@ struct RollbackRequest {
 /// Rolls back the candidate, or the current version to the previous one.
 pub(super) async fn rollback(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
-    body: Bytes,
+    ApiPath(name): ApiPath<String>,
+    ApiBody(body): ApiBody,
 ) -> Answer {
     let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RollbackRequest::default()
@@ -172,7 +172,7 @@ pub(super) struct DeadLetterQuery {
 /// Dead letters, optionally of one source.
 pub(super) async fn dead_letters(
     State(app): State<Arc<App>>,
-    axum::extract::Query(query): axum::extract::Query<DeadLetterQuery>,
+    ApiQuery(query): ApiQuery<DeadLetterQuery>,
 ) -> Answer {
     let limit = query.limit.unwrap_or(1000).min(10_000);
     let store = app.store.clone();
@@ -192,8 +192,8 @@ struct ReplayRequest {
 /// transformer again: those that now succeed leave the dead letters.
 pub(super) async fn replay(
     State(app): State<Arc<App>>,
-    Path(source): Path<String>,
-    body: Bytes,
+    ApiPath(source): ApiPath<String>,
+    ApiBody(body): ApiBody,
 ) -> Answer {
     let request: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayRequest::default()

@@ -11,12 +11,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, ErrorCode};
+use super::extract::ApiPath;
 use crate::access::{Action, Caller};
 use crate::app::App;
 use crate::auth::{AuthError, CallKind};
@@ -71,7 +72,7 @@ pub(super) async fn authorize(
 /// Middleware of the ingestion routes: the caller must publish to `{source}`.
 pub(super) async fn publishers_only(
     State(app): State<Arc<App>>,
-    Path(params): Path<HashMap<String, String>>,
+    ApiPath(params): ApiPath<HashMap<String, String>>,
     request: Request,
     next: Next,
 ) -> Response {

@@ -13,14 +13,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::entity::parse_tenant;
 use super::error::{ApiError, ErrorCode};
+use super::extract::{ApiPath, body_error};
 use super::respond;
 use crate::access::Action;
 use crate::app::App;
@@ -39,7 +40,7 @@ struct BatchRequest {
 
 pub(super) async fn read_batch(
     State(app): State<Arc<App>>,
-    Path(record_type): Path<String>,
+    ApiPath(record_type): ApiPath<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -189,21 +190,4 @@ fn push_error(out: &mut String, key_json: &str, cache: Option<&str>, e: &ApiErro
         e.status.as_u16(),
         e.body_json()
     );
-}
-
-/// The error for a body axum could not read.
-pub(super) fn body_error(e: &BytesRejection) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::BodyTooLarge,
-            e.body_text(),
-        )
-    } else {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidBody,
-            e.body_text(),
-        )
-    }
 }

@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
+
+use super::extract::ApiPath;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -49,7 +51,7 @@ pub(super) async fn get_entity(
 /// shared with the batch endpoint, which only takes `POST`.
 pub(super) async fn get_key_named_batch(
     State(app): State<Arc<App>>,
-    Path(record_type): Path<String>,
+    ApiPath(record_type): ApiPath<String>,
     query: Result<Query<ReadQuery>, QueryRejection>,
     request: Request,
 ) -> Response {

@@ -114,6 +114,19 @@ pub enum ErrorCode {
     SequenceExpired,
     /// The record type is read through, so it has no records to export.
     NotIngested,
+    /// The plugin went past one of its record type's limits (record size,
+    /// depth, changes per event or call, outbound requests per call).
+    PluginLimitExceeded,
+    /// The ingestion source has `max_in_flight` requests being transformed.
+    SourceBusy,
+    /// droid holds as many connections as it may, none of them idle.
+    ServerBusy,
+    /// A path segment is not valid (not UTF-8 once percent-decoded, ...).
+    InvalidPath,
+    /// The query string does not parse as the route expects.
+    InvalidQuery,
+    /// The request itself is malformed (its request line or headers).
+    InvalidRequest,
     /// The host hit a bug; details are in its log.
     Internal,
 }
@@ -172,6 +185,12 @@ impl ErrorCode {
         ErrorCode::InvalidSince,
         ErrorCode::SequenceExpired,
         ErrorCode::NotIngested,
+        ErrorCode::PluginLimitExceeded,
+        ErrorCode::SourceBusy,
+        ErrorCode::ServerBusy,
+        ErrorCode::InvalidPath,
+        ErrorCode::InvalidQuery,
+        ErrorCode::InvalidRequest,
         ErrorCode::Internal,
     ];
 
@@ -229,6 +248,12 @@ impl ErrorCode {
             ErrorCode::InvalidSince => "invalid_since",
             ErrorCode::SequenceExpired => "sequence_expired",
             ErrorCode::NotIngested => "not_ingested",
+            ErrorCode::PluginLimitExceeded => "plugin_limit_exceeded",
+            ErrorCode::SourceBusy => "source_busy",
+            ErrorCode::ServerBusy => "server_busy",
+            ErrorCode::InvalidPath => "invalid_path",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::Internal => "internal",
         }
     }

@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::batch::body_error;
 use super::error::{ApiError, ErrorCode};
+use super::extract::{ApiPath, body_error};
 use crate::app::App;
 use crate::ingest::{
     EventResult, IncomingEvent, Refusal, State as SourceState, Target, ingest_into,
@@ -28,7 +28,7 @@ pub const MAX_EVENTS: usize = 10_000;
 
 pub(super) async fn ingest_events(
     State(app): State<Arc<App>>,
-    Path(source): Path<String>,
+    ApiPath(source): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     match answer(&app, &source, body, Target::Live).await {
@@ -89,6 +89,21 @@ pub(super) async fn answer(
             ));
         }
     }
+    let Some(_slot) = app
+        .source_slots
+        .try_take(source, source_config.max_in_flight)
+    else {
+        metrics::counter!(crate::metrics::INGEST_BUSY, "source" => source.to_owned()).increment(1);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::SourceBusy,
+            format!(
+                "source {source:?} has {} requests being transformed, the most it may (sources.{source}.max_in_flight); retry shortly",
+                source_config.max_in_flight
+            ),
+        )
+        .retry_after(1));
+    };
     let registry = app.registry();
     let binding = registry
         .get(&source_config.record_type)

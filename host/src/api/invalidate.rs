@@ -17,9 +17,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::batch::body_error;
 use super::entity::parse_tenant;
 use super::error::{ApiError, ErrorCode};
+use super::extract::body_error;
 use super::respond;
 use crate::access::{Action, Caller};
 use crate::app::App;

@@ -11,6 +11,7 @@ mod auth;
 pub(crate) mod batch;
 pub(crate) mod entity;
 mod error;
+pub(crate) mod extract;
 mod feed;
 mod ingest;
 mod invalidate;
@@ -59,6 +60,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(ops::metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        // Bodies are bounded by `server.max_body_bytes` (read live), not by
+        // axum's fixed default, whose refusal is plain text.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(app.clone(), limit_body))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(request_span));
     let router = if app.authenticator().is_none() {
@@ -71,6 +76,16 @@ pub fn router(app: Arc<App>) -> Router {
         router
     };
     router.with_state(app)
+}
+
+/// Bounds the request's body by the configuration in force.
+async fn limit_body(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let limit = app.config().max_body_bytes;
+    extract::limit_body(limit, request, next).await
 }
 
 /// The span of a request names its method and route, never its URI: keys of

@@ -11,13 +11,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::error::{ApiError, ErrorCode};
+use super::extract::ApiPath;
 use crate::access::Action;
 use crate::app::App;
 use crate::auth::CallKind;
@@ -58,7 +59,7 @@ struct Page<'a> {
 
 pub(super) async fn export(
     State(app): State<Arc<App>>,
-    Path(record_type): Path<String>,
+    ApiPath(record_type): ApiPath<String>,
     headers: HeaderMap,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {

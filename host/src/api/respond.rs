@@ -157,6 +157,7 @@ pub fn fetch_error(record_type: &str, e: &FetchError) -> ApiError {
                 (S::BAD_GATEWAY, ErrorCode::PluginCrashed)
             }
             CallError::InvalidResult { .. } => (S::BAD_GATEWAY, ErrorCode::PluginInvalidResult),
+            CallError::LimitExceeded { .. } => (S::BAD_GATEWAY, ErrorCode::PluginLimitExceeded),
             CallError::Capacity => {
                 return ApiError::new(S::SERVICE_UNAVAILABLE, ErrorCode::PluginCapacity, message)
                     .retry_after(1);

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -25,6 +25,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, ErrorCode};
+use super::extract::{ApiBody, ApiPath};
 use crate::app::App;
 use crate::ingest::Target;
 use crate::store::{EventOutcome, Snapshot, now_ms};
@@ -44,8 +45,8 @@ struct OpenRequest {
 
 pub(super) async fn open(
     State(app): State<Arc<App>>,
-    Path(source): Path<String>,
-    body: Bytes,
+    ApiPath(source): ApiPath<String>,
+    ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     known_source(&app, &source)?;
     let request: OpenRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -86,7 +87,7 @@ pub(super) async fn open(
 
 pub(super) async fn show(
     State(app): State<Arc<App>>,
-    Path((source, id)): Path<(String, String)>,
+    ApiPath((source, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let snapshot = open_snapshot(&app, &source, &id).await?;
     Ok(Json(json!({ "snapshot": snapshot })).into_response())
@@ -94,7 +95,7 @@ pub(super) async fn show(
 
 pub(super) async fn part(
     State(app): State<Arc<App>>,
-    Path((source, id)): Path<(String, String)>,
+    ApiPath((source, id)): ApiPath<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     open_snapshot(&app, &source, &id).await?;
@@ -103,7 +104,7 @@ pub(super) async fn part(
 
 pub(super) async fn commit(
     State(app): State<Arc<App>>,
-    Path((source, id)): Path<(String, String)>,
+    ApiPath((source, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     open_snapshot(&app, &source, &id).await?;
     let store = app.store.clone();
@@ -141,7 +142,7 @@ pub(super) async fn commit(
 
 pub(super) async fn abort(
     State(app): State<Arc<App>>,
-    Path((source, id)): Path<(String, String)>,
+    ApiPath((source, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     open_snapshot(&app, &source, &id).await?;
     let store = app.store.clone();

@@ -15,6 +15,7 @@ mod raw;
 mod validate;
 
 pub(crate) use raw::parse_toml;
+pub(crate) use validate::check_connection_limits;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,8 +32,12 @@ pub struct Config {
     pub source: PathBuf,
     /// Where the HTTP API listens.
     pub listen: SocketAddr,
+    /// How long clients may take and how many may be connected.
+    pub connections: ConnectionLimits,
     /// The most keys one batch read may ask for.
     pub max_batch_keys: usize,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: u64,
     /// The change feed's heartbeats and its patience with slow subscribers.
     pub feed: FeedSettings,
     /// How many changes the change log keeps (older ones are trimmed; a
@@ -52,6 +57,8 @@ pub struct Config {
     pub store_path: PathBuf,
     /// The read cache in front of the store.
     pub store_cache: StoreCache,
+    /// The bytes of the store file the embedded engine caches in memory.
+    pub store_engine_cache_bytes: u64,
     /// Ingestion sources, by name: which ingested record type each feeds.
     pub sources: BTreeMap<String, SourceConfig>,
     /// How callers' tokens are checked (`[auth]`); `None` when the file has no
@@ -71,6 +78,28 @@ pub struct FeedSettings {
     pub heartbeat: Duration,
     /// How long a subscriber's full buffer is waited on before it is dropped.
     pub send_timeout: Duration,
+    /// The most bytes of changes droid holds for one subscriber at a time:
+    /// a page read from the log, and what waits to be sent.
+    pub subscriber_bytes: usize,
+    /// The most bytes all subscribers together may hold; past it, their
+    /// streams pause until memory frees up.
+    pub buffer_bytes: usize,
+    /// The most bytes of the newest changes kept in memory for followers
+    /// that are caught up.
+    pub tail_bytes: usize,
+}
+
+/// Limits on the connections of a listener (droid's and the sidecar's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long a client may take to send a request's head once it started.
+    pub header_timeout: Duration,
+    /// How long a connection may stay open with no request in progress and
+    /// nothing sent or received.
+    pub idle_timeout: Duration,
+    /// The most connections open at once. At the cap, a new connection
+    /// closes the one idle the longest; when none is idle, it is refused.
+    pub max_connections: usize,
 }
 
 /// The read cache in front of the store (ingested records).
@@ -104,6 +133,8 @@ pub struct SourceConfig {
     pub bootstrap_url: Option<url::Url>,
     /// The issuers that may post its events, snapshots and backfills.
     pub publishers: Vec<String>,
+    /// The most of its requests transformed at once; past it, `429`.
+    pub max_in_flight: u32,
 }
 
 /// How plugin files are picked up, rolled out and trusted.
@@ -232,6 +263,12 @@ pub struct RuntimeSettings {
     pub max_instances: u32,
     /// The largest linear memory any plugin may have; per-record-type caps must fit under it.
     pub max_memory_bytes: u64,
+    /// The threads plugin calls run on, apart from the HTTP server's.
+    pub plugin_threads: usize,
+    /// How much lower those threads' priority is (a nice value, 0 to 19).
+    pub plugin_nice: i32,
+    /// How long a plugin's start-up (its trial instance at load) may take.
+    pub startup_deadline: Duration,
 }
 
 /// One declared record type.
@@ -243,6 +280,10 @@ pub struct RecordTypeConfig {
     pub mode: Mode,
     /// Limits on every plugin call made for this record type.
     pub limits: PluginLimits,
+    /// The most plugin calls for this record type at once: its share of the
+    /// instance pool. For a read-through type, the fetches in flight (past
+    /// it, a miss is answered `429`).
+    pub max_in_flight: u32,
     /// Values the plugin reads through its `config` import.
     pub values: BTreeMap<String, String>,
     /// The issuers that may read its records (`*`: any authenticated one).
@@ -276,9 +317,6 @@ pub struct ReadThroughConfig {
     pub http: HttpSettings,
     /// The record type's three caches and its stale windows.
     pub cache: CacheSettings,
-    /// The most fetches from the backing store in flight at once; past it, misses
-    /// are answered with `429` at once.
-    pub max_in_flight: u32,
 }
 
 /// How one record type caches what its adapter returns.
@@ -316,13 +354,33 @@ pub struct IngestedConfig {
     pub transformer: String,
 }
 
-/// Limits on one plugin call.
+/// Limits on one plugin call and on what it may hand back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PluginLimits {
     /// Wall-clock budget of one call, including time spent waiting on host calls.
     pub deadline: Duration,
     /// The most linear memory one instance may grow to.
     pub memory_bytes: u64,
+    /// The largest record body a plugin may return or write, in bytes.
+    pub max_record_bytes: u64,
+    /// The deepest nesting of arrays and objects a record body may have
+    /// (consumers' recursive parsers fail on deeper ones).
+    pub max_json_depth: u32,
+    /// The most changes one event may produce.
+    pub max_ops_per_event: u32,
+    /// The most changes one transformer call (a batch) may produce.
+    pub max_ops_per_call: u32,
+    /// The longest error message a plugin may report; longer ones are cut.
+    pub max_error_bytes: u32,
+    /// The most outbound requests one adapter call may send.
+    pub max_requests_per_call: u32,
+    /// The most log lines one call may write; the rest are dropped and counted.
+    pub log_lines_per_call: u32,
+    /// The most log bytes one call may write; the rest are dropped and counted.
+    pub log_bytes_per_call: u32,
+    /// The most log lines per second the record type's plugin may write over
+    /// all its calls; the rest are dropped and counted.
+    pub log_lines_per_s: u32,
 }
 
 /// Outbound HTTP settings of an adapter.
@@ -384,6 +442,14 @@ impl RecordTypeConfig {
     pub fn plugin_name(&self) -> &str {
         let file = self.plugin_file();
         file.strip_suffix(".wasm").unwrap_or(file)
+    }
+}
+
+impl RuntimeSettings {
+    /// A pool of `max_instances` instances of at most `max_memory_bytes`
+    /// each, every other setting at its default (for tools and benchmarks).
+    pub fn sized(max_instances: u32, max_memory_bytes: u64) -> Self {
+        validate::runtime_defaults(max_instances, max_memory_bytes)
     }
 }
 

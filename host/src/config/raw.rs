@@ -41,6 +41,8 @@ pub(super) struct RawAuth {
     pub key_fetch_timeout_ms: Option<u64>,
     pub replay_entries: Option<u64>,
     pub verified_entries: Option<u64>,
+    pub key_fetch_concurrency: Option<u64>,
+    pub key_fetches_per_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +52,7 @@ pub(super) struct RawStore {
     pub cache_bytes: Option<u64>,
     pub cache_ttl_ms: Option<u64>,
     pub change_log_retention: Option<u64>,
+    pub engine_cache_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +66,7 @@ pub(super) struct RawSource {
     pub page_above: Option<u64>,
     pub bootstrap_url: Option<String>,
     pub publishers: Option<Vec<String>>,
+    pub max_in_flight: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,8 +74,15 @@ pub(super) struct RawSource {
 pub(super) struct RawServer {
     pub listen: Option<String>,
     pub max_batch_keys: Option<usize>,
+    pub max_body_bytes: Option<u64>,
     pub feed_heartbeat_ms: Option<u64>,
     pub feed_send_timeout_ms: Option<u64>,
+    pub feed_subscriber_bytes: Option<u64>,
+    pub feed_buffer_bytes: Option<u64>,
+    pub feed_tail_bytes: Option<u64>,
+    pub header_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub max_connections: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +108,9 @@ pub(super) struct RawPlugins {
 pub(super) struct RawRuntime {
     pub max_instances: Option<u32>,
     pub max_memory_mib: Option<u64>,
+    pub plugin_threads: Option<u64>,
+    pub plugin_nice: Option<u64>,
+    pub startup_deadline_ms: Option<u64>,
 }
 
 /// Defaults applied to every record type that does not set the field itself.
@@ -137,6 +151,15 @@ pub(super) struct RawRecordType {
 pub(super) struct RawLimits {
     pub deadline_ms: Option<u64>,
     pub memory_mib: Option<u64>,
+    pub max_record_bytes: Option<u64>,
+    pub max_json_depth: Option<u64>,
+    pub max_ops_per_event: Option<u64>,
+    pub max_ops_per_call: Option<u64>,
+    pub max_error_bytes: Option<u64>,
+    pub max_requests_per_call: Option<u64>,
+    pub log_lines_per_call: Option<u64>,
+    pub log_bytes_per_call: Option<u64>,
+    pub log_lines_per_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]

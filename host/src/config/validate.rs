@@ -11,9 +11,10 @@ use super::raw::{
     RawCache, RawCachePolicy, RawConfig, RawHttp, RawLimits, RawPlugins, RawRecordType, RawSource,
 };
 use super::{
-    CachePolicy, CacheSettings, Config, ConfigError, FeedSettings, HttpSettings, IngestedConfig,
-    Mode, PluginLimits, PluginSettings, Problem, ReadThroughConfig, RecordTypeConfig,
-    RolloutPolicy, RuntimeSettings, Share, SourceConfig, StoreCache, TrustSettings,
+    CachePolicy, CacheSettings, Config, ConfigError, ConnectionLimits, FeedSettings, HttpSettings,
+    IngestedConfig, Mode, PluginLimits, PluginSettings, Problem, ReadThroughConfig,
+    RecordTypeConfig, RolloutPolicy, RuntimeSettings, Share, SourceConfig, StoreCache,
+    TrustSettings,
 };
 
 mod grants;
@@ -37,11 +38,41 @@ const DEFAULT_SETTLE: Duration = Duration::from_millis(20);
 const DEFAULT_ROLLBACK_MARGIN: Share = Share::parse_const(500);
 /// Enough calls that a handful of unlucky ones does not decide.
 const DEFAULT_ROLLBACK_MIN_CALLS: u64 = 100;
-/// The limits used when neither a record type nor `[defaults.limits]` sets them.
+/// The limits used when neither a record type nor `[defaults.limits]` sets
+/// them: generous for the small records droid is for, small enough that one
+/// plugin's output cannot stall the store or its followers.
 pub(super) const DEFAULT_LIMITS: PluginLimits = PluginLimits {
     deadline: Duration::from_millis(DEFAULT_DEADLINE_MS),
     memory_bytes: DEFAULT_MEMORY_MIB * MIB,
+    max_record_bytes: MIB,
+    max_json_depth: 64,
+    max_ops_per_event: 1_000,
+    max_ops_per_call: 10_000,
+    max_error_bytes: 1_024,
+    max_requests_per_call: 16,
+    log_lines_per_call: 100,
+    log_bytes_per_call: 16 * 1024,
+    log_lines_per_s: 1_000,
 };
+/// How long a plugin's start-up may take at load.
+const DEFAULT_STARTUP_DEADLINE_MS: u64 = 2_000;
+/// Plugin threads run this much below the server's priority.
+const DEFAULT_PLUGIN_NICE: u64 = 10;
+/// Connections: a request head must arrive within 10 s of its first byte;
+/// a connection with nothing happening closes after a minute (longer than
+/// the usual client pools' idle time, so clients close first).
+const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// Descriptors kept free beyond the connection cap by default: the store,
+/// plugin and key files, outbound HTTP and the change feed's own needs.
+const FD_RESERVE: u64 = 256;
+/// The change feed: a megabyte per subscriber, 64 MiB for all of them, and
+/// the newest 16 MiB of changes shared by the caught-up ones.
+const DEFAULT_FEED_SUBSCRIBER_BYTES: u64 = MIB;
+const DEFAULT_FEED_BUFFER_BYTES: u64 = 64 * MIB;
+const DEFAULT_FEED_TAIL_BYTES: u64 = 16 * MIB;
+/// The embedded store's own page cache.
+const DEFAULT_ENGINE_CACHE_BYTES: u64 = 64 * MIB;
 const DEFAULT_MAX_BATCH_KEYS: usize = 100;
 const DEFAULT_MAX_IN_FLIGHT: u32 = 16;
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -104,8 +135,13 @@ impl Checker {
         min: u64,
         max: u64,
     ) -> u64 {
+        let field = if table.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{table}.{key}")
+        };
         match raw {
-            Some(value) => self.in_range(&format!("{table}.{key}"), value, min, max),
+            Some(value) => self.in_range(&field, value, min, max),
             None => inherited,
         }
     }
@@ -172,9 +208,33 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     c.in_range("runtime.max_instances", u64::from(max_instances), 1, 10_000);
     let max_memory_mib = raw.runtime.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB);
     c.in_range("runtime.max_memory_mib", max_memory_mib, 1, 4_096);
+    let base = runtime_defaults(max_instances, max_memory_mib * MIB);
     let runtime = RuntimeSettings {
-        max_instances,
-        max_memory_bytes: max_memory_mib * MIB,
+        plugin_threads: c.number(
+            "runtime",
+            "plugin_threads",
+            raw.runtime.plugin_threads,
+            base.plugin_threads as u64,
+            1,
+            1_024,
+        ) as usize,
+        plugin_nice: c.number(
+            "runtime",
+            "plugin_nice",
+            raw.runtime.plugin_nice,
+            base.plugin_nice as u64,
+            0,
+            19,
+        ) as i32,
+        startup_deadline: c.millis(
+            "runtime",
+            "startup_deadline_ms",
+            raw.runtime.startup_deadline_ms,
+            base.startup_deadline,
+            1,
+            600_000,
+        ),
+        ..base
     };
 
     let defaults = Defaults {
@@ -205,6 +265,14 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         1,
         10_000,
     ) as usize;
+    let max_body_bytes = c.number(
+        "server",
+        "max_body_bytes",
+        raw.server.max_body_bytes,
+        2 * MIB,
+        1024,
+        1024 * MIB,
+    );
     let feed = FeedSettings {
         heartbeat: Duration::from_millis(c.number(
             "server",
@@ -222,7 +290,47 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             10,
             600_000,
         )),
+        subscriber_bytes: c.number(
+            "server",
+            "feed_subscriber_bytes",
+            raw.server.feed_subscriber_bytes,
+            DEFAULT_FEED_SUBSCRIBER_BYTES,
+            64 * 1024,
+            1024 * MIB,
+        ) as usize,
+        buffer_bytes: c.number(
+            "server",
+            "feed_buffer_bytes",
+            raw.server.feed_buffer_bytes,
+            DEFAULT_FEED_BUFFER_BYTES,
+            64 * 1024,
+            64 * 1024 * MIB,
+        ) as usize,
+        tail_bytes: c.number(
+            "server",
+            "feed_tail_bytes",
+            raw.server.feed_tail_bytes,
+            DEFAULT_FEED_TAIL_BYTES,
+            0,
+            64 * 1024 * MIB,
+        ) as usize,
     };
+    if feed.buffer_bytes < feed.subscriber_bytes {
+        c.problem(
+            "server.feed_buffer_bytes",
+            format!(
+                "expected at least server.feed_subscriber_bytes ({}), found {}",
+                feed.subscriber_bytes, feed.buffer_bytes
+            ),
+        );
+    }
+    let connections = connection_limits(
+        &mut c,
+        "server",
+        raw.server.header_timeout_ms,
+        raw.server.idle_timeout_ms,
+        raw.server.max_connections,
+    );
 
     if raw.record_types.is_empty() {
         c.problem(
@@ -243,6 +351,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     }
 
     let sources = sources(&mut c, raw.sources, &record_types);
+    pool_shares(&mut c, &runtime, &record_types);
     let (auth, admins) = grants::auth(&mut c, &base_dir, raw.auth);
     let store_path = resolve_dir(
         &mut c,
@@ -277,6 +386,14 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             86_400_000,
         )),
     };
+    let store_engine_cache_bytes = c.number(
+        "store",
+        "engine_cache_bytes",
+        raw.store.engine_cache_bytes,
+        DEFAULT_ENGINE_CACHE_BYTES,
+        MIB,
+        1 << 40,
+    );
 
     if !c.problems.is_empty() {
         return Err(ConfigError::Invalid {
@@ -287,7 +404,9 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     Ok(Config {
         source: path.to_path_buf(),
         listen,
+        connections,
         max_batch_keys,
+        max_body_bytes,
         feed,
         change_log_retention,
         plugin_dir,
@@ -297,6 +416,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         record_types,
         store_path,
         store_cache,
+        store_engine_cache_bytes,
         sources,
         auth,
         admins,
@@ -360,8 +480,16 @@ fn sources(
                 .map_err(|why| c.problem(format!("{field}.bootstrap_url"), why))
                 .ok()
         });
-        match record_types.get(&record_type).map(|rt| &rt.mode) {
-            Some(Mode::Ingested(_)) => {
+        match record_types.get(&record_type).map(|rt| (&rt.mode, rt.max_in_flight)) {
+            Some((Mode::Ingested(_), type_in_flight)) => {
+                let max_in_flight = c.number(
+                    &field,
+                    "max_in_flight",
+                    source.max_in_flight.map(u64::from),
+                    u64::from(type_in_flight),
+                    1,
+                    10_000,
+                ) as u32;
                 out.insert(
                     name,
                     SourceConfig {
@@ -373,10 +501,11 @@ fn sources(
                         page_above,
                         bootstrap_url,
                         publishers,
+                        max_in_flight,
                     },
                 );
             }
-            Some(Mode::ReadThrough(_)) => c.problem(
+            Some((Mode::ReadThrough(_), _)) => c.problem(
                 format!("{field}.record_type"),
                 format!("record type {record_type:?} is read-through; a source feeds an ingested record type"),
             ),
@@ -520,6 +649,14 @@ fn record_type(
         Some(defaults.limits),
         defaults.max_memory_mib,
     );
+    let max_in_flight = c.number(
+        field,
+        "max_in_flight",
+        raw.max_in_flight.map(u64::from),
+        u64::from(defaults.max_in_flight),
+        1,
+        10_000,
+    ) as u32;
     for (key, value) in &raw.config {
         if key.is_empty() || key.len() > 128 {
             c.problem(
@@ -569,14 +706,6 @@ fn record_type(
                 raw.cache.unwrap_or_default(),
                 Some(defaults.cache),
             );
-            let max_in_flight = c.number(
-                field,
-                "max_in_flight",
-                raw.max_in_flight.map(u64::from),
-                u64::from(defaults.max_in_flight),
-                1,
-                10_000,
-            ) as u32;
             if http.request_timeout > limits.deadline {
                 c.problem(
                     format!("{field}.http.request_timeout_ms"),
@@ -592,7 +721,6 @@ fn record_type(
                 base_url: base_url?,
                 http,
                 cache,
-                max_in_flight,
             }))
         }
         Some("ingested") => {
@@ -601,13 +729,6 @@ fn record_type(
             forbid(c, field, "http", raw.http.is_some(), "ingested");
             forbid(c, field, "cache", raw.cache.is_some(), "ingested");
             forbid(c, field, "invalidators", has_invalidators, "ingested");
-            forbid(
-                c,
-                field,
-                "max_in_flight",
-                raw.max_in_flight.is_some(),
-                "ingested",
-            );
             let transformer = required_plugin(c, field, "transformer", raw.transformer, "ingested");
             Mode::Ingested(IngestedConfig {
                 transformer: transformer?,
@@ -632,6 +753,7 @@ fn record_type(
         name: name.to_owned(),
         mode,
         limits,
+        max_in_flight,
         values: raw.config,
         readers,
         invalidators,
@@ -692,8 +814,8 @@ fn limits(
     max_memory_mib: u64,
 ) -> PluginLimits {
     let base = base.unwrap_or(PluginLimits {
-        deadline: Duration::from_millis(DEFAULT_DEADLINE_MS),
         memory_bytes: DEFAULT_MEMORY_MIB.min(max_memory_mib) * MIB,
+        ..DEFAULT_LIMITS
     });
     let deadline = c.millis(
         field,
@@ -720,9 +842,207 @@ fn limits(
             max_memory_mib,
         ),
     };
+    let mut count = |key: &str, raw: Option<u64>, inherited: u32, min: u64, max: u64| {
+        c.number(field, key, raw, u64::from(inherited), min, max) as u32
+    };
+    let max_json_depth = count(
+        "max_json_depth",
+        raw.max_json_depth,
+        base.max_json_depth,
+        1,
+        128,
+    );
+    let max_ops_per_event = count(
+        "max_ops_per_event",
+        raw.max_ops_per_event,
+        base.max_ops_per_event,
+        1,
+        1_000_000,
+    );
+    let max_ops_per_call = count(
+        "max_ops_per_call",
+        raw.max_ops_per_call,
+        base.max_ops_per_call,
+        1,
+        10_000_000,
+    );
+    let max_error_bytes = count(
+        "max_error_bytes",
+        raw.max_error_bytes,
+        base.max_error_bytes,
+        64,
+        1 << 20,
+    );
+    let max_requests_per_call = count(
+        "max_requests_per_call",
+        raw.max_requests_per_call,
+        base.max_requests_per_call,
+        1,
+        10_000,
+    );
+    let log_lines_per_call = count(
+        "log_lines_per_call",
+        raw.log_lines_per_call,
+        base.log_lines_per_call,
+        0,
+        1_000_000,
+    );
+    let log_bytes_per_call = count(
+        "log_bytes_per_call",
+        raw.log_bytes_per_call,
+        base.log_bytes_per_call,
+        0,
+        64 << 20,
+    );
+    let log_lines_per_s = count(
+        "log_lines_per_s",
+        raw.log_lines_per_s,
+        base.log_lines_per_s,
+        0,
+        1_000_000,
+    );
+    let max_record_bytes = c.number(
+        field,
+        "max_record_bytes",
+        raw.max_record_bytes,
+        base.max_record_bytes,
+        64,
+        256 * MIB,
+    );
+    if max_ops_per_call < max_ops_per_event {
+        c.problem(
+            format!("{field}.max_ops_per_call"),
+            format!("expected at least max_ops_per_event ({max_ops_per_event}), found {max_ops_per_call}"),
+        );
+    }
     PluginLimits {
         deadline,
         memory_bytes: memory_mib * MIB,
+        max_record_bytes,
+        max_json_depth,
+        max_ops_per_event,
+        max_ops_per_call,
+        max_error_bytes,
+        max_requests_per_call,
+        log_lines_per_call,
+        log_bytes_per_call,
+        log_lines_per_s,
+    }
+}
+
+/// Runtime settings with a pool of `max_instances` instances of at most
+/// `max_memory_bytes` each and every other setting at its default: one plugin
+/// thread per core, at nice 10, two seconds for a plugin's start-up.
+pub(super) fn runtime_defaults(max_instances: u32, max_memory_bytes: u64) -> RuntimeSettings {
+    RuntimeSettings {
+        max_instances,
+        max_memory_bytes,
+        plugin_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        plugin_nice: DEFAULT_PLUGIN_NICE as i32,
+        startup_deadline: Duration::from_millis(DEFAULT_STARTUP_DEADLINE_MS),
+    }
+}
+
+/// Connection limits of a listener at the top level of a file that checks
+/// itself its own way (the sidecar's): the limits and the problems found.
+pub(crate) fn check_connection_limits(
+    header_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_connections: Option<u64>,
+) -> (ConnectionLimits, Vec<Problem>) {
+    let mut c = Checker {
+        problems: Vec::new(),
+    };
+    let limits = connection_limits(
+        &mut c,
+        "",
+        header_timeout_ms,
+        idle_timeout_ms,
+        max_connections,
+    );
+    (limits, c.problems)
+}
+
+/// Connection limits of a listener, under `table` (droid's `[server]`).
+fn connection_limits(
+    c: &mut Checker,
+    table: &str,
+    header_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_connections: Option<u64>,
+) -> ConnectionLimits {
+    let descriptors = open_files_limit();
+    let default_cap = descriptors.saturating_sub(FD_RESERVE).clamp(16, 10_000);
+    let max_connections = c.number(
+        table,
+        "max_connections",
+        max_connections,
+        default_cap,
+        1,
+        1_000_000,
+    );
+    if max_connections.saturating_add(64) > descriptors {
+        tracing::warn!(
+            max_connections,
+            open_files_limit = descriptors,
+            "max_connections is close to or above the open-files limit (ulimit -n): accepts may fail before the cap is reached"
+        );
+    }
+    ConnectionLimits {
+        header_timeout: c.millis(
+            table,
+            "header_timeout_ms",
+            header_timeout_ms,
+            Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
+            100,
+            600_000,
+        ),
+        idle_timeout: c.millis(
+            table,
+            "idle_timeout_ms",
+            idle_timeout_ms,
+            Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
+            100,
+            3_600_000,
+        ),
+        max_connections: max_connections as usize,
+    }
+}
+
+/// The soft limit on open files of this process (`ulimit -n`).
+fn open_files_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        limit.current.unwrap_or(u64::MAX)
+    }
+    #[cfg(not(unix))]
+    {
+        u64::MAX
+    }
+}
+
+/// Every record type's share of the instance pool (its `max_in_flight`)
+/// must fit in the pool, with one instance to spare for loading plugins:
+/// then no record type can take the instances another needs.
+fn pool_shares(
+    c: &mut Checker,
+    runtime: &RuntimeSettings,
+    record_types: &BTreeMap<String, Arc<RecordTypeConfig>>,
+) {
+    let shares: u64 = record_types
+        .values()
+        .map(|rt| u64::from(rt.max_in_flight))
+        .sum();
+    let pool = u64::from(runtime.max_instances);
+    if shares >= pool {
+        c.problem(
+            "runtime.max_instances",
+            format!(
+                "the record types' max_in_flight add up to {shares}, but the instance pool holds {pool} (one is kept for loading plugins): raise runtime.max_instances to at least {} or lower max_in_flight",
+                shares + 1
+            ),
+        );
     }
 }
 

@@ -128,6 +128,7 @@ mod tests {
             page_above: 3,
             bootstrap_url: None,
             publishers: Vec::new(),
+            max_in_flight: 16,
         };
         let health = SourceHealth::default();
         let start = Instant::now();

@@ -2,7 +2,7 @@
 //! transformer, into the store.
 //!
 //! A request's events are checked one by one (an event that is not valid fails
-//! alone), grouped by the transformer version that serves each event's tenant,
+//! alone), grouped by tenant and by the transformer version that serves it,
 //! transformed in one call per group, and every resulting change is checked (a
 //! transformer may only write its own record type's keys, for the event's
 //! tenant, with JSON bodies). Then all accepted events commit in one store
@@ -11,6 +11,7 @@
 
 mod health;
 mod rate;
+mod slots;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use serde::Serialize;
 
 pub use health::{Health, SourceHealth, State};
 pub use rate::{RateLimits, Refusal};
+pub use slots::SourceSlots;
 
 use crate::entity::{EntityOp, SourceEvent};
 use crate::key::{EntityKey, TenantId};
@@ -123,7 +125,8 @@ impl IncomingEvent {
     }
 }
 
-/// The events one transformer version handles, with their places in the request.
+/// The events of one tenant that one transformer version handles, with their
+/// places in the request.
 type Group = (Arc<Version>, Vec<(usize, SourceEvent)>);
 
 /// Where accepted events go.
@@ -155,14 +158,17 @@ pub async fn ingest_into(
     target: Target<'_>,
 ) -> Result<Vec<EventResult>, StoreError> {
     let mut results: Vec<Option<EventResult>> = vec![None; events.len()];
-    // Checked events, grouped by the transformer version serving their tenant.
-    let mut groups: BTreeMap<u64, Group> = BTreeMap::new();
+    // Checked events, grouped by tenant and the transformer version serving
+    // it. One call never sees two tenants' events: a plugin instance lives for
+    // one call, so whatever it keeps from one event can only reach records of
+    // the same tenant.
+    let mut groups: BTreeMap<(String, u64), Group> = BTreeMap::new();
     for (i, event) in events.into_iter().enumerate() {
         match event.and_then(|e| e.check(source)) {
             Ok(event) => {
                 let version = binding.select(&event.tenant);
                 groups
-                    .entry(version.id)
+                    .entry((event.tenant.clone(), version.id))
                     .or_insert_with(|| (version, Vec::new()))
                     .1
                     .push((i, event));
@@ -206,9 +212,7 @@ pub async fn ingest_into(
                     let checked = output
                         .map_err(|f| format!("{} (transformer {})", f, version.label()))
                         .and_then(|ops| {
-                            ops.into_iter()
-                                .map(|op| to_store_op(binding, tenant, occurred_at, op))
-                                .collect::<Result<Vec<_>, _>>()
+                            to_store_ops(binding, tenant, occurred_at, ops)
                                 .map_err(|why| format!("{why} (transformer {})", version.label()))
                         });
                     match checked {
@@ -250,6 +254,8 @@ pub async fn ingest_into(
     }
 
     if !writes.is_empty() {
+        // The change log follows the request's order, whatever the grouping.
+        writes.sort_unstable_by_key(|(i, _)| *i);
         let store = store.clone();
         let (indices, batch): (Vec<usize>, Vec<EventWrite>) = writes.into_iter().unzip();
         if let Target::Snapshot(id) = target {
@@ -293,9 +299,51 @@ fn finish(results: Vec<Option<EventResult>>) -> Vec<EventResult> {
         .collect()
 }
 
+/// The changes one event asked for, checked: no more than the record type
+/// allows, each key changed once, and each change as [`to_store_op`] checks it.
+fn to_store_ops(
+    binding: &Binding,
+    tenant: &str,
+    occurred_at: u64,
+    ops: Vec<EntityOp>,
+) -> Result<Vec<Op>, String> {
+    let limits = binding.context.limits();
+    if ops.len() > limits.max_ops_per_event as usize {
+        limited(binding, "max_ops_per_event");
+        return Err(format!(
+            "the event produced {} changes, more than limits.max_ops_per_event ({})",
+            ops.len(),
+            limits.max_ops_per_event
+        ));
+    }
+    let mut keys = std::collections::HashSet::with_capacity(ops.len());
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        let op = to_store_op(binding, tenant, occurred_at, op)?;
+        if !keys.insert(op.id().key.clone()) {
+            return Err(format!(
+                "the event changes key {:?} more than once; send one change per key",
+                op.id().key
+            ));
+        }
+        out.push(op);
+    }
+    Ok(out)
+}
+
+/// Counts a change refused for going past the record type's `limit`.
+fn limited(binding: &Binding, limit: &'static str) {
+    metrics::counter!(
+        crate::metrics::PLUGIN_LIMITED,
+        "record_type" => binding.config.name.clone(),
+        "limit" => limit
+    )
+    .increment(1);
+}
+
 /// One change a transformer asked for, checked: the event's tenant only, a
-/// valid key, a JSON body. Without a provider version, the event's time orders
-/// the change.
+/// valid key, a JSON body within the record type's limits, a version droid
+/// can keep. Without a provider version, the event's time orders the change.
 fn to_store_op(
     binding: &Binding,
     tenant: &str,
@@ -312,6 +360,16 @@ fn to_store_op(
         ));
     }
     EntityKey::parse(key).map_err(|e| format!("a change with key {e}"))?;
+    let version = match &op {
+        EntityOp::Upsert(e) => e.version,
+        EntityOp::Delete(r) => r.version,
+    };
+    if version.is_some_and(|v| v > crate::body::MAX_VERSION) {
+        return Err(format!(
+            "a change to key {key:?} has a version above {}, the largest droid keeps",
+            crate::body::MAX_VERSION
+        ));
+    }
     let id = RecordId {
         record_type: binding.config.name.clone(),
         tenant: tenant.to_owned(),
@@ -319,14 +377,18 @@ fn to_store_op(
     };
     Ok(match op {
         EntityOp::Upsert(entity) => {
-            serde_json::from_str::<serde::de::IgnoredAny>(&entity.body).map_err(|e| {
-                format!("record {:?} has a body that is not JSON ({e})", entity.key)
-            })?;
-            crate::sensitive::check(
+            crate::body::check(
                 &entity.body,
+                binding.context.limits(),
                 &binding.config.sensitive_fields,
                 binding.config.seal_key.as_ref(),
-            )?;
+            )
+            .map_err(|e| {
+                if let Some(limit) = e.limit() {
+                    limited(binding, limit);
+                }
+                format!("record {:?}: {e}", entity.key)
+            })?;
             Op::Upsert {
                 id,
                 body: entity.body,

@@ -86,6 +86,7 @@ mod tests {
             page_above: 100,
             bootstrap_url: None,
             publishers: Vec::new(),
+            max_in_flight: 16,
         }
     }
 

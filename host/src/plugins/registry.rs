@@ -79,7 +79,12 @@ impl Registry {
                 });
                 continue;
             }
-            let context = match PluginContext::new(rt) {
+            // A changed record type keeps its call slots and log budget, so
+            // calls still running under the old binding count against them.
+            let previous_context = previous
+                .and_then(|p| p.bindings.get(name))
+                .map(|b| &*b.context);
+            let context = match PluginContext::new(rt, previous_context) {
                 Ok(c) => Arc::new(c),
                 Err(e) => {
                     failures.push(LoadError::Link {

@@ -92,7 +92,13 @@ fn debounce(
         ready.sort();
         for path in ready {
             pending.remove(&path);
-            handler(path);
+            // Nothing a file makes the handler do may end the watching: a
+            // panic is logged and the next change is handled as usual.
+            let shown = path.display().to_string();
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(path)));
+            if handled.is_err() {
+                tracing::error!(path = %shown, "handling a file change failed; watching goes on");
+            }
         }
     }
 }

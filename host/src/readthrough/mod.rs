@@ -250,7 +250,7 @@ fn build(registry: &Registry, old: &Readers) -> Readers {
                 Arc::new(Reader::new(
                     name,
                     config.cache,
-                    config.max_in_flight,
+                    binding.config.max_in_flight,
                     Arc::new(origin),
                 ))
             }

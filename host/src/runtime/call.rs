@@ -1,7 +1,8 @@
-//! Running one plugin call: a fresh store under the record type's limits, a
-//! deadline enforced both on the wasm side (epoch interruption) and the host side
-//! (a timer around the whole call, covering time spent in host calls such as HTTP),
-//! then every failure sorted into a [`CallError`] and counted.
+//! Running one plugin call: one of the record type's call slots, a fresh store
+//! under the record type's limits, a deadline enforced both on the wasm side
+//! (epoch interruption) and the host side (a timer around the whole call,
+//! covering time spent in host calls such as HTTP), then every failure sorted
+//! into a [`CallError`] and counted.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,9 +12,37 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use super::context::PluginContext;
 use super::error::CallError;
+use super::logs::Dropped;
 use super::state::{CallState, MemoryCapExceeded};
 use super::stats::CallStats;
 use crate::metrics;
+
+/// One of `ctx`'s call slots, waited for up to the call's deadline: a record
+/// type whose calls all run (slow plugins, a flood of events) waits for its
+/// own slots and never takes another record type's instances.
+pub(crate) async fn slot(
+    ctx: &PluginContext,
+) -> Result<tokio::sync::OwnedSemaphorePermit, CallError> {
+    if let Ok(permit) = ctx.slots.clone().try_acquire_owned() {
+        return Ok(permit);
+    }
+    let waited = tokio::time::timeout(ctx.limits.deadline, ctx.slots.clone().acquire_owned()).await;
+    let outcome = if matches!(waited, Ok(Ok(_))) {
+        "acquired"
+    } else {
+        "timeout"
+    };
+    ::metrics::counter!(
+        metrics::PLUGIN_SLOT_WAITS,
+        "record_type" => ctx.record_type.clone(),
+        "outcome" => outcome
+    )
+    .increment(1);
+    match waited {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(CallError::Capacity),
+    }
+}
 
 /// A store ready for one call.
 pub(crate) fn new_store(
@@ -123,6 +152,7 @@ pub(crate) fn record(
     ];
     ::metrics::counter!(metrics::PLUGIN_CALLS, &labels).increment(1);
     ::metrics::histogram!(metrics::PLUGIN_CALL_DURATION, &labels).record(elapsed.as_secs_f64());
+    report_dropped_logs(state, version);
     if outcome != "ok" && outcome != "plugin_error" {
         tracing::warn!(
             plugin = %state.plugin,
@@ -132,6 +162,34 @@ pub(crate) fn record(
             "plugin call failed"
         );
     }
+}
+
+/// One line for a call whose log went over its budgets, instead of the lines.
+fn report_dropped_logs(state: &CallState, version: &str) {
+    let dropped = state.log.total_dropped();
+    if dropped == 0 {
+        return;
+    }
+    for (reason, count) in [Dropped::Call, Dropped::Rate]
+        .into_iter()
+        .zip(state.log.dropped)
+        .filter(|(_, n)| *n > 0)
+    {
+        ::metrics::counter!(
+            metrics::PLUGIN_LOG_DROPPED,
+            "record_type" => state.ctx.record_type.clone(),
+            "reason" => reason.label()
+        )
+        .increment(count);
+    }
+    tracing::warn!(
+        target: "droid::plugin",
+        record_type = %state.ctx.record_type,
+        plugin = %state.plugin,
+        version,
+        dropped,
+        "plugin log lines dropped: past the call's budget (limits.log_lines_per_call, log_bytes_per_call) or the record type's rate (limits.log_lines_per_s)"
+    );
 }
 
 #[cfg(test)]

@@ -1,13 +1,18 @@
 //! What a plugin call knows about the record type it runs for.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
+use super::logs::LogBudget;
 use super::outbound::Outbound;
 use crate::config::{Mode, PluginLimits, RecordTypeConfig};
 
-/// A record type's view of the runtime: its limits, its configuration values and,
-/// for read-through types, its outbound HTTP. Built once per record type and shared
-/// by every call made for it.
+/// A record type's view of the runtime: its limits, its configuration values,
+/// for read-through types its outbound HTTP, and its share of the instance
+/// pool. Built once per record type and shared by every call made for it.
 #[derive(Debug)]
 pub struct PluginContext {
     pub(crate) record_type: String,
@@ -18,11 +23,25 @@ pub struct PluginContext {
     /// its adapter returns.
     pub(crate) sensitive_fields: Vec<String>,
     pub(crate) seal_key: Option<crate::sensitive::SecretKey>,
+    /// The record type's share of the instance pool: a call holds one slot
+    /// from before it instantiates until its store is dropped. The shares of
+    /// all record types fit in the pool (checked with the configuration), so
+    /// no record type can take the instances another needs.
+    pub(crate) slots: Arc<Semaphore>,
+    slot_count: u32,
+    /// What the record type's plugin may still log this second.
+    pub(crate) log_budget: Arc<LogBudget>,
 }
 
 impl PluginContext {
-    /// The context for `config`'s record type.
-    pub fn new(config: &RecordTypeConfig) -> Result<Self, reqwest::Error> {
+    /// The context for `config`'s record type. The call slots and the log
+    /// budget of `previous` (the same record type's context before a
+    /// configuration change) are kept when their sizes did not change, so
+    /// calls still running on the old context count against the new one.
+    pub fn new(
+        config: &RecordTypeConfig,
+        previous: Option<&PluginContext>,
+    ) -> Result<Self, reqwest::Error> {
         let outbound = match &config.mode {
             Mode::ReadThrough(rt) => {
                 Some(Outbound::new(&config.name, rt.base_url.clone(), rt.http)?)
@@ -33,6 +52,16 @@ impl PluginContext {
         if let Some(key) = &config.seal_key {
             values.insert(crate::sensitive::SEAL_KEY_VALUE.to_owned(), key.hex());
         }
+        let slots = match previous {
+            Some(old) if old.slot_count == config.max_in_flight => old.slots.clone(),
+            _ => Arc::new(Semaphore::new(config.max_in_flight as usize)),
+        };
+        let log_budget = match previous {
+            Some(old) if old.log_budget.per_second() == config.limits.log_lines_per_s => {
+                old.log_budget.clone()
+            }
+            _ => Arc::new(LogBudget::new(config.limits.log_lines_per_s)),
+        };
         Ok(Self {
             record_type: config.name.clone(),
             limits: config.limits,
@@ -40,27 +69,40 @@ impl PluginContext {
             outbound,
             sensitive_fields: config.sensitive_fields.clone(),
             seal_key: config.seal_key,
+            slots,
+            slot_count: config.max_in_flight,
+            log_budget,
         })
     }
 
     /// The context of the trial instance every loaded plugin gets before it may
-    /// serve: no record type, no configuration values, no network.
-    pub(crate) fn trial(memory_bytes: u64) -> Self {
+    /// serve: no record type, no configuration values, no network, the
+    /// runtime's start-up deadline.
+    pub(crate) fn trial(memory_bytes: u64, deadline: Duration) -> Self {
         Self {
             record_type: "(load check)".to_owned(),
             limits: PluginLimits {
-                deadline: std::time::Duration::from_secs(2),
+                deadline,
                 memory_bytes,
+                ..PluginLimits::default()
             },
             values: BTreeMap::new(),
             outbound: None,
             sensitive_fields: Vec::new(),
             seal_key: None,
+            slots: Arc::new(Semaphore::new(1)),
+            slot_count: 1,
+            log_budget: Arc::new(LogBudget::new(PluginLimits::default().log_lines_per_s)),
         }
     }
 
     /// The record type this context belongs to.
     pub fn record_type(&self) -> &str {
         &self.record_type
+    }
+
+    /// The limits its calls run under.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
     }
 }

@@ -155,6 +155,15 @@ pub enum CallError {
         /// What was wrong with it.
         reason: String,
     },
+    /// The plugin went past one of its record type's limits on what a call
+    /// may do or hand back (`limits.*` in the configuration).
+    #[error("plugin went past limits.{limit}: {detail}")]
+    LimitExceeded {
+        /// The limit's name in the configuration.
+        limit: &'static str,
+        /// What the plugin did.
+        detail: String,
+    },
 }
 
 impl CallError {
@@ -167,7 +176,19 @@ impl CallError {
             CallError::Trap { .. } => "trap",
             CallError::Capacity => "capacity",
             CallError::InvalidResult { .. } => "invalid_result",
+            CallError::LimitExceeded { .. } => "limit_exceeded",
         }
+    }
+
+    /// A limit of `record_type`'s exceeded: counted here, once.
+    pub(crate) fn limit(record_type: &str, limit: &'static str, detail: String) -> Self {
+        ::metrics::counter!(
+            crate::metrics::PLUGIN_LIMITED,
+            "record_type" => record_type.to_owned(),
+            "limit" => limit
+        )
+        .increment(1);
+        CallError::LimitExceeded { limit, detail }
     }
 }
 

@@ -3,10 +3,12 @@
 //!
 //! Loading a file compiles it once (or takes it from the on-disk artifact cache),
 //! checks that it implements a droid world at a version this host speaks and
-//! imports nothing droid does not provide, and links it (`InstancePre`). Calling it
+//! imports nothing droid does not provide, and links it (`InstancePre`), then
+//! instantiates it once as a trial under the start-up deadline. Calling it
 //! instantiates it into a fresh store from the pooling allocator, with the record
-//! type's memory cap and deadline. A trap, panic, timeout or memory exhaustion
-//! fails that one call with a typed [`CallError`].
+//! type's memory cap and deadline, on the plugin executor's threads (never the
+//! HTTP server's). A trap, panic, timeout, memory exhaustion or a limit gone
+//! past fails that one call with a typed [`CallError`].
 //!
 //! This module knows nothing about HTTP routes, caches or which record types
 //! exist: callers hand it a file and a [`PluginContext`].
@@ -17,7 +19,9 @@ mod call;
 mod context;
 mod egress;
 mod error;
+mod executor;
 mod inspect;
+mod logs;
 pub mod naming;
 mod outbound;
 mod plugin;
@@ -44,6 +48,7 @@ pub use world::{ACCEPTED, Identity, PACKAGE_VERSION, WorldKind};
 use artifacts::ArtifactCache;
 use bindings::{Adapter, AdapterPre, Transformer, TransformerPre};
 use engine::EpochTicker;
+use executor::Executor;
 use state::CallState;
 
 mod engine;
@@ -86,8 +91,12 @@ impl LoadedPlugin {
 /// The engine, its linkers and its artifact cache. Cheap to share behind an `Arc`.
 pub struct Runtime {
     engine: Engine,
+    /// Where every plugin call runs.
+    executor: Arc<Executor>,
     /// The trial instance of every load runs under this memory cap.
     max_memory_bytes: u64,
+    /// ... and this deadline.
+    startup_deadline: std::time::Duration,
     adapter_linker: Linker<CallState>,
     transformer_linker: Linker<CallState>,
     artifacts: ArtifactCache,
@@ -114,6 +123,9 @@ pub enum RuntimeError {
     /// The epoch thread could not start.
     #[error("cannot start the deadline clock: {0}")]
     Ticker(#[from] std::io::Error),
+    /// The plugin threads could not start.
+    #[error("cannot start the plugin threads: {0}")]
+    Executor(std::io::Error),
 }
 
 impl Runtime {
@@ -137,10 +149,14 @@ impl Runtime {
             .map_err(link)?;
 
         let ticker = EpochTicker::start(&engine)?;
+        let executor = Executor::start(settings.plugin_threads, settings.plugin_nice)
+            .map_err(RuntimeError::Executor)?;
         let artifacts = ArtifactCache::new(&engine, cache_dir);
         Ok(Self {
             engine,
+            executor: Arc::new(executor),
             max_memory_bytes: settings.max_memory_bytes,
+            startup_deadline: settings.startup_deadline,
             adapter_linker,
             transformer_linker,
             artifacts,
@@ -181,26 +197,45 @@ impl Runtime {
     }
 
     /// Instantiates a freshly linked plugin once and drops it, so a component
-    /// whose start-up traps or whose memory does not fit is refused at load
-    /// rather than failing every call.
+    /// whose start-up traps, waits past the start-up deadline or whose memory
+    /// does not fit is refused at load rather than failing every call. It runs
+    /// like a call (on the executor, under a deadline both inside wasm and
+    /// around host calls), so nothing a component does at start-up can hold
+    /// up or break whoever loads it. Blocking: call it off the async workers.
     fn trial(&self, path: &Path, plugin: &LoadedPlugin) -> Result<(), LoadError> {
-        let ctx = Arc::new(PluginContext::trial(self.max_memory_bytes));
-        let label: Arc<str> = Arc::from("(load check)");
-        let mut store = call::new_store(&self.engine, &ctx, &label);
-        let result = match plugin {
-            LoadedPlugin::Adapter(p) => {
-                futures::executor::block_on(p.pre.instantiate_async(&mut store)).map(drop)
-            }
-            LoadedPlugin::Transformer(p) => {
-                futures::executor::block_on(p.pre.instantiate_async(&mut store)).map(drop)
-            }
+        let ctx = Arc::new(PluginContext::trial(
+            self.max_memory_bytes,
+            self.startup_deadline,
+        ));
+        let (engine, plugin) = (self.engine.clone(), plugin.clone());
+        let work = async move {
+            let label: Arc<str> = Arc::from("(load check)");
+            let mut store = call::new_store(&engine, &ctx, &label);
+            let result = call::run(ctx.limits.deadline, async {
+                match &plugin {
+                    LoadedPlugin::Adapter(p) => p.pre.instantiate_async(&mut store).await.map(drop),
+                    LoadedPlugin::Transformer(p) => {
+                        p.pre.instantiate_async(&mut store).await.map(drop)
+                    }
+                }
+            })
+            .await;
+            call::settle(result, store.data())
         };
-        result.map_err(|e| LoadError::Instantiate {
+        let failed = |e: CallError| LoadError::Instantiate {
             path: path.to_path_buf(),
-            reason: call::settle(Ok(Err(e)), store.data())
-                .map(|()| String::new())
-                .unwrap_or_else(|e| e.to_string()),
-        })
+            reason: match e {
+                CallError::Timeout { deadline } => format!(
+                    "its start-up took longer than runtime.startup_deadline_ms ({} ms)",
+                    deadline.as_millis()
+                ),
+                other => other.to_string(),
+            },
+        };
+        self.executor
+            .block_on(work)
+            .map_err(failed)?
+            .map_err(failed)
     }
 
     /// Checks a compiled component's world against `expected` and links it.
@@ -258,6 +293,7 @@ impl Runtime {
                     info,
                     label,
                     engine: self.engine.clone(),
+                    executor: self.executor.clone(),
                     pre,
                     stats: CallStats::default(),
                 }))
@@ -272,6 +308,7 @@ impl Runtime {
                     info,
                     label,
                     engine: self.engine.clone(),
+                    executor: self.executor.clone(),
                     pre,
                     stats: CallStats::default(),
                 }))

@@ -3,7 +3,9 @@
 //! A loaded plugin is a compiled component already linked against the host's
 //! imports (`InstancePre`): each call only instantiates it into a fresh store from
 //! the pooling allocator and calls one export, so no state survives between calls
-//! or leaks between tenants.
+//! or leaks between tenants. Calls run on the plugin executor, in one of their
+//! record type's call slots, and what they hand back is checked against the
+//! record type's limits before anything keeps it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,8 +18,11 @@ use super::bindings::{AdapterPre, TransformerPre};
 use super::call;
 use super::context::PluginContext;
 use super::error::{CallError, FetchError};
+use super::executor::Executor;
+use super::logs;
 use super::stats::CallStats;
 use super::world::Identity;
+use crate::body::{BodyError, MAX_VERSION};
 use crate::entity::{EntityOp, FetchOutcome, PluginFailure, SourceEvent};
 
 /// What is known about a loaded plugin file.
@@ -57,6 +62,7 @@ pub struct AdapterPlugin {
     pub(crate) info: PluginInfo,
     pub(crate) label: Arc<str>,
     pub(crate) engine: Engine,
+    pub(crate) executor: Arc<Executor>,
     pub(crate) pre: AdapterPre<super::state::CallState>,
     pub(crate) stats: CallStats,
 }
@@ -66,6 +72,7 @@ pub struct TransformerPlugin {
     pub(crate) info: PluginInfo,
     pub(crate) label: Arc<str>,
     pub(crate) engine: Engine,
+    pub(crate) executor: Arc<Executor>,
     pub(crate) pre: TransformerPre<super::state::CallState>,
     pub(crate) stats: CallStats,
 }
@@ -99,12 +106,29 @@ impl AdapterPlugin {
 
     /// Fetches `key` of `tenant` from the record type's backing store.
     pub async fn fetch(
+        self: &Arc<Self>,
+        ctx: &Arc<PluginContext>,
+        key: &str,
+        tenant: &str,
+    ) -> Result<FetchOutcome, FetchError> {
+        let (this, ctx) = (self.clone(), ctx.clone());
+        let (key, tenant) = (key.to_owned(), tenant.to_owned());
+        let work = async move { this.fetch_here(&ctx, &key, &tenant).await };
+        self.executor
+            .run(work)
+            .await
+            .unwrap_or_else(|lost| Err(FetchError::Call(lost)))
+    }
+
+    /// [`AdapterPlugin::fetch`], on the executor's thread.
+    async fn fetch_here(
         &self,
         ctx: &Arc<PluginContext>,
         key: &str,
         tenant: &str,
     ) -> Result<FetchOutcome, FetchError> {
         let started = Instant::now();
+        let _slot = call::slot(ctx).await.map_err(FetchError::Call)?;
         let mut store = call::new_store(&self.engine, ctx, &self.label);
         let pre = &self.pre;
         let record_type = ctx.record_type.as_str();
@@ -117,13 +141,15 @@ impl AdapterPlugin {
         })
         .await;
         let result = call::settle(result, store.data());
-        let outcome = match result {
-            Ok(Ok(found)) => check_found(found.into(), ctx),
-            Ok(Err(failure)) => Err(match store.data_mut().egress_denied.take() {
+        let max_error = ctx.limits.max_error_bytes as usize;
+        let outcome = match (result, store.data_mut().limit_hit.take()) {
+            (_, Some(limit)) => Err(FetchError::Call(limit)),
+            (Ok(Ok(found)), None) => check_found(found.into(), ctx, key, tenant),
+            (Ok(Err(failure)), None) => Err(match store.data_mut().egress_denied.take() {
                 Some(reason) => FetchError::EgressDenied(reason),
-                None => FetchError::Plugin(failure.into()),
+                None => FetchError::Plugin(cut_failure(failure.into(), max_error)),
             }),
-            Err(error) => Err(FetchError::Call(error)),
+            (Err(error), None) => Err(FetchError::Call(error)),
         };
         let label = match &outcome {
             Ok(_) => "ok",
@@ -140,29 +166,88 @@ impl AdapterPlugin {
     /// Creates a fresh instance and drops it: the fixed cost every call pays before
     /// its export runs. For benchmarks.
     #[doc(hidden)]
-    pub async fn instantiate_only(&self, ctx: &Arc<PluginContext>) -> Result<(), CallError> {
-        let mut store = call::new_store(&self.engine, ctx, &self.label);
-        let pre = &self.pre;
-        let result = call::run(ctx.limits.deadline, async {
-            pre.instantiate_async(&mut store).await.map(drop)
-        })
-        .await;
-        call::settle(result, store.data())
+    pub async fn instantiate_only(
+        self: &Arc<Self>,
+        ctx: &Arc<PluginContext>,
+    ) -> Result<(), CallError> {
+        let (this, ctx) = (self.clone(), ctx.clone());
+        let work = async move {
+            let mut store = call::new_store(&this.engine, &ctx, &this.label);
+            let pre = &this.pre;
+            let result = call::run(ctx.limits.deadline, async {
+                pre.instantiate_async(&mut store).await.map(drop)
+            })
+            .await;
+            call::settle(result, store.data())
+        };
+        self.executor.run(work).await?
     }
 }
 
-/// A found record must carry a JSON body (what the API promises consumers)
-/// with its sensitive fields sealed.
-fn check_found(outcome: FetchOutcome, ctx: &PluginContext) -> Result<FetchOutcome, FetchError> {
+/// A found record must be the one asked for (its key and tenant), carry a
+/// JSON body within the record type's limits (what the API promises
+/// consumers) with its sensitive fields sealed, and a version droid can keep.
+fn check_found(
+    outcome: FetchOutcome,
+    ctx: &PluginContext,
+    key: &str,
+    tenant: &str,
+) -> Result<FetchOutcome, FetchError> {
     if let FetchOutcome::Found(entity) = &outcome {
         let invalid = |reason| FetchError::Call(CallError::InvalidResult { reason });
-        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&entity.body) {
-            return Err(invalid(format!("the record body is not JSON ({e})")));
+        if entity.key != key || entity.tenant != tenant {
+            return Err(invalid(format!(
+                "asked for key {key:?} of tenant {tenant:?}, it returned key {:?} of tenant {:?}",
+                logs::cut(&entity.key, 128),
+                logs::cut(&entity.tenant, 128)
+            )));
         }
-        crate::sensitive::check(&entity.body, &ctx.sensitive_fields, ctx.seal_key.as_ref())
-            .map_err(invalid)?;
+        if entity.version.is_some_and(|v| v > MAX_VERSION) {
+            return Err(invalid(format!(
+                "the record's version is above {MAX_VERSION}, the largest droid keeps"
+            )));
+        }
+        crate::body::check(
+            &entity.body,
+            &ctx.limits,
+            &ctx.sensitive_fields,
+            ctx.seal_key.as_ref(),
+        )
+        .map_err(|e| FetchError::Call(body_error(&ctx.record_type, e)))?;
     }
     Ok(outcome)
+}
+
+/// A refused body as a call error: a limit, or an invalid result.
+pub(crate) fn body_error(record_type: &str, error: BodyError) -> CallError {
+    match error.limit() {
+        Some(limit) => CallError::limit(record_type, limit, error.to_string()),
+        None => CallError::InvalidResult {
+            reason: error.to_string(),
+        },
+    }
+}
+
+/// A plugin's own failure with its message cut to `max` bytes: it is kept
+/// in caches, answers and dead letters.
+fn cut_failure(failure: PluginFailure, max: usize) -> PluginFailure {
+    let cut = |message: String| {
+        if message.len() <= max {
+            return message;
+        }
+        let kept = logs::cut(&message, max);
+        format!("{kept} [{} bytes cut]", message.len() - kept.len())
+    };
+    match failure {
+        PluginFailure::InvalidInput(m) => PluginFailure::InvalidInput(cut(m)),
+        PluginFailure::UpstreamStatus { status, message } => PluginFailure::UpstreamStatus {
+            status,
+            message: cut(message),
+        },
+        PluginFailure::UpstreamUnavailable(m) => PluginFailure::UpstreamUnavailable(cut(m)),
+        PluginFailure::UpstreamTimeout(m) => PluginFailure::UpstreamTimeout(cut(m)),
+        PluginFailure::Internal(m) => PluginFailure::Internal(cut(m)),
+    }
 }
 
 /// The result of one event in a batch: its changes, or why the plugin refused it.
@@ -179,14 +264,28 @@ impl TransformerPlugin {
         &self.stats
     }
 
-    /// Transforms a batch of events in one call; the answer has one result per event.
+    /// Transforms a batch of events in one call; the answer has one result per
+    /// event. The events must all be of one tenant (ingestion batches by
+    /// tenant), so nothing the instance keeps can reach another tenant.
     pub async fn transform(
+        self: &Arc<Self>,
+        ctx: &Arc<PluginContext>,
+        events: Vec<SourceEvent>,
+    ) -> Result<Vec<EventResult>, CallError> {
+        let (this, ctx) = (self.clone(), ctx.clone());
+        let work = async move { this.transform_here(&ctx, events).await };
+        self.executor.run(work).await?
+    }
+
+    /// [`TransformerPlugin::transform`], on the executor's thread.
+    async fn transform_here(
         &self,
         ctx: &Arc<PluginContext>,
         events: Vec<SourceEvent>,
     ) -> Result<Vec<EventResult>, CallError> {
         let started = Instant::now();
         let expected = events.len();
+        let _slot = call::slot(ctx).await?;
         let mut store = call::new_store(&self.engine, ctx, &self.label);
         let pre = &self.pre;
         let events: Vec<_> = events.into_iter().map(Into::into).collect();
@@ -199,17 +298,27 @@ impl TransformerPlugin {
         })
         .await;
         let result = call::settle(result, store.data());
+        let max_error = ctx.limits.max_error_bytes as usize;
+        let max_ops = ctx.limits.max_ops_per_call;
         let outcome = result.and_then(|results| {
             if results.len() != expected {
                 return Err(CallError::InvalidResult {
                     reason: format!("{} results for a batch of {expected} events", results.len()),
                 });
             }
+            let ops: usize = results.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum();
+            if ops > max_ops as usize {
+                return Err(CallError::limit(
+                    &ctx.record_type,
+                    "max_ops_per_call",
+                    format!("one call produced {ops} changes, more than the {max_ops} allowed"),
+                ));
+            }
             Ok(results
                 .into_iter()
                 .map(|r| match r {
                     Ok(ops) => Ok(ops.into_iter().map(Into::into).collect()),
-                    Err(e) => Err(e.into()),
+                    Err(e) => Err(cut_failure(e.into(), max_error)),
                 })
                 .collect())
         });

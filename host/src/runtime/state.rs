@@ -18,12 +18,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{clock, config, log, outbound_http, types};
 use super::context::PluginContext;
+use super::error::CallError;
+use super::logs::CallLog;
 use super::outbound::{OutboundError, OutboundRequest};
 
 /// The most stderr kept per call; enough for a panic message and its location.
 const STDERR_CAPACITY: usize = 8 * 1024;
-/// The longest log line forwarded from a plugin.
-const MAX_LOG_LINE: usize = 4 * 1024;
 
 /// Store data of one plugin call.
 pub(crate) struct CallState {
@@ -37,6 +37,13 @@ pub(crate) struct CallState {
     /// whatever the plugin made of it.
     pub(crate) egress_denied: Option<String>,
     pub(crate) stderr: Capture,
+    /// What the call logged so far, against its budgets.
+    pub(crate) log: CallLog,
+    /// Outbound requests sent so far.
+    pub(crate) requests: u32,
+    /// The first limit the call went past: the call fails with it, whatever
+    /// the plugin made of the refusal.
+    pub(crate) limit_hit: Option<CallError>,
 }
 
 impl CallState {
@@ -53,6 +60,9 @@ impl CallState {
             deadline,
             egress_denied: None,
             stderr,
+            log: CallLog::default(),
+            requests: 0,
+            limit_hit: None,
         }
     }
 }
@@ -125,7 +135,12 @@ impl types::Host for CallState {}
 
 impl log::Host for CallState {
     fn log(&mut self, level: log::Level, message: String) {
-        let message = truncate(&message, MAX_LOG_LINE);
+        let Ok(message) = self
+            .log
+            .admit(&message, &self.ctx.limits, &self.ctx.log_budget)
+        else {
+            return;
+        };
         let record_type = self.ctx.record_type.as_str();
         let plugin = &*self.plugin;
         match level {
@@ -185,6 +200,19 @@ impl outbound_http::Host for CallState {
                 "this record type has no base URL".to_owned(),
             ));
         };
+        let budget = self.ctx.limits.max_requests_per_call;
+        if self.requests >= budget {
+            let record_type = &self.ctx.record_type;
+            let error = self.limit_hit.get_or_insert_with(|| {
+                CallError::limit(
+                    record_type,
+                    "max_requests_per_call",
+                    format!("the call sent more than {budget} outbound requests"),
+                )
+            });
+            return Err(HttpError::Denied(error.to_string()));
+        }
+        self.requests += 1;
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
             Method::Head => reqwest::Method::HEAD,
@@ -222,17 +250,6 @@ impl outbound_http::Host for CallState {
             Err(OutboundError::Protocol(m)) => Err(HttpError::Protocol(m)),
         }
     }
-}
-
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// A bounded, shared in-memory sink for a plugin's stderr. Writes past the

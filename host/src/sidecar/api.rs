@@ -17,6 +17,8 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
+
+use crate::api::extract::ApiPath;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,6 +33,9 @@ use crate::readthrough::{Busy, CacheStatus, Reader, Served, WhenBusy};
 
 /// The header saying whether the sidecar is following its droid.
 pub const DROID_SYNC: &str = "droid-sync";
+
+/// The largest request body a sidecar reads: a batch of keys is small.
+const MAX_BODY_BYTES: u64 = 1 << 20;
 
 /// The sidecar's router.
 pub fn router(sidecar: Arc<Sidecar>) -> Router {
@@ -54,6 +59,10 @@ pub fn router(sidecar: Arc<Sidecar>) -> Router {
             )
         })
         .method_not_allowed_fallback(crate::api::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(|request, next| {
+            crate::api::extract::limit_body(MAX_BODY_BYTES, request, next)
+        }))
         .layer(CatchPanicLayer::custom(crate::api::panic_response))
         .with_state(sidecar)
 }
@@ -76,7 +85,7 @@ async fn get_entity(
 /// is shared with the batch endpoint, which only takes `POST`.
 async fn get_key_named_batch(
     State(sidecar): State<Arc<Sidecar>>,
-    Path(record_type): Path<String>,
+    ApiPath(record_type): ApiPath<String>,
     query: Result<Query<ReadQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
@@ -176,7 +185,7 @@ async fn serve(
 /// misses read through concurrently within the record type's limit.
 async fn read_batch(
     State(sidecar): State<Arc<Sidecar>>,
-    Path(record_type): Path<String>,
+    ApiPath(record_type): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let in_sync = sidecar.sync.in_sync();

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{CachePolicy, CacheSettings, ConfigError, Problem, parse_toml};
+use crate::config::{
+    CachePolicy, CacheSettings, ConfigError, ConnectionLimits, Problem, check_connection_limits,
+    parse_toml,
+};
 
 /// A sidecar's settings.
 #[derive(Debug, Clone)]
@@ -20,6 +23,8 @@ pub struct SidecarConfig {
     pub source: PathBuf,
     /// Where consumers reach the sidecar (loopback by default: it is theirs).
     pub listen: SocketAddr,
+    /// How long clients may take and how many may be connected.
+    pub connections: ConnectionLimits,
     /// The droid it reads through and follows.
     pub upstream: UpstreamConfig,
     /// How it follows the change feed.
@@ -82,6 +87,9 @@ pub struct SidecarRecordType {
 struct Raw {
     listen: Option<String>,
     max_batch_keys: Option<usize>,
+    header_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_connections: Option<u64>,
     #[serde(default)]
     upstream: RawUpstream,
     #[serde(default)]
@@ -181,6 +189,14 @@ impl SidecarConfig {
                 format!("must be between 1 and 10000, found {max_batch_keys}"),
             );
         }
+        let (connections, found) = check_connection_limits(
+            raw.header_timeout_ms,
+            raw.idle_timeout_ms,
+            raw.max_connections,
+        );
+        for p in found {
+            problem(&p.field, p.message);
+        }
         let upstream = upstream(path, raw.upstream, overrides, &mut problem);
         let feed = feed(raw.feed, &mut problem);
         if raw.record_types.is_empty() {
@@ -210,6 +226,7 @@ impl SidecarConfig {
         Ok(Self {
             source: path.to_path_buf(),
             listen,
+            connections,
             upstream: upstream.expect("no problems means the upstream URL parsed"),
             feed,
             record_types,

@@ -311,7 +311,7 @@ fn a_good_config_gets_defaults_and_relative_paths() {
         (rt.http.retries, rt.http.retry_backoff.as_millis()),
         (1, 50)
     );
-    assert_eq!(rt.max_in_flight, 16);
+    assert_eq!(site.max_in_flight, 16);
     assert_eq!(rt.cache.found.ttl.as_secs(), 300);
     assert_eq!(rt.cache.found.capacity_bytes, 256 << 20);
     assert!(rt.cache.not_found.enabled && rt.cache.error.enabled);
@@ -335,7 +335,7 @@ fn defaults_apply_unless_overridden() {
         panic!("read-through")
     };
     assert_eq!(rt.http.request_timeout.as_millis(), 300);
-    assert_eq!(rt.max_in_flight, 4);
+    assert_eq!(site.max_in_flight, 4);
     assert_eq!(
         (
             rt.cache.found.ttl.as_millis(),

@@ -29,3 +29,11 @@ pub const VERSION_ECHO_V2: &str = env!("DROID_PLUGIN_VERSION_ECHO_V2");
 pub const VERSION_ECHO_FLAKY: &str = env!("DROID_PLUGIN_VERSION_ECHO_FLAKY");
 /// The folder all of them are in.
 pub const DIR: &str = env!("DROID_PLUGIN_DIR");
+/// An adapter that misbehaves as its key says (huge, deep or foreign records,
+/// request floods, log floods, long errors, CPU burns).
+pub const HOSTILE_ADAPTER: &str = env!("DROID_PLUGIN_HOSTILE_ADAPTER");
+/// The same adapter built to wait two seconds in a host call while it starts.
+pub const HOSTILE_ADAPTER_SLEEPY: &str = env!("DROID_PLUGIN_HOSTILE_ADAPTER_SLEEPY");
+/// A transformer that misbehaves as each event's kind says (spying across
+/// events, op floods, huge, deep or frozen records, log floods, waits).
+pub const HOSTILE_TRANSFORMER: &str = env!("DROID_PLUGIN_HOSTILE_TRANSFORMER");
