@@ -8,6 +8,7 @@ mod config_reload;
 mod egress;
 mod faults;
 mod feed;
+mod hostile_clients;
 mod hostile_plugins;
 mod ingest;
 mod loading;

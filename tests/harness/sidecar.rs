@@ -59,6 +59,22 @@ impl TestSidecar {
         }
     }
 
+    /// Sends `body` (if any) to `path` with `method`.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> TestResponse {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        send(request, path).await
+    }
+
     /// The sidecar itself, for in-process checks.
     pub fn sidecar(&self) -> &Arc<Sidecar> {
         &self.sidecar

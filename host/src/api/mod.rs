@@ -19,6 +19,7 @@ mod ops;
 mod records;
 mod request_metrics;
 pub mod respond;
+pub mod routes;
 mod snapshot;
 
 use std::sync::Arc;
@@ -42,22 +43,19 @@ use crate::app::App;
 /// The API's router over `app`.
 pub fn router(app: Arc<App>) -> Router {
     let router = Router::new()
-        .route("/v1/entity/{record_type}/{key}", get(entity::get_entity))
+        .route(routes::ENTITY, get(entity::get_entity))
         .route(
-            "/v1/entity/{record_type}/batch",
+            routes::BATCH,
             post(batch::read_batch).get(entity::get_key_named_batch),
         )
-        .route("/v1/invalidate", post(invalidate::invalidate))
-        .route("/v1/changes", get(feed::changes))
-        .route("/v1/records/{record_type}", get(records::export))
-        .route(
-            "/v1/entity/{record_type}/{key}/{*rest}",
-            get(entity::key_with_slash),
-        )
+        .route(routes::INVALIDATE, post(invalidate::invalidate))
+        .route(routes::CHANGES, get(feed::changes))
+        .route(routes::RECORDS, get(records::export))
+        .route(routes::KEY_WITH_SLASH, get(entity::key_with_slash))
         .merge(publishing(app.clone()))
         .merge(administration(app.clone()))
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
+        .route(routes::HEALTHZ, get(ops::healthz))
+        .route(routes::METRICS, get(ops::metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are bounded by `server.max_body_bytes` (read live), not by
@@ -131,36 +129,30 @@ pub const INSECURE_HEADER: &str = "droid-warning";
 /// Ingestion routes: only a source's publishers may use them.
 fn publishing(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
-        .route("/v1/ingest/{source}", post(ingest::ingest_events))
-        .route("/v1/ingest/{source}/snapshots", post(snapshot::open))
+        .route(routes::INGEST, post(ingest::ingest_events))
+        .route(routes::SNAPSHOTS, post(snapshot::open))
         .route(
-            "/v1/ingest/{source}/snapshots/{id}",
+            routes::SNAPSHOT,
             get(snapshot::show)
                 .post(snapshot::part)
                 .delete(snapshot::abort),
         )
-        .route(
-            "/v1/ingest/{source}/snapshots/{id}/commit",
-            post(snapshot::commit),
-        )
+        .route(routes::SNAPSHOT_COMMIT, post(snapshot::commit))
         .route_layer(middleware::from_fn_with_state(app, auth::publishers_only))
 }
 
 /// Admin routes: only `auth.admins` may use them.
 fn administration(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
-        .route("/v1/admin/plugins", get(admin::list))
-        .route("/v1/admin/plugins/{name}/rollout", post(admin::rollout))
-        .route("/v1/admin/plugins/{name}/promote", post(admin::promote))
-        .route("/v1/admin/plugins/{name}/rollback", post(admin::rollback))
-        .route("/v1/admin/config", get(admin::config))
-        .route("/v1/admin/reload", post(admin::reload))
-        .route("/v1/admin/sources", get(admin::sources))
-        .route("/v1/admin/dead-letters", get(admin::dead_letters))
-        .route(
-            "/v1/admin/dead-letters/{source}/replay",
-            post(admin::replay),
-        )
+        .route(routes::PLUGINS, get(admin::list))
+        .route(routes::ROLLOUT, post(admin::rollout))
+        .route(routes::PROMOTE, post(admin::promote))
+        .route(routes::ROLLBACK, post(admin::rollback))
+        .route(routes::CONFIG, get(admin::config))
+        .route(routes::RELOAD, post(admin::reload))
+        .route(routes::SOURCES, get(admin::sources))
+        .route(routes::DEAD_LETTERS, get(admin::dead_letters))
+        .route(routes::REPLAY, post(admin::replay))
         .route_layer(middleware::from_fn_with_state(app, auth::admins_only))
 }
 

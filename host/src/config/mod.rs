@@ -15,7 +15,7 @@ mod raw;
 mod validate;
 
 pub(crate) use raw::parse_toml;
-pub(crate) use validate::check_connection_limits;
+pub(crate) use validate::{RawConnections, check_connection_limits};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -98,8 +98,12 @@ pub struct ConnectionLimits {
     /// nothing sent or received.
     pub idle_timeout: Duration,
     /// The most connections open at once. At the cap, a new connection
-    /// closes the one idle the longest; when none is idle, it is refused.
+    /// closes the one idle the longest; when none is idle, it is served from
+    /// the reserve, or refused.
     pub max_connections: usize,
+    /// Connections served beyond the cap when none is idle, for operations
+    /// only (`/healthz`, `/metrics`, the admin API), one request each.
+    pub reserve_connections: usize,
 }
 
 /// The read cache in front of the store (ingested records).

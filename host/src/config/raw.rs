@@ -83,6 +83,7 @@ pub(super) struct RawServer {
     pub header_timeout_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub max_connections: Option<u64>,
+    pub reserve_connections: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -66,6 +66,8 @@ const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
 /// Descriptors kept free beyond the connection cap by default: the store,
 /// plugin and key files, outbound HTTP and the change feed's own needs.
 const FD_RESERVE: u64 = 256;
+/// Connections beyond the cap kept for operators when none is idle.
+const DEFAULT_RESERVE_CONNECTIONS: u64 = 32;
 /// The change feed: a megabyte per subscriber, 64 MiB for all of them, and
 /// the newest 16 MiB of changes shared by the caught-up ones.
 const DEFAULT_FEED_SUBSCRIBER_BYTES: u64 = MIB;
@@ -327,9 +329,12 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     let connections = connection_limits(
         &mut c,
         "server",
-        raw.server.header_timeout_ms,
-        raw.server.idle_timeout_ms,
-        raw.server.max_connections,
+        RawConnections {
+            header_timeout_ms: raw.server.header_timeout_ms,
+            idle_timeout_ms: raw.server.idle_timeout_ms,
+            max_connections: raw.server.max_connections,
+            reserve_connections: raw.server.reserve_connections,
+        },
     );
 
     if raw.record_types.is_empty() {
@@ -945,54 +950,60 @@ pub(super) fn runtime_defaults(max_instances: u32, max_memory_bytes: u64) -> Run
 
 /// Connection limits of a listener at the top level of a file that checks
 /// itself its own way (the sidecar's): the limits and the problems found.
-pub(crate) fn check_connection_limits(
-    header_timeout_ms: Option<u64>,
-    idle_timeout_ms: Option<u64>,
-    max_connections: Option<u64>,
-) -> (ConnectionLimits, Vec<Problem>) {
+pub(crate) fn check_connection_limits(raw: RawConnections) -> (ConnectionLimits, Vec<Problem>) {
     let mut c = Checker {
         problems: Vec::new(),
     };
-    let limits = connection_limits(
-        &mut c,
-        "",
-        header_timeout_ms,
-        idle_timeout_ms,
-        max_connections,
-    );
+    let limits = connection_limits(&mut c, "", raw);
     (limits, c.problems)
 }
 
-/// Connection limits of a listener, under `table` (droid's `[server]`).
-fn connection_limits(
-    c: &mut Checker,
-    table: &str,
-    header_timeout_ms: Option<u64>,
-    idle_timeout_ms: Option<u64>,
-    max_connections: Option<u64>,
-) -> ConnectionLimits {
+/// The connection settings of a listener, as written.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RawConnections {
+    pub header_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub reserve_connections: Option<u64>,
+}
+
+/// Connection limits of a listener, under `table` (droid's `[server]`). By
+/// default the cap and its reserve leave [`FD_RESERVE`] descriptors of the
+/// open-files limit for everything else.
+fn connection_limits(c: &mut Checker, table: &str, raw: RawConnections) -> ConnectionLimits {
     let descriptors = open_files_limit();
-    let default_cap = descriptors.saturating_sub(FD_RESERVE).clamp(16, 10_000);
+    let reserve_connections = c.number(
+        table,
+        "reserve_connections",
+        raw.reserve_connections,
+        DEFAULT_RESERVE_CONNECTIONS,
+        0,
+        10_000,
+    );
+    let default_cap = descriptors
+        .saturating_sub(FD_RESERVE + reserve_connections)
+        .clamp(16, 10_000);
     let max_connections = c.number(
         table,
         "max_connections",
-        max_connections,
+        raw.max_connections,
         default_cap,
         1,
         1_000_000,
     );
-    if max_connections.saturating_add(64) > descriptors {
+    if (max_connections + reserve_connections).saturating_add(64) > descriptors {
         tracing::warn!(
             max_connections,
+            reserve_connections,
             open_files_limit = descriptors,
-            "max_connections is close to or above the open-files limit (ulimit -n): accepts may fail before the cap is reached"
+            "max_connections and reserve_connections are close to or above the open-files limit (ulimit -n): accepts may fail before the cap is reached"
         );
     }
     ConnectionLimits {
         header_timeout: c.millis(
             table,
             "header_timeout_ms",
-            header_timeout_ms,
+            raw.header_timeout_ms,
             Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
             100,
             600_000,
@@ -1000,12 +1011,13 @@ fn connection_limits(
         idle_timeout: c.millis(
             table,
             "idle_timeout_ms",
-            idle_timeout_ms,
+            raw.idle_timeout_ms,
             Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
             100,
             3_600_000,
         ),
         max_connections: max_connections as usize,
+        reserve_connections: reserve_connections as usize,
     }
 }
 

@@ -40,17 +40,17 @@ const MAX_BODY_BYTES: u64 = 1 << 20;
 /// The sidecar's router.
 pub fn router(sidecar: Arc<Sidecar>) -> Router {
     Router::new()
-        .route("/v1/entity/{record_type}/{key}", get(get_entity))
+        .route(crate::api::routes::ENTITY, get(get_entity))
         .route(
-            "/v1/entity/{record_type}/batch",
+            crate::api::routes::BATCH,
             post(read_batch).get(get_key_named_batch),
         )
         .route(
-            "/v1/entity/{record_type}/{key}/{*rest}",
+            crate::api::routes::KEY_WITH_SLASH,
             get(entity::key_with_slash),
         )
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route(crate::api::routes::HEALTHZ, get(healthz))
+        .route(crate::api::routes::METRICS, get(metrics))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::{
-    CachePolicy, CacheSettings, ConfigError, ConnectionLimits, Problem, check_connection_limits,
-    parse_toml,
+    CachePolicy, CacheSettings, ConfigError, ConnectionLimits, Problem, RawConnections,
+    check_connection_limits, parse_toml,
 };
 
 /// A sidecar's settings.
@@ -90,6 +90,7 @@ struct Raw {
     header_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     max_connections: Option<u64>,
+    reserve_connections: Option<u64>,
     #[serde(default)]
     upstream: RawUpstream,
     #[serde(default)]
@@ -189,11 +190,12 @@ impl SidecarConfig {
                 format!("must be between 1 and 10000, found {max_batch_keys}"),
             );
         }
-        let (connections, found) = check_connection_limits(
-            raw.header_timeout_ms,
-            raw.idle_timeout_ms,
-            raw.max_connections,
-        );
+        let (connections, found) = check_connection_limits(RawConnections {
+            header_timeout_ms: raw.header_timeout_ms,
+            idle_timeout_ms: raw.idle_timeout_ms,
+            max_connections: raw.max_connections,
+            reserve_connections: raw.reserve_connections,
+        });
         for p in found {
             problem(&p.field, p.message);
         }

@@ -176,7 +176,6 @@ pub async fn run(
         shutdown.await;
         closing.send_replace(true);
     };
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = sidecar.config.connections;
+    crate::server::serve(listener, router, limits, "sidecar", shutdown).await
 }

@@ -84,12 +84,15 @@ async fn open(
     } else {
         Format::Lines
     };
-    let since_text = query.since.clone().or_else(|| {
-        headers
-            .get("last-event-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    });
+    // A `Last-Event-ID` that is not text is refused like any other bad
+    // position: ignoring it would replay the whole log.
+    let last_event_id = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(v.to_str().map(str::to_owned).map_err(|_| {
+            bad("Last-Event-ID must be a sequence number, found bytes that are not text".to_owned())
+        })?),
+    };
+    let since_text = query.since.clone().or(last_event_id);
     // `now`: only what commits from here on (a follower starting afresh).
     let since: Option<u64> = match since_text.as_deref() {
         None => Some(0),

@@ -1,0 +1,80 @@
+//! The paths of droid's API, named once: the router is built from these, the
+//! sidecar serves some of them, and tests walk them all (every route must
+//! refuse malformed input in JSON), so a route added here cannot be missed.
+
+/// One record.
+pub const ENTITY: &str = "/v1/entity/{record_type}/{key}";
+/// Many keys at once (`POST`), or the key named `batch` (`GET`).
+pub const BATCH: &str = "/v1/entity/{record_type}/batch";
+/// A key with a `/` in it: refused with `invalid_key` rather than "no route".
+pub const KEY_WITH_SLASH: &str = "/v1/entity/{record_type}/{key}/{*rest}";
+/// Invalidations of read-through keys.
+pub const INVALIDATE: &str = "/v1/invalidate";
+/// The change log as a stream.
+pub const CHANGES: &str = "/v1/changes";
+/// An ingested record type's export.
+pub const RECORDS: &str = "/v1/records/{record_type}";
+/// A provider's events.
+pub const INGEST: &str = "/v1/ingest/{source}";
+/// Opening a snapshot batch.
+pub const SNAPSHOTS: &str = "/v1/ingest/{source}/snapshots";
+/// One snapshot batch: its state, a part, its abort.
+pub const SNAPSHOT: &str = "/v1/ingest/{source}/snapshots/{id}";
+/// Committing a snapshot batch.
+pub const SNAPSHOT_COMMIT: &str = "/v1/ingest/{source}/snapshots/{id}/commit";
+/// Plugins and their versions.
+pub const PLUGINS: &str = "/v1/admin/plugins";
+/// Rolling a version out.
+pub const ROLLOUT: &str = "/v1/admin/plugins/{name}/rollout";
+/// Promoting a candidate.
+pub const PROMOTE: &str = "/v1/admin/plugins/{name}/promote";
+/// Rolling back.
+pub const ROLLBACK: &str = "/v1/admin/plugins/{name}/rollback";
+/// The configuration's status.
+pub const CONFIG: &str = "/v1/admin/config";
+/// Loading files again.
+pub const RELOAD: &str = "/v1/admin/reload";
+/// Ingestion sources and their states.
+pub const SOURCES: &str = "/v1/admin/sources";
+/// Dead letters.
+pub const DEAD_LETTERS: &str = "/v1/admin/dead-letters";
+/// Replaying dead letters.
+pub const REPLAY: &str = "/v1/admin/dead-letters/{source}/replay";
+/// Liveness.
+pub const HEALTHZ: &str = "/healthz";
+/// Prometheus metrics.
+pub const METRICS: &str = "/metrics";
+
+/// Every route of droid's API with its methods.
+pub const ALL: &[(&str, &[&str])] = &[
+    (ENTITY, &["GET", "HEAD"]),
+    (BATCH, &["GET", "POST"]),
+    (KEY_WITH_SLASH, &["GET"]),
+    (INVALIDATE, &["POST"]),
+    (CHANGES, &["GET"]),
+    (RECORDS, &["GET"]),
+    (INGEST, &["POST"]),
+    (SNAPSHOTS, &["POST"]),
+    (SNAPSHOT, &["GET", "POST", "DELETE"]),
+    (SNAPSHOT_COMMIT, &["POST"]),
+    (PLUGINS, &["GET"]),
+    (ROLLOUT, &["POST"]),
+    (PROMOTE, &["POST"]),
+    (ROLLBACK, &["POST"]),
+    (CONFIG, &["GET"]),
+    (RELOAD, &["POST"]),
+    (SOURCES, &["GET"]),
+    (DEAD_LETTERS, &["GET"]),
+    (REPLAY, &["POST"]),
+    (HEALTHZ, &["GET"]),
+    (METRICS, &["GET"]),
+];
+
+/// The routes a sidecar serves, with their methods.
+pub const SIDECAR: &[(&str, &[&str])] = &[
+    (ENTITY, &["GET", "HEAD"]),
+    (BATCH, &["GET", "POST"]),
+    (KEY_WITH_SLASH, &["GET"]),
+    (HEALTHZ, &["GET"]),
+    (METRICS, &["GET"]),
+];
