@@ -316,7 +316,8 @@ fn parse_assignment(text: &str) -> Result<(String, String), String> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // Kept to the end: dropping it writes out what is still buffered.
+    let _log = init_logging(cli.log_format);
     match run(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -326,16 +327,28 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr through a writer thread: a request never waits on the
+/// terminal or a slow log collector. When the writer falls behind by more
+/// than its buffer of lines, new lines are dropped (and counted by
+/// tracing-appender) rather than blocking whoever logs.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_env("DROID_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    guard
 }
+
+/// Log lines that may wait for the writer thread.
+const LOG_BUFFER_LINES: usize = 16_384;
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {

@@ -4,5 +4,6 @@
 mod backfill;
 mod cli;
 mod config;
+mod hardening;
 mod sensitive;
 mod support;

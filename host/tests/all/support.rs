@@ -67,6 +67,21 @@ impl Serving {
         Self::spawn(&args, level, "droid is serving")
     }
 
+    /// Starts droid under an open-files limit of `files` (`ulimit -n`).
+    pub fn start_with_open_files(config: &Path, files: u32) -> Self {
+        let script = format!("ulimit -n {files} && exec \"$0\" \"$@\"");
+        let args = [
+            "-c",
+            &script,
+            env!("CARGO_BIN_EXE_droid"),
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--insecure-no-auth",
+        ];
+        Self::spawn_program("sh", &args, "info", "droid is serving")
+    }
+
     /// Starts `droid sidecar --config CONFIG --upstream UPSTREAM`.
     pub fn sidecar(config: &Path, upstream: &str) -> Self {
         let args = [
@@ -82,7 +97,12 @@ impl Serving {
     /// Runs `droid ARGS` logging JSON at `level` until it logs `serving` with
     /// its address.
     fn spawn(args: &[&str], level: &str, serving: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_droid"))
+        Self::spawn_program(env!("CARGO_BIN_EXE_droid"), args, level, serving)
+    }
+
+    /// Runs `program ARGS` (droid, or a shell that runs it) the same way.
+    fn spawn_program(program: &str, args: &[&str], level: &str, serving: &str) -> Self {
+        let mut child = Command::new(program)
             .args(args)
             .args(["--log-format", "json"])
             .env("DROID_LOG", level)
