@@ -66,6 +66,26 @@ impl fmt::Display for Action<'_> {
 /// Any authenticated issuer, in `readers`.
 pub const ANY_ISSUER: &str = "*";
 
+/// Every issuer some grant of `config` names, or `None` when a record type
+/// lets any authenticated issuer read it (then any issuer may need its key).
+/// A token of an issuer outside this set can do nothing, so its key is
+/// never fetched.
+pub fn granted_issuers(config: &Config) -> Option<std::collections::HashSet<String>> {
+    let mut issuers = std::collections::HashSet::new();
+    for rt in config.record_types.values() {
+        if rt.readers.iter().any(|i| i == ANY_ISSUER) {
+            return None;
+        }
+        issuers.extend(rt.readers.iter().cloned());
+        issuers.extend(rt.invalidators.iter().cloned());
+    }
+    for source in config.sources.values() {
+        issuers.extend(source.publishers.iter().cloned());
+    }
+    issuers.extend(config.admins.iter().cloned());
+    Some(issuers)
+}
+
 /// Whether `caller` may do `action` under `config`'s grants. Nothing can be
 /// done with a record type or source that is not declared, so those are let
 /// through for the handlers to answer `404` naming what is unknown.

@@ -174,7 +174,11 @@ impl App {
                 );
                 None
             }
-            (Some(settings), false) => Some(Authenticator::new(settings.clone())),
+            (Some(settings), false) => {
+                let authenticator = Authenticator::new(settings.clone());
+                authenticator.set_granted_issuers(crate::access::granted_issuers(&config));
+                Some(authenticator)
+            }
             (None, false) => return Err(StartError::NoAuth(config.source.display().to_string())),
         };
         let registry = Arc::new(Registry::bind(&plugins, &config, None)?);
@@ -322,6 +326,9 @@ impl App {
         self.request_metrics
             .register(config.record_types.keys().map(String::as_str));
         self.read_through.rebind(&registry);
+        if let Some(authenticator) = &self.authenticator {
+            authenticator.set_granted_issuers(crate::access::granted_issuers(&config));
+        }
         self.live.store(Arc::new(Live {
             config: Arc::new(config),
             registry,

@@ -412,21 +412,30 @@ async fn a_token_is_used_once_on_mutating_calls_and_on_reads_when_configured() {
 struct KeyServer {
     url: String,
     hits: Arc<AtomicUsize>,
+    /// The most requests it served at once.
+    most_at_once: Arc<AtomicUsize>,
     _runtime: tokio::task::JoinHandle<()>,
 }
 
 async fn key_server(repository: std::path::PathBuf, delay: Duration) -> KeyServer {
     let hits = Arc::new(AtomicUsize::new(0));
+    let most_at_once = Arc::new(AtomicUsize::new(0));
+    let now = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
+    let most = most_at_once.clone();
     let app = axum::Router::new().route(
         "/keys/{*kid}",
         axum::routing::get(
             move |axum::extract::Path(kid): axum::extract::Path<String>| {
                 let counter = counter.clone();
                 let repository = repository.clone();
+                let (now, most) = (now.clone(), most.clone());
                 async move {
                     counter.fetch_add(1, Ordering::SeqCst);
+                    let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(running, Ordering::SeqCst);
                     tokio::time::sleep(delay).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
                     match std::fs::read(repository.join(kid)) {
                         Ok(pem) => (
                             axum::http::StatusCode::OK,
@@ -451,6 +460,7 @@ async fn key_server(repository: std::path::PathBuf, delay: Duration) -> KeyServe
     KeyServer {
         url,
         hits,
+        most_at_once,
         _runtime: task,
     }
 }
@@ -534,4 +544,98 @@ async fn an_insecure_droid_says_so_on_every_answer() {
             "{path}"
         );
     }
+}
+
+/// Tokens arrive before anything is known of their senders, so what their
+/// headers can make droid fetch is bounded: nothing for an issuer no grant
+/// names, a few lookups a second per issuer, a few at once in all; past
+/// those, `503 key_unavailable` without a fetch.
+#[tokio::test]
+async fn unauthenticated_tokens_cannot_drive_the_key_repositories() {
+    let issuers = Issuers::new(&["reader", "shop"]);
+    let backend = TestBackend::start().await;
+    backend.put("a", r#"{"n":"a"}"#);
+    let keys = key_server(issuers.repository(), Duration::ZERO).await;
+    let droid = droid_with_auth(&http_auth(&[&keys.url], 2_000), &backend).await;
+    let forged = |issuer: &str, i: usize| {
+        sign(
+            Algorithm::ES256,
+            &format!("{issuer}/unknown-{i}"),
+            &claims(issuer),
+            &issuers.es_key(issuer),
+        )
+    };
+    // An issuer no grant names: refused before any lookup.
+    for i in 0..300 {
+        let r = read_site(&droid, &forged("shop", i)).await;
+        refused(&r, 401, "unknown_issuer", "an issuer without grants");
+    }
+    assert_eq!(keys.hits.load(Ordering::SeqCst), 0);
+    // A granted issuer's name with ever new kids: a few lookups a second.
+    let started = std::time::Instant::now();
+    let (mut unknown, mut busy) = (0, 0);
+    for i in 0..300 {
+        let r = read_site(&droid, &forged("reader", i)).await;
+        match r.error_code().as_str() {
+            "unknown_key" => unknown += 1,
+            "key_unavailable" => {
+                assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+                busy += 1;
+            }
+            other => panic!("{other}: {}", r.body),
+        }
+    }
+    let fetched = keys.hits.load(Ordering::SeqCst);
+    let allowed = 5 + 5 * started.elapsed().as_secs_f64().ceil() as usize;
+    assert!(
+        fetched <= allowed,
+        "{fetched} fetches in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(unknown, fetched, "each fetch found nothing");
+    assert_eq!(unknown + busy, 300);
+    let refusals = droid
+        .metric("droid_auth_key_lookups_refused_total{reason=\"issuer_rate\"}")
+        .await
+        .unwrap_or(0.0);
+    assert!(refusals >= busy as f64, "{refusals}");
+    // Once the flood stops, the issuer's budget refills within a second and
+    // a token with its real key gets in (a key already cached never waits).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        read_site(&droid, &issuers.token("reader")).await.status,
+        200
+    );
+}
+
+/// However many tokens with new kids arrive at once, at most
+/// `key_fetch_concurrency` lookups reach a slow repository.
+#[tokio::test]
+async fn concurrent_key_lookups_are_bounded() {
+    let issuers = Issuers::new(&["reader"]);
+    let backend = TestBackend::start().await;
+    let keys = key_server(issuers.repository(), Duration::from_millis(500)).await;
+    let auth = format!(
+        "{}key_fetch_concurrency = 4\nkey_fetches_per_s = 10000\n",
+        http_auth(&[&keys.url], 2_000)
+    );
+    let droid = droid_with_auth(&auth, &backend).await;
+    let tokens: Vec<String> = (0..100)
+        .map(|i| {
+            sign(
+                Algorithm::ES256,
+                &format!("reader/new-{i}"),
+                &claims("reader"),
+                &issuers.es_key("reader"),
+            )
+        })
+        .collect();
+    let answers = futures::future::join_all(tokens.iter().map(|t| read_site(&droid, t))).await;
+    assert!(keys.most_at_once.load(Ordering::SeqCst) <= 4);
+    let busy = answers
+        .iter()
+        .filter(|r| r.error_code() == "key_unavailable")
+        .count();
+    assert!(busy >= 90, "{busy} of 100 refused at once");
+    assert!(keys.hits.load(Ordering::SeqCst) <= 10);
 }

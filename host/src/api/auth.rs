@@ -136,6 +136,7 @@ fn code(e: &AuthError) -> ErrorCode {
         AuthError::Kid(_) => ErrorCode::InvalidKid,
         AuthError::KidIssuer => ErrorCode::KidIssuerMismatch,
         AuthError::UnknownKey => ErrorCode::UnknownKey,
+        AuthError::UnknownIssuer => ErrorCode::UnknownIssuer,
         AuthError::KeyUnavailable => ErrorCode::KeyUnavailable,
         AuthError::Signature => ErrorCode::BadSignature,
         AuthError::Audience => ErrorCode::WrongAudience,

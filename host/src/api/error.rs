@@ -92,6 +92,8 @@ pub enum ErrorCode {
     UnknownKey,
     /// The key repositories could not be reached in time.
     KeyUnavailable,
+    /// The token's issuer is named by no grant, so its key is not looked up.
+    UnknownIssuer,
     /// The token's signature does not verify.
     BadSignature,
     /// The token is for another audience.
@@ -174,6 +176,7 @@ impl ErrorCode {
         ErrorCode::KidIssuerMismatch,
         ErrorCode::UnknownKey,
         ErrorCode::KeyUnavailable,
+        ErrorCode::UnknownIssuer,
         ErrorCode::BadSignature,
         ErrorCode::WrongAudience,
         ErrorCode::TokenExpired,
@@ -237,6 +240,7 @@ impl ErrorCode {
             ErrorCode::KidIssuerMismatch => "kid_issuer_mismatch",
             ErrorCode::UnknownKey => "unknown_key",
             ErrorCode::KeyUnavailable => "key_unavailable",
+            ErrorCode::UnknownIssuer => "unknown_issuer",
             ErrorCode::BadSignature => "bad_signature",
             ErrorCode::WrongAudience => "wrong_audience",
             ErrorCode::TokenExpired => "token_expired",

@@ -8,13 +8,24 @@
 //! a default lifetime; however many requests wait for a `kid`, one lookup runs.
 //! A key no repository has is remembered briefly too, so a stream of tokens
 //! with an unknown `kid` does not become a stream of fetches.
+//!
+//! Tokens arrive before anything about their sender is known, so what their
+//! headers can make droid fetch is bounded: at most `fetch_concurrency`
+//! lookups run at once, and each issuer gets `fetches_per_s` lookups a
+//! second. A lookup past either is refused at once ([`KeyError::Busy`])
+//! without reaching a repository; only granted issuers get this far (see
+//! [`super::Authenticator`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jsonwebtoken::DecodingKey;
 use moka::Expiry;
+use tokio::sync::Semaphore;
+
+use crate::metrics::{KEY_FETCHES, KEY_LOOKUPS_REFUSED};
 
 /// The most bytes a key file may have.
 const MAX_KEY_BYTES: usize = 16 * 1024;
@@ -41,6 +52,10 @@ pub struct KeySettings {
     pub missing_for: Duration,
     /// The longest one HTTP fetch may take.
     pub fetch_timeout: Duration,
+    /// The most lookups in the repositories at once.
+    pub fetch_concurrency: u32,
+    /// The most lookups per second for one issuer's keys.
+    pub fetches_per_s: u32,
 }
 
 /// A looked-up key, or the fact that there is none, with how long it may be kept.
@@ -84,6 +99,10 @@ pub enum KeyError {
     /// Every repository that might have it failed (down, slow, bad answer).
     #[error("the key repositories are unavailable")]
     Unavailable,
+    /// Too many lookups at once, or for this issuer this second: refused
+    /// without asking a repository.
+    #[error("too many key lookups; try again shortly")]
+    Busy,
 }
 
 /// Issuers' public keys, cached.
@@ -92,6 +111,10 @@ pub struct Keys {
     settings: KeySettings,
     client: reqwest::Client,
     cache: moka::future::Cache<String, Lookup>,
+    /// Lookups running now.
+    fetching: Semaphore,
+    /// Lookups per issuer per second.
+    per_issuer: DefaultKeyedRateLimiter<String>,
 }
 
 impl Keys {
@@ -107,26 +130,59 @@ impl Keys {
             .connect_timeout(settings.fetch_timeout)
             .build()
             .unwrap_or_default();
+        let rate = std::num::NonZeroU32::new(settings.fetches_per_s.max(1)).expect("at least 1");
         Self {
+            fetching: Semaphore::new(settings.fetch_concurrency.max(1) as usize),
+            per_issuer: RateLimiter::keyed(Quota::per_second(rate)),
             settings,
             client,
             cache,
         }
     }
 
-    /// The key of `kid` (already checked to be a safe relative path).
-    pub async fn get(&self, kid: &str) -> Result<Arc<DecodingKey>, KeyError> {
+    /// The key of `kid` (already checked to be a safe relative path and to
+    /// begin with `issuer`).
+    pub async fn get(&self, kid: &str, issuer: &str) -> Result<Arc<DecodingKey>, KeyError> {
+        if let Some(Lookup::Missing(_)) = self.cache.get(kid).await {
+            refused("negative_cache");
+            return Err(KeyError::Unknown);
+        }
         // One lookup per kid: concurrent callers wait for it. Failures are
         // not cached, so the next request tries again.
         let lookup = self
             .cache
-            .try_get_with_by_ref(kid, self.lookup(kid))
+            .try_get_with_by_ref(kid, self.bounded_lookup(kid, issuer))
             .await
             .map_err(|e: Arc<KeyError>| KeyError::clone(&e))?;
         match lookup {
             Lookup::Found(key, _) => Ok(key),
             Lookup::Missing(_) => Err(KeyError::Unknown),
         }
+    }
+
+    /// A lookup within the bounds on concurrent lookups and on each
+    /// issuer's rate, or [`KeyError::Busy`] at once.
+    async fn bounded_lookup(&self, kid: &str, issuer: &str) -> Result<Lookup, KeyError> {
+        let Ok(_running) = self.fetching.try_acquire() else {
+            refused("concurrency");
+            return Err(KeyError::Busy);
+        };
+        if self.per_issuer.check_key(&issuer.to_owned()).is_err() {
+            refused("issuer_rate");
+            return Err(KeyError::Busy);
+        }
+        // Issuers seen long ago are forgotten, so the limiter stays small.
+        if self.per_issuer.len() > 10_000 {
+            self.per_issuer.retain_recent();
+        }
+        let lookup = self.lookup(kid).await;
+        let outcome = match &lookup {
+            Ok(Lookup::Found(..)) => "found",
+            Ok(Lookup::Missing(_)) => "missing",
+            Err(_) => "failed",
+        };
+        metrics::counter!(KEY_FETCHES, "outcome" => outcome).increment(1);
+        lookup
     }
 
     async fn lookup(&self, kid: &str) -> Result<Lookup, KeyError> {
@@ -205,6 +261,11 @@ impl Keys {
             }
         }
     }
+}
+
+/// Counts a lookup answered without asking a repository.
+fn refused(reason: &'static str) {
+    metrics::counter!(KEY_LOOKUPS_REFUSED, "reason" => reason).increment(1);
 }
 
 /// How long an HTTP answer may be kept, from its `Cache-Control`: `no-store`

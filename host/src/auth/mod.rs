@@ -72,6 +72,10 @@ pub enum AuthError {
     /// No key repository has the `kid`.
     #[error("the token's key is not known")]
     UnknownKey,
+    /// The token's issuer is named by no grant: it can do nothing, so its
+    /// key is not looked up.
+    #[error("the token's issuer is not granted anything here")]
+    UnknownIssuer,
     /// The key repositories could not be reached in time.
     #[error("the token's key cannot be fetched right now; try again")]
     KeyUnavailable,
@@ -140,6 +144,9 @@ impl Expiry<Arc<str>, Arc<Verified>> for UntilTokenExpiry {
 pub struct Authenticator {
     settings: AuthSettings,
     keys: keys::Keys,
+    /// The issuers some grant names (`None`: any may read), from the
+    /// configuration in force.
+    granted: arc_swap::ArcSwap<Option<std::collections::HashSet<String>>>,
     replay: Replay,
     verified: moka::sync::Cache<Arc<str>, Arc<Verified>>,
 }
@@ -149,6 +156,7 @@ impl Authenticator {
     pub fn new(settings: AuthSettings) -> Self {
         Self {
             keys: keys::Keys::new(settings.keys.clone()),
+            granted: arc_swap::ArcSwap::from_pointee(None),
             replay: Replay::new(settings.replay_entries),
             verified: moka::sync::Cache::builder()
                 .max_capacity(settings.verified_entries)
@@ -158,6 +166,12 @@ impl Authenticator {
                 .build(),
             settings,
         }
+    }
+
+    /// Sets the issuers some grant names (`None`: any may be granted):
+    /// tokens of other issuers are refused before their key is looked up.
+    pub fn set_granted_issuers(&self, issuers: Option<std::collections::HashSet<String>>) {
+        self.granted.store(Arc::new(issuers));
     }
 
     /// The settings it was made with (a changed configuration makes a new one).
@@ -202,10 +216,21 @@ impl Authenticator {
         let header = token::check_header(token)?;
         let issuer = token::unverified_issuer(token)?;
         token::check_kid_issuer(&header.kid, &issuer)?;
-        let key = self.keys.get(&header.kid).await.map_err(|e| match e {
-            KeyError::Unknown => AuthError::UnknownKey,
-            KeyError::Unavailable => AuthError::KeyUnavailable,
-        })?;
+        if let Some(granted) = &**self.granted.load()
+            && !granted.contains(&issuer)
+        {
+            metrics::counter!(crate::metrics::KEY_LOOKUPS_REFUSED, "reason" => "issuer_not_granted")
+                .increment(1);
+            return Err(AuthError::UnknownIssuer);
+        }
+        let key = self
+            .keys
+            .get(&header.kid, &issuer)
+            .await
+            .map_err(|e| match e {
+                KeyError::Unknown => AuthError::UnknownKey,
+                KeyError::Unavailable | KeyError::Busy => AuthError::KeyUnavailable,
+            })?;
         // Only the header's algorithm (already one of the allowed ones): the
         // library also requires it to match the key's family.
         let mut validation = Validation::new(header.alg);
@@ -301,6 +326,8 @@ mod tests {
                 max_age: Duration::from_secs(60),
                 missing_for: Duration::from_secs(1),
                 fetch_timeout: Duration::from_secs(1),
+                fetch_concurrency: 4,
+                fetches_per_s: 5,
             },
             clock_skew: Duration::from_secs(30),
             replay_protect_reads: false,

@@ -76,6 +76,22 @@ pub(in crate::config) fn auth(
                 1,
                 60_000,
             )),
+            fetch_concurrency: c.number(
+                "auth",
+                "key_fetch_concurrency",
+                raw.key_fetch_concurrency,
+                8,
+                1,
+                1_000,
+            ) as u32,
+            fetches_per_s: c.number(
+                "auth",
+                "key_fetches_per_s",
+                raw.key_fetches_per_s,
+                5,
+                1,
+                10_000,
+            ) as u32,
         },
         clock_skew: Duration::from_secs(c.number(
             "auth",
