@@ -69,8 +69,9 @@ pub struct App {
     last_trim: Mutex<std::time::Instant>,
     /// Set when the server shuts down: long-lived streams end.
     closing: tokio::sync::watch::Sender<bool>,
-    /// The newest changes, encoded once for every feed subscriber.
-    pub feed_tail: crate::api::FeedTail,
+    /// The change feed's newest changes, encoded once for every
+    /// subscriber, and the memory all subscribers may hold.
+    pub feed: crate::api::FeedShared,
 }
 
 /// The configuration in force and the bindings built from it.
@@ -182,7 +183,8 @@ impl App {
             (None, false) => return Err(StartError::NoAuth(config.source.display().to_string())),
         };
         let registry = Arc::new(Registry::bind(&plugins, &config, None)?);
-        let embedded = Embedded::open(&config.store_path)?;
+        let embedded =
+            Embedded::open_with_cache(&config.store_path, config.store_engine_cache_bytes)?;
         let store: Arc<dyn Store> = match config.store_cache {
             StoreCache {
                 capacity_bytes: 0, ..
@@ -193,7 +195,7 @@ impl App {
             } => Arc::new(Cached::new(embedded, capacity_bytes, ttl)),
         };
         Ok(Self {
-            feed_tail: crate::api::FeedTail::default(),
+            feed: crate::api::FeedShared::new(&config.feed),
             read_through: ReadThrough::new(&registry),
             request_metrics: RequestMetrics::new(config.record_types.keys().map(String::as_str)),
             authenticator,
@@ -456,6 +458,7 @@ impl App {
                 while let Some(app) = app.upgrade() {
                     app.metrics.run_upkeep();
                     app.read_through.run_pending_tasks();
+                    app.feed.publish_gauges();
                     app.check_rollouts();
                     app.expire_snapshots();
                     app.trim_change_log();
@@ -528,6 +531,21 @@ fn keep_restart_settings(new: &mut Config, running: &Config) -> Vec<String> {
     if new.auth != running.auth {
         changed.push("auth".to_owned());
         new.auth = running.auth.clone();
+    }
+    if new.store_engine_cache_bytes != running.store_engine_cache_bytes {
+        changed.push("store.engine_cache_bytes".to_owned());
+        new.store_engine_cache_bytes = running.store_engine_cache_bytes;
+    }
+    if new.connections != running.connections {
+        changed.push("server (connection limits)".to_owned());
+        new.connections = running.connections;
+    }
+    if (new.feed.tail_bytes, new.feed.buffer_bytes)
+        != (running.feed.tail_bytes, running.feed.buffer_bytes)
+    {
+        changed.push("server.feed_tail_bytes/feed_buffer_bytes".to_owned());
+        new.feed.tail_bytes = running.feed.tail_bytes;
+        new.feed.buffer_bytes = running.feed.buffer_bytes;
     }
     if new.store_cache != running.store_cache {
         changed.push("store.cache".to_owned());

@@ -371,3 +371,80 @@ async fn shutting_down_ends_the_streams() {
         .expect("the shutdown is not held up by a follower");
     assert!(feed.next().await.is_none(), "the stream ended");
 }
+
+/// Subscribers that never read their socket hold a bounded number of bytes
+/// each and in all, however large the changes: the budget is
+/// `feed_buffer_bytes`, the tail `feed_tail_bytes`, and after the send
+/// timeout they are dropped, while everyone else is served as usual.
+#[tokio::test]
+async fn stalled_subscribers_of_large_changes_hold_a_bounded_number_of_bytes() {
+    const BUDGET: f64 = 4.0 * 1_048_576.0;
+    const TAIL: f64 = 2.0 * 1_048_576.0;
+    let backend = TestBackend::start().await;
+    backend.put("s-1", r#"{"site":1}"#);
+    let droid = droid(
+        &backend,
+        "[server]\nfeed_subscriber_bytes = 1048576\nfeed_buffer_bytes = 4194304\nfeed_tail_bytes = 2097152\nfeed_send_timeout_ms = 3000\nwrite_timeout_ms = 1000\n\n[record_types.big]\nmode = \"ingested\"\ntransformer = \"hostile_transformer.wasm\"\n\n[sources.bulk]\nrecord_type = \"big\"\n",
+    )
+    .await;
+    // 24 posts of 32 events with a 60 KB field each: 46 MB of changes.
+    for post in 0..24 {
+        let events: Vec<String> = (0..32)
+            .map(|i| {
+                format!(
+                    r#"{{"id":"p{post}-{i}","kind":"big","tenant":"t","occurred_at":1,"payload":{{"key":"k{post}-{i}","n":60000}}}}"#
+                )
+            })
+            .collect();
+        let r = droid
+            .post("/v1/ingest/bulk", &format!("[{}]", events.join(",")))
+            .await;
+        assert_eq!(r.json()["applied"], 32, "{}", r.body);
+    }
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(droid.addr()).await.unwrap();
+        stream
+            .write_all(b"GET /v1/changes?since=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        stalled.push(stream);
+    }
+    let mut most = (0.0f64, 0.0f64);
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let started = std::time::Instant::now();
+        assert_eq!(droid.get("/v1/entity/site/s-1").await.status, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        let subscribers = droid
+            .metric("droid_feed_buffered_bytes{part=\"subscribers\"}")
+            .await
+            .unwrap_or(0.0);
+        let tail = droid
+            .metric("droid_feed_buffered_bytes{part=\"tail\"}")
+            .await
+            .unwrap_or(0.0);
+        most = (most.0.max(subscribers), most.1.max(tail));
+    }
+    assert!(
+        most.0 > 0.0 && most.0 <= BUDGET,
+        "subscribers held {} bytes",
+        most.0
+    );
+    assert!(most.1 <= TAIL, "the tail held {} bytes", most.1);
+    // Past the send timeout the stalled ones are dropped; the memory is back.
+    let back = droid_e2e::eventually(Duration::from_secs(15), "the budget given back", || async {
+        let held = droid
+            .metric("droid_feed_buffered_bytes{part=\"subscribers\"}")
+            .await
+            .unwrap_or(f64::MAX);
+        (held == 0.0).then_some(held)
+    })
+    .await;
+    assert_eq!(back, 0.0);
+    drop(stalled);
+}

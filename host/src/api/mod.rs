@@ -34,7 +34,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorCode};
-pub use feed::Tail as FeedTail;
+pub use feed::Shared as FeedShared;
 pub use request_metrics::{RequestMetrics, RequestOutcome};
 pub use respond::{DROID_CACHE, DROID_PLUGIN_VERSION};
 

@@ -97,6 +97,9 @@ pub struct ConnectionLimits {
     /// How long a connection may stay open with no request in progress and
     /// nothing sent or received.
     pub idle_timeout: Duration,
+    /// How long a write may wait for a peer that reads nothing before the
+    /// connection is dropped (and what droid buffered for it freed).
+    pub write_timeout: Duration,
     /// The most connections open at once. At the cap, a new connection
     /// closes the one idle the longest; when none is idle, it is served from
     /// the reserve, or refused.

@@ -82,6 +82,7 @@ pub(super) struct RawServer {
     pub feed_tail_bytes: Option<u64>,
     pub header_timeout_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
+    pub write_timeout_ms: Option<u64>,
     pub max_connections: Option<u64>,
     pub reserve_connections: Option<u64>,
 }

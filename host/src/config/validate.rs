@@ -63,6 +63,8 @@ const DEFAULT_PLUGIN_NICE: u64 = 10;
 /// the usual client pools' idle time, so clients close first).
 const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// A peer that reads nothing for this long is gone as far as droid cares.
+const DEFAULT_WRITE_TIMEOUT_MS: u64 = 30_000;
 /// Descriptors kept free beyond the connection cap by default: the store,
 /// plugin and key files, outbound HTTP and the change feed's own needs.
 const FD_RESERVE: u64 = 256;
@@ -332,6 +334,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         RawConnections {
             header_timeout_ms: raw.server.header_timeout_ms,
             idle_timeout_ms: raw.server.idle_timeout_ms,
+            write_timeout_ms: raw.server.write_timeout_ms,
             max_connections: raw.server.max_connections,
             reserve_connections: raw.server.reserve_connections,
         },
@@ -963,6 +966,7 @@ pub(crate) fn check_connection_limits(raw: RawConnections) -> (ConnectionLimits,
 pub(crate) struct RawConnections {
     pub header_timeout_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
+    pub write_timeout_ms: Option<u64>,
     pub max_connections: Option<u64>,
     pub reserve_connections: Option<u64>,
 }
@@ -1013,6 +1017,14 @@ fn connection_limits(c: &mut Checker, table: &str, raw: RawConnections) -> Conne
             "idle_timeout_ms",
             raw.idle_timeout_ms,
             Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
+            100,
+            3_600_000,
+        ),
+        write_timeout: c.millis(
+            table,
+            "write_timeout_ms",
+            raw.write_timeout_ms,
+            Duration::from_millis(DEFAULT_WRITE_TIMEOUT_MS),
             100,
             3_600_000,
         ),

@@ -4,6 +4,10 @@
 //! long to send a request head (slowloris) or sit idle, and a listener at its
 //! cap closes the connection idle the longest to make room for a new one.
 //!
+//! A connection whose peer stops reading (droid's writes have not moved for
+//! `write_timeout`) is dropped outright: what droid buffered for it is freed
+//! at once.
+//!
 //! A connection is *idle* when no request is in progress on it (its response
 //! sent in full) and no request head has started. Only idle connections are
 //! closed for being idle or evicted: a slow answer, a long change-feed stream
@@ -28,6 +32,8 @@ pub(super) enum Reason {
     Idle,
     /// The listener was at its cap and this was the connection idle the longest.
     Evicted,
+    /// Its peer read nothing droid wrote for `write_timeout`.
+    WriteTimeout,
     /// The listener was at its cap and its reserve, none idle: answered `503`.
     Refused,
     /// The server is shutting down.
@@ -39,6 +45,7 @@ impl Reason {
         match self {
             Reason::HeaderTimeout => "header_timeout",
             Reason::Idle => "idle",
+            Reason::WriteTimeout => "write_timeout",
             Reason::Evicted => "evicted",
             Reason::Refused => "refused",
             Reason::Shutdown => "shutdown",
@@ -55,6 +62,8 @@ pub(super) struct Activity {
     head_since_ms: AtomicU64,
     /// Requests in progress (HTTP/2 has several at once).
     in_flight: AtomicU32,
+    /// Since when (ms) a write has been waiting for the peer to read, or 0.
+    write_blocked_ms: AtomicU64,
     /// Set when droid decided to close it, and why.
     closing: Mutex<Option<Reason>>,
     close: Notify,
@@ -70,6 +79,7 @@ impl Activity {
             last_ms: AtomicU64::new(0),
             head_since_ms: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
+            write_blocked_ms: AtomicU64::new(0),
             closing: Mutex::new(None),
             close: Notify::new(),
             served: AtomicBool::new(false),
@@ -87,6 +97,20 @@ impl Activity {
     /// Bytes moved.
     pub(super) fn touch(&self) {
         self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// A write could not go out: the peer's window is full.
+    pub(super) fn write_blocked(&self) {
+        let now = self.now_ms();
+        let _ =
+            self.write_blocked_ms
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Bytes went out.
+    pub(super) fn wrote(&self) {
+        self.write_blocked_ms.store(0, Ordering::Relaxed);
+        self.touch();
     }
 
     /// Bytes arrived: with nothing in progress, they start a request head.
@@ -246,9 +270,13 @@ impl Tracker {
         let now = self.now_ms();
         let header = self.limits.header_timeout.as_millis() as u64;
         let idle = self.limits.idle_timeout.as_millis() as u64;
+        let write = self.limits.write_timeout.as_millis() as u64;
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         for activity in open.values() {
-            if activity.head_for(now).is_some_and(|t| t > header) {
+            let blocked = activity.write_blocked_ms.load(Ordering::Relaxed);
+            if blocked != 0 && now.saturating_sub(blocked) > write {
+                activity.close(Reason::WriteTimeout);
+            } else if activity.head_for(now).is_some_and(|t| t > header) {
                 activity.close(Reason::HeaderTimeout);
             } else if activity.idle_for(now).is_some_and(|t| t > idle) {
                 activity.close(Reason::Idle);
@@ -259,7 +287,12 @@ impl Tracker {
     /// How often the watchdog should sweep: often enough to close within a
     /// tenth of the shorter timeout, at most four times a second.
     pub(super) fn sweep_interval(&self) -> Duration {
-        (self.limits.header_timeout.min(self.limits.idle_timeout) / 10)
+        (self
+            .limits
+            .header_timeout
+            .min(self.limits.idle_timeout)
+            .min(self.limits.write_timeout)
+            / 10)
             .clamp(Duration::from_millis(10), Duration::from_millis(250))
     }
 
@@ -309,6 +342,7 @@ mod tests {
             ConnectionLimits {
                 header_timeout: Duration::from_millis(header_ms),
                 idle_timeout: Duration::from_millis(idle_ms),
+                write_timeout: Duration::from_secs(10),
                 max_connections: 10,
                 reserve_connections: 1,
             },

@@ -52,6 +52,15 @@ impl TrackedIo {
         Poll::Ready(Ok(()))
     }
 
+    /// Tells the activity whether a write went out or waits on the peer.
+    fn note_write(&self, written: &Poll<io::Result<usize>>) {
+        match written {
+            Poll::Pending => self.activity.write_blocked(),
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.wrote(),
+            Poll::Ready(_) => {}
+        }
+    }
+
     /// Whether `buf` is hyper's own answer to a malformed request, which is
     /// then queued in droid's words instead.
     fn rewrite(&mut self, buf: &[u8]) -> bool {
@@ -93,9 +102,9 @@ impl AsyncWrite for TrackedIo {
             let _ = self.drain(cx)?;
             return Poll::Ready(Ok(buf.len()));
         }
-        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
-        self.activity.touch();
-        Poll::Ready(Ok(n))
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note_write(&written);
+        written
     }
 
     fn poll_write_vectored(
@@ -111,9 +120,9 @@ impl AsyncWrite for TrackedIo {
             let _ = self.drain(cx)?;
             return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
         }
-        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
-        self.activity.touch();
-        Poll::Ready(Ok(n))
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note_write(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

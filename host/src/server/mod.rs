@@ -2,8 +2,8 @@
 //! bounded: droid's API and a sidecar's both run here.
 //!
 //! Each connection gets `header_timeout` to send a request head once it has
-//! begun one, and is closed after `idle_timeout` with nothing in progress
-//! ([`connections`]). At most `max_connections` are open at once: at the cap,
+//! begun one, is closed after `idle_timeout` with nothing in progress, and
+//! dropped when its peer reads nothing for `write_timeout` ([`connections`]). At most `max_connections` are open at once: at the cap,
 //! a new connection closes the one idle the longest; when none is idle, up to
 //! `reserve_connections` more are served for operations only (`/healthz`,
 //! `/metrics`, `/v1/admin/...`, one request each, everything else `503
@@ -170,6 +170,8 @@ async fn serve_connection(
         Reason::Shutdown => {
             let _ = connection.await;
         }
+        // Its peer reads nothing: dropping it frees what it holds at once.
+        Reason::WriteTimeout => {}
         // Idle or a late head: nothing worth waiting for.
         Reason::HeaderTimeout | Reason::Idle | Reason::Evicted | Reason::Refused => {
             let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;

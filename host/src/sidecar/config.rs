@@ -91,6 +91,7 @@ struct Raw {
     idle_timeout_ms: Option<u64>,
     max_connections: Option<u64>,
     reserve_connections: Option<u64>,
+    write_timeout_ms: Option<u64>,
     #[serde(default)]
     upstream: RawUpstream,
     #[serde(default)]
@@ -193,6 +194,7 @@ impl SidecarConfig {
         let (connections, found) = check_connection_limits(RawConnections {
             header_timeout_ms: raw.header_timeout_ms,
             idle_timeout_ms: raw.idle_timeout_ms,
+            write_timeout_ms: raw.write_timeout_ms,
             max_connections: raw.max_connections,
             reserve_connections: raw.reserve_connections,
         });

@@ -176,8 +176,13 @@ impl<S: Store> Store for Cached<S> {
         self.inner.records(record_type, after, limit)
     }
 
-    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
-        self.inner.changes(after, limit)
+    fn changes_within(
+        &self,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Change>, StoreError> {
+        self.inner.changes_within(after, limit, max_bytes)
     }
 
     fn last_seq(&self) -> Result<u64, StoreError> {

@@ -50,10 +50,21 @@ macro_rules! try_io {
     };
 }
 
+/// The page cache of a store opened without a size (tests, tools).
+const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
 impl Embedded {
     /// Opens (or creates) the store at `path`. redb checks the file and repairs
     /// an interrupted commit on open: what was committed is there, nothing else.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Like [`Embedded::open`], with redb's page cache bounded to
+    /// `cache_bytes` (`store.engine_cache_bytes`). redb's own default is a
+    /// gigabyte, which a growing store fills: droid's memory would then
+    /// follow the file's size rather than its configuration.
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -62,10 +73,13 @@ impl Embedded {
                 reason: e.to_string(),
             })?;
         }
-        let db = Database::create(path).map_err(|e| StoreError::Open {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX))
+            .create(path)
+            .map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         // Create the tables, so readers of an empty store find them.
         let txn = try_io!("open", db.begin_write());
         {
@@ -166,12 +180,22 @@ impl Store for Embedded {
         Ok(out)
     }
 
-    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+    fn changes_within(
+        &self,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Change>, StoreError> {
         let txn = try_io!("read", self.db.begin_read());
         let changes = try_io!("read", txn.open_table(CHANGES));
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for entry in try_io!("read", changes.range(after.saturating_add(1)..)).take(limit) {
+            if bytes >= max_bytes {
+                break;
+            }
             let (_, value) = try_io!("read", entry);
+            bytes += value.value().len();
             out.push(
                 serde_json::from_slice(value.value())
                     .map_err(|e| StoreError::Corrupt(format!("a change does not decode: {e}")))?,

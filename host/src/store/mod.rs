@@ -209,7 +209,19 @@ pub trait Store: Send + Sync + Debug {
     ) -> Result<Vec<(RecordId, StoredRecord)>, StoreError>;
 
     /// Up to `limit` changes with sequence numbers above `after`, in order.
-    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
+    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        self.changes_within(after, limit, usize::MAX)
+    }
+
+    /// Like [`Store::changes`], stopping once the changes read weigh
+    /// `max_bytes` together (always at least one): what a reader holds is
+    /// bounded in bytes, whatever the records weigh.
+    fn changes_within(
+        &self,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Change>, StoreError>;
 
     /// The sequence number of the last change (0 when there is none).
     fn last_seq(&self) -> Result<u64, StoreError>;

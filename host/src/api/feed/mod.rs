@@ -9,13 +9,19 @@
 //! ahead of it) is refused with `410 sequence_expired`: the follower must
 //! resynchronise rather than silently miss changes.
 //!
-//! Each subscriber has a bounded buffer. One that does not keep up (its buffer
-//! stays full for `feed_send_timeout`) is dropped: the stream ends, and the
-//! follower reconnects from its last sequence number. The host never buffers
-//! without bound for a slow reader.
+//! What droid holds for a subscriber is bounded in bytes: a page of changes
+//! (half of `feed_subscriber_bytes`), encoded and sent a chunk at a time, and
+//! the chunks waiting for its socket (the other half). All subscribers
+//! together hold at most `feed_buffer_bytes` ([`budget`]). One that does not
+//! keep up (its buffer stays full, or the budget spent, for
+//! `feed_send_timeout`) is dropped: the stream ends, and the follower
+//! reconnects from its last sequence number. The host never buffers without
+//! bound for a slow reader.
 
+mod budget;
 mod tail;
 
+pub use budget::Budget;
 pub use tail::Tail;
 
 use std::collections::BTreeSet;
@@ -35,14 +41,38 @@ use crate::app::App;
 use crate::auth::CallKind;
 use tail::Encoded;
 
-/// Changes read from the store per step.
+/// Changes read from the store per step, at most.
 const PAGE: usize = 512;
 /// The most bytes one chunk of the stream carries (a change larger than this
 /// is a chunk of its own).
 const CHUNK_BYTES: usize = 64 * 1024;
-/// Chunks a subscriber may have waiting before it counts as slow: with
-/// `CHUNK_BYTES`, what droid holds for one subscriber beyond its socket.
-const BUFFER: usize = 8;
+
+/// What every subscriber shares: the newest changes, and the memory budget.
+#[derive(Debug)]
+pub struct Shared {
+    /// The newest changes, encoded once.
+    pub tail: Tail,
+    /// What all subscribers may hold.
+    pub budget: Budget,
+}
+
+impl Shared {
+    /// The tail and the budget `settings` size.
+    pub fn new(settings: &crate::config::FeedSettings) -> Self {
+        Self {
+            tail: Tail::new(settings),
+            budget: Budget::new(settings.buffer_bytes),
+        }
+    }
+
+    /// Publishes what the feed holds, for `/metrics`.
+    pub fn publish_gauges(&self) {
+        metrics::gauge!(crate::metrics::FEED_BUFFERED_BYTES, "part" => "subscribers")
+            .set(self.budget.held_bytes() as f64);
+        metrics::gauge!(crate::metrics::FEED_BUFFERED_BYTES, "part" => "tail")
+            .set(self.tail.bytes() as f64);
+    }
+}
 
 #[derive(Debug, Deserialize)]
 pub(super) struct FeedQuery {
@@ -128,20 +158,26 @@ async fn open(
             ),
         ));
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(BUFFER);
+    let settings = app.config().feed;
+    // Half of a subscriber's bytes for its page, half for chunks waiting.
+    let page_bytes = settings.subscriber_bytes / 2;
+    let waiting = (page_bytes / CHUNK_BYTES).max(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<(Bytes, budget::Held)>(waiting);
     let follower = Follower {
         app: app.clone(),
         wanted,
         format,
         heartbeat,
-        send_timeout: app.config().feed.send_timeout,
+        send_timeout: settings.send_timeout,
+        page_bytes,
         tx,
     };
     tokio::spawn(follower.run(since));
+    // A chunk's reservation is given back as the chunk leaves for the socket.
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
-            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+            .map(|(chunk, _held)| (Ok::<_, std::convert::Infallible>(chunk), rx))
     });
     let body = Body::from_stream(stream);
     let content_type = match format {
@@ -209,7 +245,9 @@ struct Follower {
     format: Format,
     heartbeat: Duration,
     send_timeout: Duration,
-    tx: tokio::sync::mpsc::Sender<Bytes>,
+    /// The most bytes of changes read at once.
+    page_bytes: usize,
+    tx: tokio::sync::mpsc::Sender<(Bytes, budget::Held)>,
 }
 
 impl Follower {
@@ -233,11 +271,22 @@ impl Follower {
             }
             // Caught up with the log's end: nothing to read until it grows.
             let head = *signal.borrow_and_update();
-            let changes = if after >= head {
-                Vec::new()
+            let (changes, mut held) = if after >= head {
+                (Vec::new(), budget::Held::none())
             } else {
-                match self.app.feed_tail.page(&self.app.store, after, PAGE).await {
-                    Ok(changes) => changes,
+                let Some(mut held) = self.reserve(self.page_bytes).await else {
+                    break;
+                };
+                let feed = &self.app.feed;
+                match feed
+                    .tail
+                    .page(&self.app.store, after, PAGE, self.page_bytes)
+                    .await
+                {
+                    Ok(changes) => {
+                        held.keep(changes.iter().map(|c| c.json.len()).sum());
+                        (changes, held)
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "the change feed could not read the log; ending the stream");
                         break;
@@ -255,8 +304,10 @@ impl Follower {
             if let Some(last) = changes.last() {
                 let last_seq = last.seq;
                 let mut sent = true;
-                for chunk in encode(self.format, &changes, self.wanted.as_ref()) {
-                    if !self.send(chunk).await {
+                // Encoded a chunk at a time, as the subscriber takes them.
+                for chunk in Chunks::new(self.format, &changes, self.wanted.as_ref()) {
+                    let share = held.take(chunk.len());
+                    if !self.send_held(chunk, share).await {
                         sent = false;
                         break;
                     }
@@ -281,9 +332,34 @@ impl Follower {
         subscribers.decrement(1.0);
     }
 
-    /// Sends a chunk; false when the subscriber is gone or too slow (then dropped).
+    /// Reserves `bytes` of the feed's budget, waiting up to the send
+    /// timeout; `None` (the subscriber is dropped) when it stays spent.
+    async fn reserve(&self, bytes: usize) -> Option<budget::Held> {
+        let held = self.app.feed.budget.reserve(bytes, self.send_timeout).await;
+        if held.is_none() {
+            metrics::counter!(crate::metrics::FEED_DROPPED).increment(1);
+            tracing::warn!(
+                buffer_bytes = self.app.config().feed.buffer_bytes,
+                "the change feed's subscribers hold all the memory they may; a subscriber waiting for some is dropped (it resumes from its last sequence number)"
+            );
+        }
+        held
+    }
+
+    /// Sends a small chunk (a heartbeat, an error line) with its own share
+    /// of the budget; false when the subscriber is gone, too slow, or the
+    /// budget stays spent.
     async fn send(&self, chunk: Bytes) -> bool {
-        match tokio::time::timeout(self.send_timeout, self.tx.send(chunk)).await {
+        match self.reserve(chunk.len()).await {
+            Some(held) => self.send_held(chunk, held).await,
+            None => false,
+        }
+    }
+
+    /// Sends a chunk holding its share of the budget; false when the
+    /// subscriber is gone or too slow (then dropped).
+    async fn send_held(&self, chunk: Bytes, held: budget::Held) -> bool {
+        match tokio::time::timeout(self.send_timeout, self.tx.send((chunk, held))).await {
             Ok(Ok(())) => true,
             Ok(Err(_)) => false,
             Err(_) => {
@@ -299,39 +375,58 @@ impl Follower {
 }
 
 /// The changes of a page a subscriber follows, in its format, in chunks of
-/// about [`CHUNK_BYTES`].
-fn encode(
+/// about [`CHUNK_BYTES`], each encoded only when it is asked for.
+struct Chunks<'a> {
     format: Format,
-    changes: &[Arc<Encoded>],
-    wanted: Option<&BTreeSet<String>>,
-) -> Vec<Bytes> {
-    let mut chunks = Vec::new();
-    let mut out = Vec::new();
-    for change in changes {
-        if out.len() >= CHUNK_BYTES {
-            chunks.push(Bytes::from(std::mem::take(&mut out)));
-        }
-        if wanted.is_some_and(|w| !w.contains(&change.record_type)) {
-            continue;
-        }
-        match format {
-            Format::Lines => {
-                out.extend_from_slice(&change.json);
-                out.push(b'\n');
-            }
-            Format::Events => {
-                out.extend_from_slice(
-                    format!("id: {}\nevent: change\ndata: ", change.seq).as_bytes(),
-                );
-                out.extend_from_slice(&change.json);
-                out.extend_from_slice(b"\n\n");
-            }
+    changes: std::slice::Iter<'a, Arc<Encoded>>,
+    wanted: Option<&'a BTreeSet<String>>,
+}
+
+impl<'a> Chunks<'a> {
+    fn new(
+        format: Format,
+        changes: &'a [Arc<Encoded>],
+        wanted: Option<&'a BTreeSet<String>>,
+    ) -> Self {
+        Self {
+            format,
+            changes: changes.iter(),
+            wanted,
         }
     }
-    if !out.is_empty() {
-        chunks.push(Bytes::from(out));
+}
+
+impl Iterator for Chunks<'_> {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let mut out = Vec::new();
+        for change in self.changes.by_ref() {
+            if self
+                .wanted
+                .is_some_and(|w| !w.contains(&change.record_type))
+            {
+                continue;
+            }
+            match self.format {
+                Format::Lines => {
+                    out.extend_from_slice(&change.json);
+                    out.push(b'\n');
+                }
+                Format::Events => {
+                    out.extend_from_slice(
+                        format!("id: {}\nevent: change\ndata: ", change.seq).as_bytes(),
+                    );
+                    out.extend_from_slice(&change.json);
+                    out.extend_from_slice(b"\n\n");
+                }
+            }
+            if out.len() >= CHUNK_BYTES {
+                break;
+            }
+        }
+        (!out.is_empty()).then(|| Bytes::from(out))
     }
-    chunks
 }
 
 fn encode_heartbeat(format: Format, last_seq: u64, head_seq: u64) -> Bytes {

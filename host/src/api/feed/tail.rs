@@ -5,16 +5,21 @@
 //! Followers that are caught up read from here; the first to find the tail
 //! short of the log reads the store (once, under a lock) and extends it for
 //! the rest. A follower far behind the tail reads the store directly, as
-//! before, without disturbing it.
+//! before, without disturbing it. The tail is bounded in bytes
+//! (`server.feed_tail_bytes`) as well as in changes, and every page it
+//! hands out in bytes too: a burst of large records cannot make it, or a
+//! page read from it, hold more than that.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
+
+use crate::config::FeedSettings;
 
 use axum::body::Bytes;
 
 use crate::store::{Change, ChangeKind, Store, StoreError};
 
-/// Changes the tail keeps: at about half a kilobyte each, a few megabytes.
+/// Changes the tail keeps at most, however small they are.
 const CAPACITY: usize = 8192;
 
 /// One change, encoded for the feed.
@@ -29,53 +34,86 @@ pub struct Encoded {
 }
 
 /// The newest changes, contiguous, in order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tail {
-    entries: RwLock<VecDeque<Arc<Encoded>>>,
+    entries: RwLock<Entries>,
     refill: tokio::sync::Mutex<()>,
+    capacity_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    changes: VecDeque<Arc<Encoded>>,
+    /// What `changes` weigh together.
+    bytes: usize,
 }
 
 impl Tail {
-    /// Up to `limit` changes after `after`, in order: from memory when the
-    /// tail holds them, otherwise from `store`.
+    /// An empty tail holding at most `settings.tail_bytes`.
+    pub fn new(settings: &FeedSettings) -> Self {
+        Self {
+            entries: RwLock::default(),
+            refill: tokio::sync::Mutex::new(()),
+            capacity_bytes: settings.tail_bytes,
+        }
+    }
+
+    /// Up to `limit` changes after `after`, in order, weighing about
+    /// `max_bytes` at most (always at least one): from memory when the tail
+    /// holds them, otherwise from `store`.
     pub async fn page(
         &self,
         store: &Arc<dyn Store>,
         after: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<Arc<Encoded>>, StoreError> {
-        if let Some(page) = self.held(after, limit) {
+        if let Some(page) = self.held(after, limit, max_bytes) {
             return Ok(page);
         }
         if self.behind(after) {
-            return read(store, after, limit).await;
+            return read(store, after, limit, max_bytes).await;
         }
         // At or past the tail's end: one follower reads for everyone.
         let _refill = self.refill.lock().await;
-        if let Some(page) = self.held(after, limit) {
+        if let Some(page) = self.held(after, limit, max_bytes) {
             return Ok(page);
         }
-        let page = read(store, after, limit).await?;
+        let page = read(store, after, limit, max_bytes).await?;
         self.extend(&page);
         Ok(page)
     }
 
     /// What the tail holds after `after`, if it holds the next change.
-    fn held(&self, after: u64, limit: usize) -> Option<Vec<Arc<Encoded>>> {
+    fn held(&self, after: u64, limit: usize, max_bytes: usize) -> Option<Vec<Arc<Encoded>>> {
         let entries = self.entries.read().expect("feed tail lock");
-        let first = entries.front()?.seq;
-        let last = entries.back()?.seq;
+        let first = entries.changes.front()?.seq;
+        let last = entries.changes.back()?.seq;
         if after < first.saturating_sub(1) || after >= last {
             return None;
         }
         let start = (after + 1 - first) as usize;
-        Some(entries.range(start..).take(limit).cloned().collect())
+        let mut bytes = 0;
+        Some(
+            entries
+                .changes
+                .range(start..)
+                .take(limit)
+                .take_while(|change| {
+                    let first = bytes == 0;
+                    bytes += change.json.len();
+                    first || bytes <= max_bytes
+                })
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Whether `after` lies before what the tail holds (a lagging follower).
     fn behind(&self, after: u64) -> bool {
         let entries = self.entries.read().expect("feed tail lock");
         entries
+            .changes
             .front()
             .is_some_and(|front| after.saturating_add(1) < front.seq)
     }
@@ -87,15 +125,26 @@ impl Tail {
             return;
         };
         let mut entries = self.entries.write().expect("feed tail lock");
-        match entries.back() {
+        match entries.changes.back() {
             Some(back) if first.seq == back.seq + 1 => {}
             Some(back) if first.seq <= back.seq => return,
-            _ => entries.clear(),
+            _ => *entries = Entries::default(),
         }
-        entries.extend(page.iter().cloned());
-        while entries.len() > CAPACITY {
-            entries.pop_front();
+        for change in page {
+            entries.bytes += change.json.len();
+            entries.changes.push_back(change.clone());
         }
+        while entries.changes.len() > CAPACITY || entries.bytes > self.capacity_bytes {
+            match entries.changes.pop_front() {
+                Some(old) => entries.bytes -= old.json.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// What the changes it holds weigh.
+    pub fn bytes(&self) -> usize {
+        self.entries.read().expect("feed tail lock").bytes
     }
 }
 
@@ -103,14 +152,16 @@ async fn read(
     store: &Arc<dyn Store>,
     after: u64,
     limit: usize,
+    max_bytes: usize,
 ) -> Result<Vec<Arc<Encoded>>, StoreError> {
     let store = store.clone();
-    let changes = tokio::task::spawn_blocking(move || store.changes(after, limit))
-        .await
-        .map_err(|e| StoreError::Io {
-            operation: "read",
-            reason: format!("the read task failed: {e}"),
-        })??;
+    let changes =
+        tokio::task::spawn_blocking(move || store.changes_within(after, limit, max_bytes))
+            .await
+            .map_err(|e| StoreError::Io {
+                operation: "read",
+                reason: format!("the read task failed: {e}"),
+            })??;
     Ok(changes.iter().map(|c| Arc::new(encode(c))).collect())
 }
 
@@ -190,22 +241,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(Embedded::open(&dir.path().join("s.redb")).unwrap());
         commit(&*store, 1, 10);
-        let tail = Tail::default();
-        assert_eq!(seqs(&tail.page(&store, 4, 3).await.unwrap()), [5, 6, 7]);
-        // Held now: the same page comes from memory, as does the rest.
-        assert_eq!(tail.held(4, 3).map(|p| seqs(&p)), Some(vec![5, 6, 7]));
-        assert!(tail.held(7, 100).is_none(), "not read yet");
-        assert_eq!(seqs(&tail.page(&store, 7, 100).await.unwrap()), [8, 9, 10]);
+        let tail = Tail::new(&FeedSettings {
+            heartbeat: std::time::Duration::from_secs(1),
+            send_timeout: std::time::Duration::from_secs(1),
+            subscriber_bytes: 1 << 20,
+            buffer_bytes: 1 << 20,
+            tail_bytes: 1 << 20,
+        });
         assert_eq!(
-            tail.held(4, 100).map(|p| seqs(&p)),
+            seqs(&tail.page(&store, 4, 3, usize::MAX).await.unwrap()),
+            [5, 6, 7]
+        );
+        // Held now: the same page comes from memory, as does the rest.
+        assert_eq!(
+            tail.held(4, 3, usize::MAX).map(|p| seqs(&p)),
+            Some(vec![5, 6, 7])
+        );
+        assert!(tail.held(7, 100, usize::MAX).is_none(), "not read yet");
+        assert_eq!(
+            seqs(&tail.page(&store, 7, 100, usize::MAX).await.unwrap()),
+            [8, 9, 10]
+        );
+        assert_eq!(
+            tail.held(4, 100, usize::MAX).map(|p| seqs(&p)),
             Some(vec![5, 6, 7, 8, 9, 10])
         );
         // Before the tail: read from the store, the tail left as it is.
-        assert_eq!(seqs(&tail.page(&store, 0, 2).await.unwrap()), [1, 2]);
-        assert_eq!(tail.held(4, 1).map(|p| seqs(&p)), Some(vec![5]));
-        assert!(tail.held(3, 1).is_none());
+        assert_eq!(
+            seqs(&tail.page(&store, 0, 2, usize::MAX).await.unwrap()),
+            [1, 2]
+        );
+        assert_eq!(tail.held(4, 1, usize::MAX).map(|p| seqs(&p)), Some(vec![5]));
+        assert!(tail.held(3, 1, usize::MAX).is_none());
         // Encoded once, as the feed writes it.
-        let page = tail.page(&store, 9, 1).await.unwrap();
+        let page = tail.page(&store, 9, 1, usize::MAX).await.unwrap();
         let json: serde_json::Value = serde_json::from_slice(&page[0].json).unwrap();
         assert_eq!(
             (
@@ -217,9 +286,17 @@ mod tests {
         );
         assert_eq!(page[0].record_type, "even");
         // Caught up: nothing new, nothing held.
-        assert!(tail.page(&store, 10, 100).await.unwrap().is_empty());
+        assert!(
+            tail.page(&store, 10, 100, usize::MAX)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         commit(&*store, 11, 2);
-        assert_eq!(seqs(&tail.page(&store, 10, 100).await.unwrap()), [11, 12]);
-        assert_eq!(tail.held(4, 100).unwrap().len(), 8);
+        assert_eq!(
+            seqs(&tail.page(&store, 10, 100, usize::MAX).await.unwrap()),
+            [11, 12]
+        );
+        assert_eq!(tail.held(4, 100, usize::MAX).unwrap().len(), 8);
     }
 }
