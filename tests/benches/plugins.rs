@@ -48,6 +48,50 @@ fn transform(c: &mut Criterion) {
     }
 }
 
+/// What batching per tenant costs: ingestion calls the transformer once per
+/// tenant (so one instance never sees two tenants' events), so a request of
+/// `size` events from `size` tenants makes `size` calls where one tenant's
+/// makes one.
+fn tenant_batches(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let runtime = runtime();
+    let plugin = transformer(&runtime, plugins::TICKET_TRANSFORMER);
+    let ctx = ingested_context();
+    for size in [1usize, 16, 256] {
+        let (_, events) = ticket_events(size);
+        let mut group = c.benchmark_group(format!("tenants/batch-{size}"));
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_function("one-tenant", |b| {
+            b.to_async(&rt).iter_batched(
+                || events.clone(),
+                |events| {
+                    let (plugin, ctx) = (plugin.clone(), ctx.clone());
+                    async move { plugin.transform(&ctx, events).await.expect("transform") }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function("a-tenant-each", |b| {
+            b.to_async(&rt).iter_batched(
+                || events.clone(),
+                |events| {
+                    let (plugin, ctx) = (plugin.clone(), ctx.clone());
+                    async move {
+                        for event in events {
+                            plugin
+                                .transform(&ctx, vec![event])
+                                .await
+                                .expect("transform");
+                        }
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        group.finish();
+    }
+}
+
 fn instantiate(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let runtime = runtime();
@@ -95,5 +139,5 @@ fn fetch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, instantiate, transform, fetch);
+criterion_group!(benches, instantiate, transform, tenant_batches, fetch);
 criterion_main!(benches);
