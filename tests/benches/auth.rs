@@ -20,6 +20,8 @@ fn authenticator(issuers: &Issuers) -> Authenticator {
             max_age: Duration::from_secs(3600),
             missing_for: Duration::from_secs(30),
             fetch_timeout: Duration::from_secs(1),
+            fetch_concurrency: 8,
+            fetches_per_s: 5,
         },
         clock_skew: Duration::from_secs(30),
         replay_protect_reads: false,

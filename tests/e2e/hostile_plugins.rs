@@ -288,7 +288,7 @@ record_type = "ticket"
             other => panic!("{other}: {}", r.body),
         }
     }
-    assert!(applied <= 8 && applied >= 1, "applied {applied}");
+    assert!((1..=8).contains(&applied), "applied {applied}");
     assert_eq!(applied + busy, 40);
     assert!(
         droid

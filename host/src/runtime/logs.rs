@@ -182,6 +182,6 @@ mod tests {
         assert!(a.admit("1", &limits, &budget).is_ok());
         assert!(b.admit("2", &limits, &budget).is_ok());
         assert_eq!(a.admit("3", &limits, &budget), Err(Dropped::Rate));
-        assert_eq!(LogBudget::new(0).take(), false);
+        assert!(!LogBudget::new(0).take());
     }
 }
