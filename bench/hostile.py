@@ -16,6 +16,7 @@ the hardening work is judged by:
     bench/hostile.py                 # everything
     ONLY=3 bench/hostile.py          # one step
     PLUGIN_NICE=0 bench/hostile.py   # step 5 with plugin threads at the server's priority
+    PLUGIN_THREADS=1 bench/hostile.py   # ... or with one plugin thread
 
 Builds droid (release), the sample provider and the plugins; installs wrk with
 apt-get when missing. Everything listens on loopback and is stopped at the end.
@@ -116,7 +117,7 @@ def metric(series, port=PORT, token=None):
 class Droid:
     """A droid with authentication, its keys and config in a temporary folder."""
 
-    def __init__(self, work, port=PORT, ulimit=None, nice=None):
+    def __init__(self, work, port=PORT, ulimit=None, nice=None, threads=None):
         self.work, self.port = work, port
         keys = os.path.join(work, "keys")
         if not os.path.exists(keys):
@@ -146,6 +147,7 @@ watch = false
 
 [runtime]
 {f'plugin_nice = {nice}' if nice is not None else ''}
+{f'plugin_threads = {threads}' if threads is not None else ''}
 
 [store]
 path = ".droid/store-{port}.redb"
@@ -330,8 +332,8 @@ def main():
         log = open(os.path.join(work, "provider.log"), "w")
         start([PROVIDER, "--listen", f"127.0.0.1:{PROVIDER_PORT}", "--records", "1000"], log)
         wait_for(f"http://127.0.0.1:{PROVIDER_PORT}/healthz")
-        nice = os.environ.get("PLUGIN_NICE")
-        droid = Droid(work, nice=int(nice) if nice else None)
+        nice, threads = os.environ.get("PLUGIN_NICE"), os.environ.get("PLUGIN_THREADS")
+        droid = Droid(work, nice=int(nice) if nice else None, threads=int(threads) if threads else None)
         token = droid.token()
         if ONLY in (None, "1"):
             slowloris(droid)
