@@ -88,6 +88,31 @@ fn tenant_batches(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
+        // As ingestion runs them: four calls at a time.
+        group.bench_function("a-tenant-each-4-at-once", |b| {
+            b.to_async(&rt).iter_batched(
+                || events.clone(),
+                |events| {
+                    let (plugin, ctx) = (plugin.clone(), ctx.clone());
+                    async move {
+                        use futures::StreamExt;
+                        futures::stream::iter(events.into_iter().map(|event| {
+                            let (plugin, ctx) = (plugin.clone(), ctx.clone());
+                            async move {
+                                plugin
+                                    .transform(&ctx, vec![event])
+                                    .await
+                                    .expect("transform")
+                            }
+                        }))
+                        .buffered(4)
+                        .collect::<Vec<_>>()
+                        .await
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        });
         group.finish();
     }
 }

@@ -16,6 +16,7 @@ mod slots;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use serde::Serialize;
 
 pub use health::{Health, SourceHealth, State};
@@ -72,6 +73,9 @@ pub struct IncomingEvent {
     occurred_at: Option<u64>,
     payload: Option<Box<serde_json::value::RawValue>>,
 }
+
+/// Transformer calls one request runs at once (one per tenant group).
+const CALLS_AT_ONCE: usize = 4;
 
 /// The longest event id accepted.
 const MAX_EVENT_ID: usize = 256;
@@ -180,18 +184,32 @@ pub async fn ingest_into(
     let mut writes: Vec<(usize, EventWrite)> = Vec::new();
     // Events refused by the transformer (or whose changes were), kept as dead letters.
     let mut dead: Vec<DeadLetter> = Vec::new();
-    for (version, group) in groups.into_values() {
-        let Some(transformer) = version.transformer() else {
-            for (i, _) in &group {
+    // The groups' calls run a few at a time (tenants are independent), each
+    // in one of the record type's call slots; their results are handled in
+    // order below.
+    let calls = groups.into_values().map(|(version, group)| async move {
+        let (indices, batch): (Vec<usize>, Vec<SourceEvent>) = group.into_iter().unzip();
+        // The events go into the call; a copy stays for dead letters.
+        let originals = batch.clone();
+        let outcome = match version.transformer() {
+            Some(transformer) => Some(transformer.transform(&binding.context, batch).await),
+            None => None,
+        };
+        (version, indices, originals, outcome)
+    });
+    let done: Vec<_> = futures::stream::iter(calls)
+        .buffered(CALLS_AT_ONCE)
+        .collect()
+        .await;
+    for (version, indices, originals, outcome) in done {
+        let Some(outcome) = outcome else {
+            for i in &indices {
                 results[*i] = Some(EventResult::Failed {
                     reason: format!("plugin version {} is not a transformer", version.label()),
                 });
             }
             continue;
         };
-        let (indices, batch): (Vec<usize>, Vec<SourceEvent>) = group.into_iter().unzip();
-        // The events go into the call; a copy stays for dead letters.
-        let originals = batch.clone();
         let letter = |event: &SourceEvent, reason: &str| DeadLetter {
             source: source.to_owned(),
             event_id: event.id.clone(),
@@ -204,7 +222,7 @@ pub async fn ingest_into(
             at_ms: crate::store::now_ms(),
             attempts: 1,
         };
-        match transformer.transform(&binding.context, batch).await {
+        match outcome {
             Ok(outputs) => {
                 for ((i, original), output) in indices.into_iter().zip(&originals).zip(outputs) {
                     let (id, tenant, occurred_at) =
