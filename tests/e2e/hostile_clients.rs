@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use droid_e2e::droid::parse_raw_response;
 use droid_e2e::{TestBackend, TestDroid, TestResponse, TestSidecar};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -64,34 +65,7 @@ async fn raw(droid: &TestDroid, request: &[u8]) -> TestResponse {
 async fn read_answer(stream: &mut TcpStream) -> TestResponse {
     let mut bytes = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut bytes)).await;
-    parse_answer(&bytes)
-}
-
-fn parse_answer(bytes: &[u8]) -> TestResponse {
-    let text = String::from_utf8_lossy(bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let mut headers = reqwest::header::HeaderMap::new();
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':')
-            && let (Ok(name), Ok(value)) = (
-                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()),
-                reqwest::header::HeaderValue::from_str(value.trim()),
-            )
-        {
-            headers.insert(name, value);
-        }
-    }
-    TestResponse {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
+    parse_raw_response(&bytes)
 }
 
 /// A client that sends a request head a byte at a time is cut off at the
@@ -233,7 +207,7 @@ async fn a_declared_body_over_the_limit_is_refused_at_once() {
         .await
         .expect("answered at once")
         .unwrap();
-    let answer = parse_answer(&buf[..n]);
+    let answer = parse_raw_response(&buf[..n]);
     answer.assert_error(413, "body_too_large", "10 GB declared");
     assert!(answer.body.contains("10000000000"), "{}", answer.body);
     // And a body that grows past the limit without declaring it.
@@ -366,6 +340,25 @@ fn malformed(route: &str) -> Option<String> {
     any.then_some(out)
 }
 
+/// One request per method of every route with parameters, each parameter
+/// malformed (a `POST` carries an empty JSON object).
+fn malformed_requests(
+    routes: &[(&str, &[&str])],
+) -> Vec<(reqwest::Method, String, Option<&'static str>)> {
+    let mut requests = Vec::new();
+    for (route, methods) in routes {
+        let Some(path) = malformed(route) else {
+            continue;
+        };
+        for method in *methods {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let body = (method == reqwest::Method::POST).then_some("{}");
+            requests.push((method, path.clone(), body));
+        }
+    }
+    requests
+}
+
 /// Checks an answer to a malformed path is a JSON refusal.
 fn assert_json_refusal(r: &TestResponse, what: &str) {
     assert!(r.status >= 400, "{what}: {} {}", r.status, r.body);
@@ -387,32 +380,18 @@ fn assert_json_refusal(r: &TestResponse, what: &str) {
 #[tokio::test]
 async fn every_route_of_droid_and_the_sidecar_refuses_a_malformed_segment_in_json() {
     let (_backend, droid) = droid("").await;
-    for (route, methods) in droid_host::api::routes::ALL {
-        let Some(path) = malformed(route) else {
-            continue;
-        };
-        for method in *methods {
-            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-            let body = (method == reqwest::Method::POST).then_some("{}");
-            let r = droid.send_with(method.clone(), &path, body, &[]).await;
-            assert_json_refusal(&r, &format!("{method} {path}"));
-        }
+    for (method, path, body) in malformed_requests(droid_host::api::routes::ALL) {
+        let r = droid.send_with(method.clone(), &path, body, &[]).await;
+        assert_json_refusal(&r, &format!("{method} {path}"));
     }
     let sidecar = TestSidecar::start(
         &droid.url(""),
         "[record_types.site]\n[record_types.ticket]\n",
     )
     .await;
-    for (route, methods) in droid_host::api::routes::SIDECAR {
-        let Some(path) = malformed(route) else {
-            continue;
-        };
-        for method in *methods {
-            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-            let body = (method == reqwest::Method::POST).then_some("{}");
-            let r = sidecar.request(method.clone(), &path, body).await;
-            assert_json_refusal(&r, &format!("{method} {path} (sidecar)"));
-        }
+    for (method, path, body) in malformed_requests(droid_host::api::routes::SIDECAR) {
+        let r = sidecar.request(method.clone(), &path, body).await;
+        assert_json_refusal(&r, &format!("{method} {path} (sidecar)"));
     }
     let big = "x".repeat(3 << 20);
     let r = sidecar

@@ -113,6 +113,34 @@ impl TestResponse {
     }
 }
 
+/// An HTTP/1.1 response read off a raw socket, as a [`TestResponse`].
+pub fn parse_raw_response(raw: &[u8]) -> TestResponse {
+    let text = String::from_utf8_lossy(raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let mut headers = reqwest::header::HeaderMap::new();
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':')
+            && let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()),
+                reqwest::header::HeaderValue::from_str(value.trim()),
+            )
+        {
+            headers.insert(name, value);
+        }
+    }
+    TestResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
 /// The value of the Prometheus sample starting with `series` in `text`.
 pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
@@ -420,30 +448,7 @@ impl TestDroid {
         stream.write_all(request.as_bytes()).await.expect("send");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.expect("read");
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {text:?}"));
-        let mut headers = reqwest::header::HeaderMap::new();
-        for line in lines {
-            if let Some((name, value)) = line.split_once(':')
-                && let (Ok(name), Ok(value)) = (
-                    reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()),
-                    reqwest::header::HeaderValue::from_str(value.trim()),
-                )
-            {
-                headers.insert(name, value);
-            }
-        }
-        TestResponse {
-            status,
-            headers,
-            body: body.to_owned(),
-        }
+        parse_raw_response(&raw)
     }
 
     /// The value of one sample in `/metrics`: the line starting with `series`.
