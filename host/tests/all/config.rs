@@ -193,6 +193,66 @@ const TABLE: &[(&str, &str, &str)] = &[
         "plugins.rollback_margin: expected a percentage",
     ),
     (
+        "a header timeout too short to send a head",
+        "[server]\nheader_timeout_ms = 5\n{site}",
+        "/etc/droid/droid.toml: server.header_timeout_ms: expected a number from 100 to 600000, found 5",
+    ),
+    (
+        "no connections at all",
+        "[server]\nmax_connections = 0\n{site}",
+        "server.max_connections: expected a number from 1 to 1000000, found 0",
+    ),
+    (
+        "a body limit under a kilobyte",
+        "[server]\nmax_body_bytes = 10\n{site}",
+        "server.max_body_bytes: expected a number from 1024 to 1073741824, found 10",
+    ),
+    (
+        "a feed budget smaller than one subscriber's share",
+        "[server]\nfeed_subscriber_bytes = 4194304\nfeed_buffer_bytes = 1048576\n{site}",
+        "server.feed_buffer_bytes: expected at least server.feed_subscriber_bytes (4194304), found 1048576",
+    ),
+    (
+        "a plugin priority out of the nice range",
+        "[runtime]\nplugin_nice = 40\n{site}",
+        "runtime.plugin_nice: expected a number from 0 to 19, found 40",
+    ),
+    (
+        "no plugin threads",
+        "[runtime]\nplugin_threads = 0\n{site}",
+        "runtime.plugin_threads: expected a number from 1 to 1024, found 0",
+    ),
+    (
+        "a JSON depth beyond what parsers take",
+        "[defaults.limits]\nmax_json_depth = 500\n{site}",
+        "defaults.limits.max_json_depth: expected a number from 1 to 128, found 500",
+    ),
+    (
+        "fewer changes per call than per event",
+        "[record_types.site]\nmode = \"ingested\"\ntransformer = \"t.wasm\"\nlimits = { max_ops_per_event = 100, max_ops_per_call = 10 }\n",
+        "record_types.site.limits.max_ops_per_call: expected at least max_ops_per_event (100), found 10",
+    ),
+    (
+        "a record limit too small for any record",
+        "[record_types.site]\nmode = \"ingested\"\ntransformer = \"t.wasm\"\nlimits = { max_record_bytes = 1 }\n",
+        "record_types.site.limits.max_record_bytes: expected a number from 64 to 268435456, found 1",
+    ),
+    (
+        "a source with no room for a request",
+        "[record_types.t]\nmode = \"ingested\"\ntransformer = \"t.wasm\"\n[sources.s]\nrecord_type = \"t\"\nmax_in_flight = 0\n",
+        "sources.s.max_in_flight: expected a number from 1 to 10000, found 0",
+    ),
+    (
+        "key lookups that can never run",
+        "[auth]\naudience = \"droid\"\nkey_repositories = [\"keys\"]\nkey_fetch_concurrency = 0\n{site}",
+        "auth.key_fetch_concurrency: expected a number from 1 to 1000, found 0",
+    ),
+    (
+        "record types whose shares overflow the pool",
+        "[runtime]\nmax_instances = 20\n{site}max_in_flight = 20\n",
+        "runtime.max_instances: the record types' max_in_flight add up to 20, but the instance pool holds 20 (one is kept for loading plugins): raise runtime.max_instances to at least 21 or lower max_in_flight",
+    ),
+    (
         "a pinned hash that is not one",
         "[plugins]\npinned_sha256 = [\"abc\"]\n{site}",
         "plugins.pinned_sha256[0]: expected a SHA-256 hash as 64 lowercase hex digits",
@@ -371,6 +431,24 @@ fn the_readme_example_config_is_valid() {
     let config = Config::parse(Path::new("README.md"), &readme[start..end])
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.record_types.len(), 2);
+}
+
+/// So is the sidecar's file shown there.
+#[test]
+fn the_readme_example_sidecar_config_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme
+        .find("# sidecar.toml\n")
+        .expect("the README shows a sidecar config");
+    let end = start + readme[start..].find("```").unwrap();
+    let config = droid_host::sidecar::config::SidecarConfig::parse(
+        Path::new("sidecar.toml"),
+        &readme[start..end],
+        &Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.connections.reserve_connections, 32);
 }
 
 /// So is the quickstart's.
