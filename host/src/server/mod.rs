@@ -31,7 +31,6 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
@@ -87,9 +86,11 @@ pub async fn serve(
                 pause = Duration::from_millis(5);
                 stream
             }
+            // The peer gave up before its connection was accepted.
+            Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
                 accept_failed(&tracker, &e, name);
-                // Out of descriptors: free one, wait, try again.
+                // Out of descriptors (or memory): free one, wait, try again.
                 tracker.evict_one();
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {},
@@ -107,7 +108,7 @@ pub async fn serve(
             Mode::Reserve
         } else {
             tracker.count_closed(Reason::Refused);
-            tokio::spawn(refuse(stream));
+            refuse(&stream);
             continue;
         };
         let handle = tracker.open();
@@ -217,8 +218,10 @@ fn busy() -> crate::api::ApiError {
     .retry_after(1)
 }
 
-/// Answers a connection past the cap and the reserve at once, and closes it.
-async fn refuse(mut stream: TcpStream) {
+/// Answers a connection past the cap and the reserve at once, and closes
+/// it: one write that never waits (a fresh socket's buffer takes it), so a
+/// flood of connections costs no descriptor beyond this moment.
+fn refuse(stream: &TcpStream) {
     let body = serde_json::json!({ "error": {
         "code": crate::api::ErrorCode::ServerBusy.as_str(),
         "message": "droid holds as many connections as it may; try again shortly",
@@ -228,11 +231,26 @@ async fn refuse(mut stream: TcpStream) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        let _ = stream.write_all(answer.as_bytes()).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
+    let _ = stream.try_write(answer.as_bytes());
+    // What the peer already sent is read, so closing does not reset the
+    // connection before the answer is seen.
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        match stream.try_read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
+/// Errors of one connection that `accept` reports: nothing to pause for.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 /// A response body that keeps its request in progress until it ends.
