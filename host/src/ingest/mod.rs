@@ -3,7 +3,8 @@
 //!
 //! A request's events are checked one by one (an event that is not valid fails
 //! alone), grouped by tenant and by the transformer version that serves it,
-//! transformed in one call per group, and every resulting change is checked (a
+//! transformed in one call per group (a few groups at a time), and every
+//! resulting change is checked (a
 //! transformer may only write its own record type's keys, for the event's
 //! tenant, with JSON bodies). Then all accepted events commit in one store
 //! transaction, and only then is the request answered: an acknowledged event is
