@@ -399,3 +399,25 @@ async fn every_route_of_droid_and_the_sidecar_refuses_a_malformed_segment_in_jso
         .await;
     r.assert_error(413, "body_too_large", "a 3 MiB batch to the sidecar");
 }
+
+/// A sidecar's connections are bounded the same way: a silent connection
+/// is closed after its idle timeout.
+#[tokio::test]
+async fn a_sidecar_closes_idle_connections_too() {
+    let (_backend, droid) = droid("").await;
+    let sidecar = TestSidecar::start(
+        &droid.url(""),
+        "idle_timeout_ms = 300\n[record_types.site]\n",
+    )
+    .await;
+    let addr = sidecar.url("").trim_start_matches("http://").to_owned();
+    let mut silent = TcpStream::connect(addr.trim_end_matches('/'))
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(3))
+            .await
+            .is_some(),
+        "the sidecar closes a silent connection"
+    );
+}

@@ -125,3 +125,25 @@ fn a_plugin_cannot_forge_or_flood_the_log() {
             .join("\n")
     );
 }
+
+/// `droid check-config` on a plugin that waits in a host call while it
+/// starts: a load failure with the reason, not a panic.
+#[test]
+fn check_config_refuses_a_plugin_that_waits_at_start_up() {
+    let (dir, path) = config_dir(
+        "[runtime]\nstartup_deadline_ms = 300\n\n[record_types.sleepy]\nmode = \"read-through\"\nadapter = \"hostile_adapter_sleepy.wasm\"\nbase_url = \"http://127.0.0.1:9/x\"\n",
+    );
+    std::fs::copy(
+        plugins::HOSTILE_ADAPTER_SLEEPY,
+        dir.path().join("plugins/hostile_adapter_sleepy.wasm"),
+    )
+    .unwrap();
+    let out = crate::support::droid(&["check-config", path.to_str().unwrap()]);
+    let stderr = crate::support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("hostile_adapter_sleepy.wasm")
+            && stderr.contains("runtime.startup_deadline_ms (300 ms)"),
+        "{stderr}"
+    );
+}
