@@ -361,10 +361,10 @@ impl Plugins {
             let Some(candidate) = &deployment.candidate else {
                 continue;
             };
-            let Some(reason) = rollout::judge(&policy, &deployment.current, candidate) else {
+            let Some(verdict) = rollout::judge(&policy, &deployment.current, candidate) else {
                 continue;
             };
-            if let Ok(rolled) = plugin.rollback(&reason, true) {
+            if let Ok(rolled) = plugin.rollback(&verdict.to_string(), true) {
                 self.rolled_back(&plugin, &rolled);
                 done.push(rolled);
             }

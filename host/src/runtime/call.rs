@@ -14,7 +14,7 @@ use super::context::PluginContext;
 use super::error::CallError;
 use super::logs::Dropped;
 use super::state::{CallState, MemoryCapExceeded};
-use super::stats::CallStats;
+use super::stats::{CallStats, Outcome};
 use crate::metrics;
 
 /// One of `ctx`'s call slots, waited for up to the call's deadline: a record
@@ -139,7 +139,7 @@ pub(crate) fn record(
     state: &CallState,
     version: &str,
     stats: &CallStats,
-    outcome: &'static str,
+    outcome: Outcome,
     started: Instant,
 ) {
     let elapsed = started.elapsed();
@@ -148,17 +148,17 @@ pub(crate) fn record(
         ("plugin", state.plugin.to_string()),
         ("version", version.to_owned()),
         ("record_type", state.ctx.record_type.clone()),
-        ("outcome", outcome.to_owned()),
+        ("outcome", outcome.label().to_owned()),
     ];
     ::metrics::counter!(metrics::PLUGIN_CALLS, &labels).increment(1);
     ::metrics::histogram!(metrics::PLUGIN_CALL_DURATION, &labels).record(elapsed.as_secs_f64());
     report_dropped_logs(state, version);
-    if outcome != "ok" && outcome != "plugin_error" {
+    if !matches!(outcome, Outcome::Ok | Outcome::PluginError) {
         tracing::warn!(
             plugin = %state.plugin,
             version,
             record_type = %state.ctx.record_type,
-            outcome,
+            outcome = outcome.label(),
             "plugin call failed"
         );
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::entity::PluginFailure;
 
+use super::stats::Outcome;
 use super::world::WorldKind;
 
 /// Why a plugin file was not loaded. The running version, if any, stays in place.
@@ -167,16 +168,16 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// The metric label for this outcome.
-    pub fn outcome(&self) -> &'static str {
+    /// The call's outcome.
+    pub fn outcome(&self) -> Outcome {
         match self {
-            CallError::Timeout { .. } => "timeout",
-            CallError::MemoryExhausted { .. } => "memory_exhausted",
-            CallError::Panic { .. } => "panic",
-            CallError::Trap { .. } => "trap",
-            CallError::Capacity => "capacity",
-            CallError::InvalidResult { .. } => "invalid_result",
-            CallError::LimitExceeded { .. } => "limit_exceeded",
+            CallError::Timeout { .. } => Outcome::Timeout,
+            CallError::MemoryExhausted { .. } => Outcome::MemoryExhausted,
+            CallError::Panic { .. } => Outcome::Panic,
+            CallError::Trap { .. } => Outcome::Trap,
+            CallError::Capacity => Outcome::Capacity,
+            CallError::InvalidResult { .. } => Outcome::InvalidResult,
+            CallError::LimitExceeded { .. } => Outcome::LimitExceeded,
         }
     }
 

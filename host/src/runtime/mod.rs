@@ -42,7 +42,7 @@ pub use context::PluginContext;
 pub use error::{CallError, FetchError, LoadError};
 pub use inspect::{Inspection, ItemSignature};
 pub use plugin::{AdapterPlugin, EventResult, PluginInfo, TransformerPlugin};
-pub use stats::{CallStats, StatsSnapshot};
+pub use stats::{CallStats, Outcome, StatsSnapshot};
 pub use world::{ACCEPTED, Identity, PACKAGE_VERSION, WorldKind};
 
 use artifacts::ArtifactCache;

@@ -20,7 +20,7 @@ use super::context::PluginContext;
 use super::error::{CallError, FetchError};
 use super::executor::Executor;
 use super::logs;
-use super::stats::CallStats;
+use super::stats::{CallStats, Outcome};
 use super::world::Identity;
 use crate::body::{BodyError, MAX_VERSION};
 use crate::entity::{EntityOp, FetchOutcome, PluginFailure, SourceEvent};
@@ -151,13 +151,13 @@ impl AdapterPlugin {
             }),
             (Err(error), None) => Err(FetchError::Call(error)),
         };
-        let label = match &outcome {
-            Ok(_) => "ok",
-            Err(FetchError::Plugin(_)) => "plugin_error",
-            Err(FetchError::EgressDenied(_)) => "egress_denied",
+        let ended = match &outcome {
+            Ok(_) => Outcome::Ok,
+            Err(FetchError::Plugin(_)) => Outcome::PluginError,
+            Err(FetchError::EgressDenied(_)) => Outcome::EgressDenied,
             Err(FetchError::Call(e)) => e.outcome(),
         };
-        call::record(store.data(), &self.info.label, &self.stats, label, started);
+        call::record(store.data(), &self.info.label, &self.stats, ended, started);
         outcome
     }
 }
@@ -322,11 +322,11 @@ impl TransformerPlugin {
                 })
                 .collect())
         });
-        let label = match &outcome {
-            Ok(_) => "ok",
+        let ended = match &outcome {
+            Ok(_) => Outcome::Ok,
             Err(e) => e.outcome(),
         };
-        call::record(store.data(), &self.info.label, &self.stats, label, started);
+        call::record(store.data(), &self.info.label, &self.stats, ended, started);
         outcome
     }
 }

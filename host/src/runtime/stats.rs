@@ -4,6 +4,66 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// How a plugin call ended: its metric label, and what it says about the
+/// plugin (what rollout compares).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It answered.
+    Ok,
+    /// It reported a failure on purpose.
+    PluginError,
+    /// It tried to reach something outside its base URL.
+    EgressDenied,
+    /// It ran past its deadline.
+    Timeout,
+    /// It hit its memory cap.
+    MemoryExhausted,
+    /// It panicked.
+    Panic,
+    /// It trapped.
+    Trap,
+    /// No call slot or instance was free: the host's capacity, not the plugin.
+    Capacity,
+    /// It returned something the host cannot use.
+    InvalidResult,
+    /// It went past a limit of its record type.
+    LimitExceeded,
+}
+
+impl Outcome {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::PluginError => "plugin_error",
+            Outcome::EgressDenied => "egress_denied",
+            Outcome::Timeout => "timeout",
+            Outcome::MemoryExhausted => "memory_exhausted",
+            Outcome::Panic => "panic",
+            Outcome::Trap => "trap",
+            Outcome::Capacity => "capacity",
+            Outcome::InvalidResult => "invalid_result",
+            Outcome::LimitExceeded => "limit_exceeded",
+        }
+    }
+
+    /// Whether the call counts for the plugin at all (a full pool does not).
+    pub fn counts(self) -> bool {
+        self != Outcome::Capacity
+    }
+
+    /// Whether the call produced no result.
+    pub fn is_failure(self) -> bool {
+        !matches!(self, Outcome::Ok | Outcome::Capacity)
+    }
+
+    /// Whether it failed by the plugin's own fault at run time (rather than
+    /// reporting a failure, or being refused egress).
+    pub fn is_trap(self) -> bool {
+        self.is_failure() && !matches!(self, Outcome::PluginError | Outcome::EgressDenied)
+    }
+}
+
 /// Counters of one version's calls, updated as each call ends.
 #[derive(Debug, Default)]
 pub struct CallStats {
@@ -30,20 +90,16 @@ pub struct StatsSnapshot {
 }
 
 impl CallStats {
-    /// Counts one call that ended with metric outcome `outcome` after `elapsed`.
-    pub(crate) fn record(&self, outcome: &str, elapsed: Duration) {
-        let (failure, trap) = match outcome {
-            "ok" => (false, false),
-            // The pool was full: the host's capacity, not the plugin's doing.
-            "capacity" => return,
-            "plugin_error" | "egress_denied" => (true, false),
-            _ => (true, true),
-        };
+    /// Counts one call that ended with `outcome` after `elapsed`.
+    pub(crate) fn record(&self, outcome: Outcome, elapsed: Duration) {
+        if !outcome.counts() {
+            return;
+        }
         self.calls.fetch_add(1, Ordering::Relaxed);
-        if failure {
+        if outcome.is_failure() {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
-        if trap {
+        if outcome.is_trap() {
             self.traps.fetch_add(1, Ordering::Relaxed);
         }
         self.nanos.fetch_add(
@@ -109,7 +165,14 @@ mod tests {
     #[test]
     fn outcomes_are_sorted_into_failures_and_traps() {
         let stats = CallStats::default();
-        for outcome in ["ok", "ok", "plugin_error", "trap", "panic", "capacity"] {
+        for outcome in [
+            Outcome::Ok,
+            Outcome::Ok,
+            Outcome::PluginError,
+            Outcome::Trap,
+            Outcome::Panic,
+            Outcome::Capacity,
+        ] {
             stats.record(outcome, Duration::from_micros(10));
         }
         let s = stats.snapshot();
