@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -47,13 +46,8 @@ pub(super) async fn rollout(
     ApiBody(body): ApiBody,
 ) -> Answer {
     let request: RolloutRequest = parse(&body, r#"{"version": "1.2.0", "share": "5%"}"#)?;
-    let share = Share::parse(&request.share).map_err(|why| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidBody,
-            format!("share: {why}"),
-        )
-    })?;
+    let share = Share::parse(&request.share)
+        .map_err(|why| ApiError::new(ErrorCode::InvalidBody, format!("share: {why}")))?;
     let version = blocking(move || app.rollout(&name, &request.version, share))
         .await?
         .map_err(control_error)?;
@@ -108,7 +102,6 @@ pub(super) async fn reload(State(app): State<Arc<App>>) -> Answer {
     match report {
         Ok(report) => Ok(Json(json!({ "config": report, "plugin_files": files }))),
         Err(e) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::ConfigRefused,
             format!("the configuration was refused; the running one stays: {e}"),
         )),
@@ -118,7 +111,6 @@ pub(super) async fn reload(State(app): State<Arc<App>>) -> Answer {
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8], example: &str) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
             ErrorCode::InvalidBody,
             format!("expected a JSON body such as {example}: {e}"),
         )
@@ -132,7 +124,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         tracing::error!(error = %e, "an admin task failed");
         ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,
             "the server hit an internal error; details are in its log",
         )
@@ -140,15 +131,13 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn control_error(e: ControlError) -> ApiError {
-    let (status, code) = match &e {
-        ControlError::UnknownPlugin(_) => (StatusCode::NOT_FOUND, ErrorCode::UnknownPlugin),
-        ControlError::UnknownVersion { .. } => (StatusCode::NOT_FOUND, ErrorCode::UnknownVersion),
-        ControlError::AmbiguousVersion { .. } => {
-            (StatusCode::CONFLICT, ErrorCode::AmbiguousVersion)
-        }
-        ControlError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::PluginStateConflict),
+    let code = match &e {
+        ControlError::UnknownPlugin(_) => ErrorCode::UnknownPlugin,
+        ControlError::UnknownVersion { .. } => ErrorCode::UnknownVersion,
+        ControlError::AmbiguousVersion { .. } => ErrorCode::AmbiguousVersion,
+        ControlError::Conflict(_) => ErrorCode::PluginStateConflict,
     };
-    ApiError::new(status, code, e.to_string())
+    ApiError::new(code, e.to_string())
 }
 
 /// Every ingestion source's failures against its thresholds.
@@ -176,9 +165,7 @@ pub(super) async fn dead_letters(
 ) -> Answer {
     let limit = query.limit.unwrap_or(1000).min(10_000);
     let store = app.store.clone();
-    let letters = blocking(move || store.dead_letters(query.source.as_deref(), limit))
-        .await?
-        .map_err(store_error)?;
+    let letters = blocking(move || store.dead_letters(query.source.as_deref(), limit)).await??;
     Ok(Json(json!({ "dead_letters": letters })))
 }
 
@@ -203,23 +190,19 @@ pub(super) async fn replay(
     let config = app.config();
     let Some(source_config) = config.sources.get(&source).cloned() else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
             ErrorCode::UnknownSource,
             format!("no ingestion source named {source:?} is configured"),
         ));
     };
     let store = app.store.clone();
     let wanted = source.clone();
-    let mut letters = blocking(move || store.dead_letters(Some(&wanted), usize::MAX))
-        .await?
-        .map_err(store_error)?;
+    let mut letters = blocking(move || store.dead_letters(Some(&wanted), usize::MAX)).await??;
     if let Some(ids) = &request.ids {
         letters.retain(|l| ids.contains(&l.event_id));
     }
     let registry = app.registry();
     let Some(binding) = registry.get(&source_config.record_type).cloned() else {
         return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,
             "the source's record type is not bound",
         ));
@@ -228,9 +211,7 @@ pub(super) async fn replay(
         .iter()
         .map(crate::ingest::IncomingEvent::from_dead_letter)
         .collect();
-    let results = crate::ingest::ingest(&app.store, &binding, &source, events)
-        .await
-        .map_err(store_error)?;
+    let results = crate::ingest::ingest(&app.store, &binding, &source, events).await?;
     let mut replayed = 0;
     let mut still = Vec::new();
     for (letter, result) in letters.iter().zip(&results) {
@@ -239,9 +220,7 @@ pub(super) async fn replay(
                 replayed += 1;
                 let (store, source, id) =
                     (app.store.clone(), source.clone(), letter.event_id.clone());
-                blocking(move || store.remove_dead_letter(&source, &id))
-                    .await?
-                    .map_err(store_error)?;
+                blocking(move || store.remove_dead_letter(&source, &id)).await??;
             }
             _ => still.push(crate::store::DeadLetter {
                 attempts: letter.attempts + 1,
@@ -271,19 +250,9 @@ pub(super) async fn replay(
             store.put_dead_letters(&updated)
         })
         .await?;
-        fresh.map_err(store_error)?;
+        fresh?;
     }
     Ok(Json(
         json!({ "replayed": replayed, "still_failing": failing, "results": results }),
     ))
-}
-
-fn store_error(e: crate::store::StoreError) -> ApiError {
-    tracing::error!(error = %e, "store failed");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::StoreUnavailable,
-        "the store failed; try again",
-    )
-    .retry_after(1)
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -48,7 +48,6 @@ pub(super) fn require(app: &App, caller: &Caller, action: Action<'_>) -> Result<
         return Ok(());
     }
     Err(ApiError::new(
-        StatusCode::FORBIDDEN,
         ErrorCode::Forbidden,
         format!(
             "{} may not {action}",
@@ -112,8 +111,7 @@ pub(super) async fn admins_only(
 /// The answer to credentials that were not accepted.
 fn refusal(e: &AuthError) -> ApiError {
     if *e == AuthError::KeyUnavailable {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code(e), e.to_string())
-            .retry_after(1);
+        return ApiError::new(code(e), e.to_string()).retry_after(1);
     }
     let challenge = if *e == AuthError::Missing {
         "Bearer realm=\"droid\"".to_owned()
@@ -123,7 +121,7 @@ fn refusal(e: &AuthError) -> ApiError {
             code(e).as_str()
         )
     };
-    ApiError::new(StatusCode::UNAUTHORIZED, code(e), e.to_string()).challenge(challenge)
+    ApiError::new(code(e), e.to_string()).challenge(challenge)
 }
 
 /// The stable code of each refusal.

@@ -15,7 +15,7 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -93,14 +93,12 @@ pub(crate) fn parse(
     let body = body.map_err(|e| body_error(&e))?;
     let request: BatchRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
             ErrorCode::InvalidBody,
             format!("expected {{\"keys\": [...], \"tenant\": \"...\"}}: {e}"),
         )
     })?;
     if request.keys.len() > max {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::BatchTooLarge,
             format!(
                 "{} keys asked for; a batch may ask for at most {max}",
@@ -109,19 +107,13 @@ pub(crate) fn parse(
         ));
     }
     let tenant = parse_tenant(request.tenant.as_deref())
-        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidTenant, m))?;
+        .map_err(|m| ApiError::new(ErrorCode::InvalidTenant, m))?;
     Ok((request.keys, tenant))
 }
 
 /// One key of a batch, checked.
 pub(crate) fn parse_key(key: &str) -> Result<EntityKey, ApiError> {
-    EntityKey::parse(key).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidKey,
-            format!("key {e}"),
-        )
-    })
+    EntityKey::parse(key).map_err(|e| ApiError::new(ErrorCode::InvalidKey, format!("key {e}")))
 }
 
 /// The answer to a batch: each key's outcome, in the order asked.
@@ -152,7 +144,6 @@ pub(crate) fn render(
                     }
                     Outcome::NotFound => {
                         let e = ApiError::new(
-                            StatusCode::NOT_FOUND,
                             ErrorCode::NotFound,
                             format!("no {record_type} record with key {key:?}"),
                         );

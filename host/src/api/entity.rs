@@ -135,18 +135,9 @@ fn stored(
         tenant: tenant.as_str().to_owned(),
         key: key.as_str().to_owned(),
     };
-    let record = app.store.get(&id).map_err(|e| {
-        tracing::error!(error = %e, record_type, "store read failed");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::StoreUnavailable,
-            "the store could not be read",
-        )
-        .retry_after(1)
-    })?;
+    let record = app.store.get(&id)?;
     let Some((body, version)) = record.and_then(|r| Some((r.body?, r.version))) else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
             format!("no {record_type} record with key {:?}", key.as_str()),
         ));
@@ -184,15 +175,14 @@ fn finish(app: &App, record_type: &str, e: ApiError, started: Instant) -> Respon
 
 /// A `400 invalid_key` saying why.
 pub(crate) fn invalid_key(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidKey, message)
+    ApiError::new(ErrorCode::InvalidKey, message)
 }
 
 /// The tenant a request names, or the default tenant.
 pub(crate) fn tenant(
     query: Result<Query<ReadQuery>, QueryRejection>,
 ) -> Result<TenantId, ApiError> {
-    let invalid =
-        |message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidTenant, message);
+    let invalid = |message: String| ApiError::new(ErrorCode::InvalidTenant, message);
     let Query(query) = query.map_err(|e| invalid(format!("invalid query string: {e}")))?;
     parse_tenant(query.tenant.as_deref()).map_err(invalid)
 }

@@ -65,7 +65,6 @@ impl<S: Send + Sync> FromRequest<S> for ApiBody {
 /// percent-decoded, or that does not parse as the route expects.
 pub fn path_error(e: &PathRejection) -> ApiError {
     ApiError::new(
-        StatusCode::BAD_REQUEST,
         ErrorCode::InvalidPath,
         format!("the request path is not valid: {}", e.body_text()),
     )
@@ -74,7 +73,6 @@ pub fn path_error(e: &PathRejection) -> ApiError {
 /// A query string that did not extract.
 pub fn query_error(e: &QueryRejection) -> ApiError {
     ApiError::new(
-        StatusCode::BAD_REQUEST,
         ErrorCode::InvalidQuery,
         format!("the query string is not valid: {}", e.body_text()),
     )
@@ -84,17 +82,9 @@ pub fn query_error(e: &QueryRejection) -> ApiError {
 pub fn body_error(e: &BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ::metrics::counter!(crate::metrics::BODIES_REFUSED, "reason" => "read").increment(1);
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::BodyTooLarge,
-            e.body_text(),
-        )
+        ApiError::new(ErrorCode::BodyTooLarge, e.body_text())
     } else {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidBody,
-            e.body_text(),
-        )
+        ApiError::new(ErrorCode::InvalidBody, e.body_text())
     }
 }
 
@@ -122,7 +112,6 @@ pub async fn limit_body(limit: u64, request: Request, next: Next) -> Response {
 
 fn too_large(length: u64, limit: u64) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::BodyTooLarge,
         format!("the request body is {length} bytes; at most {limit} are accepted"),
     )

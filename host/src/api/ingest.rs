@@ -11,7 +11,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -47,7 +46,6 @@ pub(super) async fn answer(
     let config = app.config();
     let Some(source_config) = config.sources.get(source) else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
             ErrorCode::UnknownSource,
             format!("no ingestion source named {source:?} is configured"),
         ));
@@ -56,7 +54,6 @@ pub(super) async fn answer(
     let events = parse(&body)?;
     if events.len() > MAX_EVENTS {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::BatchTooLarge,
             format!(
                 "{} events in one request; at most {MAX_EVENTS}",
@@ -68,9 +65,7 @@ pub(super) async fn answer(
     match app.rate_limits.admit(source, source_config, count) {
         Ok(()) => {}
         Err(Refusal::Later(wait)) => {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::RateLimited,
+            return Err(ApiError::new(ErrorCode::RateLimited,
                 format!(
                     "source {source:?} is over its agreed rate of {} events per second; retry in {} ms",
                     source_config.rate_limit.map_or(0, |r| r.get()),
@@ -81,7 +76,6 @@ pub(super) async fn answer(
         }
         Err(Refusal::TooMany { burst }) => {
             return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::BatchTooLarge,
                 format!(
                     "{count} events in one request; source {source:?} admits at most {burst} at once (its burst)"
@@ -94,9 +88,7 @@ pub(super) async fn answer(
         .try_take(source, source_config.max_in_flight)
     else {
         metrics::counter!(crate::metrics::INGEST_BUSY, "source" => source.to_owned()).increment(1);
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::SourceBusy,
+        return Err(ApiError::new(ErrorCode::SourceBusy,
             format!(
                 "source {source:?} has {} requests being transformed, the most it may (sources.{source}.max_in_flight); retry shortly",
                 source_config.max_in_flight
@@ -107,25 +99,9 @@ pub(super) async fn answer(
     let registry = app.registry();
     let binding = registry
         .get(&source_config.record_type)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::Internal,
-                "the source's record type is not bound",
-            )
-        })?
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the source's record type is not bound"))?
         .clone();
-    let results = ingest_into(&app.store, &binding, source, events, target)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, source, "ingestion could not be committed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::StoreUnavailable,
-                "the store failed; nothing from this request was written, send it again",
-            )
-            .retry_after(1)
-        })?;
+    let results = ingest_into(&app.store, &binding, source, events, target).await?;
     let count = |f: fn(&EventResult) -> bool| results.iter().filter(|r| f(r)).count();
     note_outcomes(app, source, source_config, &results);
     Ok(Json(json!({
@@ -188,7 +164,7 @@ pub(super) fn note_outcomes(
 /// A JSON array of events, or one event per line. Each element that is not an
 /// event becomes that event's own error; a body that is neither form is refused.
 fn parse(body: &[u8]) -> Result<Vec<Result<IncomingEvent, String>>, ApiError> {
-    let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, m);
+    let invalid = |m: String| ApiError::new(ErrorCode::InvalidBody, m);
     let text =
         std::str::from_utf8(body).map_err(|_| invalid("the body is not UTF-8".to_owned()))?;
     // Each element is parsed on its own, so a bad one fails alone.

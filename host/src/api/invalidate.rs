@@ -13,7 +13,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -59,7 +59,7 @@ fn answer(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Response, Vec<InvalidatedKey>), ApiError> {
     let body = body.map_err(|e| body_error(&e))?;
-    let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, m);
+    let invalid = |m: String| ApiError::new(ErrorCode::InvalidBody, m);
     let value: Value =
         serde_json::from_slice(&body).map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
     let raw_events = match value {
@@ -73,7 +73,6 @@ fn answer(
     };
     if raw_events.len() > MAX_EVENTS {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::BatchTooLarge,
             format!(
                 "{} events sent; one request may carry at most {MAX_EVENTS}",
@@ -144,15 +143,10 @@ fn answer(
 }
 
 fn apply(app: &App, event: &Invalidation) -> Result<Applied, ApiError> {
-    let key = EntityKey::parse(&event.key).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidKey,
-            format!("key {e}"),
-        )
-    })?;
+    let key = EntityKey::parse(&event.key)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidKey, format!("key {e}")))?;
     let tenant = parse_tenant(event.tenant.as_deref())
-        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidTenant, m))?;
+        .map_err(|m| ApiError::new(ErrorCode::InvalidTenant, m))?;
     app.read_through
         .check(&event.record_type)
         .map_err(|e| respond::read_error(&e))?;

@@ -25,7 +25,7 @@ mod snapshot;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -103,19 +103,10 @@ pub(super) async fn store_op<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "a store operation failed");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::StoreUnavailable,
-                "the store failed; try again",
-            )
-            .retry_after(1))
-        }
+        Ok(Err(e)) => Err(e.into()),
         Err(e) => {
             tracing::error!(error = %e, "a store task failed");
             Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
                 ErrorCode::Internal,
                 "the server hit an internal error; details are in its log",
             ))
@@ -158,7 +149,6 @@ fn administration(app: Arc<App>) -> Router<Arc<App>> {
 
 async fn no_route() -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
         ErrorCode::NoRoute,
         "no such route; see the README for the API",
     )
@@ -169,7 +159,6 @@ pub(crate) fn panic_response(
     _: Box<dyn std::any::Any + Send + 'static>,
 ) -> axum::response::Response {
     ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::Internal,
         "the server hit an internal error; details are in its log",
     )
@@ -178,7 +167,6 @@ pub(crate) fn panic_response(
 
 pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::MethodNotAllowed,
         "this route does not accept that method",
     )

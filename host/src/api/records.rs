@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -76,13 +76,12 @@ async fn page(
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     super::auth::authorize(app, headers, CallKind::Read, Action::Read(&record_type)).await?;
-    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidKey, m);
+    let bad = |m: String| ApiError::new(ErrorCode::InvalidKey, m);
     let Query(query) = query.map_err(|e| bad(format!("invalid query string: {e}")))?;
     match app.config().record_types.get(&record_type).map(|c| &c.mode) {
         Some(Mode::Ingested(_)) => {}
         Some(Mode::ReadThrough(_)) => {
             return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
                 ErrorCode::NotIngested,
                 format!(
                     "record type {record_type:?} is read through: droid holds no set of its records to export"
@@ -91,7 +90,6 @@ async fn page(
         }
         None => {
             return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
                 ErrorCode::UnknownRecordType,
                 format!("no record type named {record_type:?}"),
             ));

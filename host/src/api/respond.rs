@@ -52,7 +52,7 @@ pub fn served(
         }
         Outcome::NotFound => {
             let message = format!("no {record_type} record with key {key:?}");
-            let e = ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message);
+            let e = ApiError::new(ErrorCode::NotFound, message);
             (
                 e.into_response(),
                 RequestOutcome::Error(ErrorCode::NotFound),
@@ -118,53 +118,36 @@ fn etag_matches(header: &HeaderValue, etag: &HeaderValue) -> bool {
 pub fn read_error(e: &ReadError) -> ApiError {
     let message = e.to_string();
     match e {
-        ReadError::UnknownRecordType(_) => {
-            ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownRecordType, message)
-        }
-        ReadError::NotReadThrough(_) => {
-            ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotReadThrough, message)
-        }
-        ReadError::Busy { .. } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::TooManyFetches,
-            message,
-        )
-        .retry_after(1),
+        ReadError::UnknownRecordType(_) => ApiError::new(ErrorCode::UnknownRecordType, message),
+        ReadError::NotReadThrough(_) => ApiError::new(ErrorCode::NotReadThrough, message),
+        ReadError::Busy { .. } => ApiError::new(ErrorCode::TooManyFetches, message).retry_after(1),
     }
 }
 
 /// The API error for a failed fetch: each failure has its own status and code.
 pub fn fetch_error(record_type: &str, e: &FetchError) -> ApiError {
-    use StatusCode as S;
     let message = format!("record type {record_type}: {e}");
-    let (status, code) = match e {
-        FetchError::EgressDenied(_) => (S::BAD_GATEWAY, ErrorCode::EgressDenied),
+    let code = match e {
+        FetchError::EgressDenied(_) => ErrorCode::EgressDenied,
         FetchError::Plugin(failure) => match failure {
-            PluginFailure::InvalidInput(_) => (S::BAD_REQUEST, ErrorCode::InvalidKey),
-            PluginFailure::UpstreamStatus { .. } => (S::BAD_GATEWAY, ErrorCode::BackingStoreError),
-            PluginFailure::UpstreamUnavailable(_) => {
-                (S::BAD_GATEWAY, ErrorCode::BackingStoreUnavailable)
-            }
-            PluginFailure::UpstreamTimeout(_) => {
-                (S::GATEWAY_TIMEOUT, ErrorCode::BackingStoreTimeout)
-            }
-            PluginFailure::Internal(_) => (S::BAD_GATEWAY, ErrorCode::PluginError),
+            PluginFailure::InvalidInput(_) => ErrorCode::InvalidKey,
+            PluginFailure::UpstreamStatus { .. } => ErrorCode::BackingStoreError,
+            PluginFailure::UpstreamUnavailable(_) => ErrorCode::BackingStoreUnavailable,
+            PluginFailure::UpstreamTimeout(_) => ErrorCode::BackingStoreTimeout,
+            PluginFailure::Internal(_) => ErrorCode::PluginError,
         },
         FetchError::Call(call) => match call {
-            CallError::Timeout { .. } => (S::GATEWAY_TIMEOUT, ErrorCode::PluginTimeout),
-            CallError::MemoryExhausted { .. } => (S::BAD_GATEWAY, ErrorCode::PluginMemoryExhausted),
-            CallError::Panic { .. } | CallError::Trap { .. } => {
-                (S::BAD_GATEWAY, ErrorCode::PluginCrashed)
-            }
-            CallError::InvalidResult { .. } => (S::BAD_GATEWAY, ErrorCode::PluginInvalidResult),
-            CallError::LimitExceeded { .. } => (S::BAD_GATEWAY, ErrorCode::PluginLimitExceeded),
+            CallError::Timeout { .. } => ErrorCode::PluginTimeout,
+            CallError::MemoryExhausted { .. } => ErrorCode::PluginMemoryExhausted,
+            CallError::Panic { .. } | CallError::Trap { .. } => ErrorCode::PluginCrashed,
+            CallError::InvalidResult { .. } => ErrorCode::PluginInvalidResult,
+            CallError::LimitExceeded { .. } => ErrorCode::PluginLimitExceeded,
             CallError::Capacity => {
-                return ApiError::new(S::SERVICE_UNAVAILABLE, ErrorCode::PluginCapacity, message)
-                    .retry_after(1);
+                return ApiError::new(ErrorCode::PluginCapacity, message).retry_after(1);
             }
         },
     };
-    ApiError::new(status, code, message)
+    ApiError::new(code, message)
 }
 
 #[cfg(test)]

@@ -131,7 +131,6 @@ pub(super) async fn commit(
             .into_response())
         }
         Err(why) => Err(ApiError::new(
-            StatusCode::CONFLICT,
             ErrorCode::SnapshotRefused,
             format!(
                 "the snapshot was not committed: {why}; it stays open (send the missing parts, or abort it)"
@@ -188,7 +187,6 @@ fn known_source(app: &App, source: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::NOT_FOUND,
             ErrorCode::UnknownSource,
             format!("no ingestion source named {source:?} is configured"),
         ))
@@ -204,7 +202,6 @@ async fn open_snapshot(app: &App, source: &str, id: &str) -> Result<Snapshot, Ap
     match found {
         Some(s) if s.source == source && now_ms() <= s.expires_at_ms => Ok(s),
         _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
             ErrorCode::UnknownSnapshot,
             format!("no open snapshot {id:?} of source {source:?} (committed, aborted or expired)"),
         )),
@@ -212,13 +209,12 @@ async fn open_snapshot(app: &App, source: &str, id: &str) -> Result<Snapshot, Ap
 }
 
 fn bad(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, message)
+    ApiError::new(ErrorCode::InvalidBody, message)
 }
 
 fn internal(detail: &str) -> ApiError {
     tracing::error!(detail, "snapshot handler failed");
     ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::Internal,
         "the server hit an internal error; details are in its log",
     )

@@ -211,7 +211,6 @@ fn operations_route(path: &str) -> bool {
 
 fn busy() -> crate::api::ApiError {
     crate::api::ApiError::new(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
         crate::api::ErrorCode::ServerBusy,
         "droid holds as many connections as it may and none is idle; try again shortly",
     )

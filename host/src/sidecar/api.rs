@@ -52,9 +52,7 @@ pub fn router(sidecar: Arc<Sidecar>) -> Router {
         .route(crate::api::routes::HEALTHZ, get(healthz))
         .route(crate::api::routes::METRICS, get(metrics))
         .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::NoRoute,
+            ApiError::new(ErrorCode::NoRoute,
                 "no such route; a sidecar serves GET /v1/entity/{record_type}/{key}, /healthz and /metrics",
             )
         })
@@ -164,9 +162,7 @@ async fn serve(
     in_sync: bool,
 ) -> Result<Served, ApiError> {
     let mut served = reader.read(key, tenant, when_busy).await.map_err(|Busy| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::TooManyFetches,
+        ApiError::new(ErrorCode::TooManyFetches,
             format!(
                 "record type {:?} already has {} reads through to droid in flight; try again shortly",
                 reader.name(),

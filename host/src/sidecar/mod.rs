@@ -116,7 +116,6 @@ impl Sidecar {
     fn reader(&self, record_type: &str) -> Result<&Arc<Reader>, crate::api::ApiError> {
         self.readers.get(record_type).ok_or_else(|| {
             crate::api::ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
                 crate::api::ErrorCode::UnknownRecordType,
                 format!("this sidecar serves no record type named {record_type:?}"),
             )

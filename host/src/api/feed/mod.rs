@@ -31,7 +31,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -107,7 +107,7 @@ async fn open(
     query: Result<Query<FeedQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let caller = super::auth::authenticate(app, headers, CallKind::Read).await?;
-    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidSince, m);
+    let bad = |m: String| ApiError::new(ErrorCode::InvalidSince, m);
     let Query(query) = query.map_err(|e| bad(format!("invalid query string: {e}")))?;
     let format = if accepts_events(headers) {
         Format::Events
@@ -146,7 +146,6 @@ async fn open(
     let since = since.unwrap_or(last);
     if since.saturating_add(1) < first || since > last {
         return Err(ApiError::new(
-            StatusCode::GONE,
             ErrorCode::SequenceExpired,
             format!(
                 "the change log holds sequence numbers {first} to {last}; {since} is {}: resynchronise (read the records afresh, then follow from {last})",
@@ -227,7 +226,6 @@ fn record_types(
     for rt in named.split(',').map(str::trim) {
         if !config.record_types.contains_key(rt) {
             return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
                 ErrorCode::UnknownRecordType,
                 format!("no record type named {rt:?} is declared"),
             ));
