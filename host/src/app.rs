@@ -486,12 +486,15 @@ impl App {
         if !same_file(&config_dir, &config.plugin_dir) {
             dirs.push(config_dir);
         }
-        let app = Arc::downgrade(self);
+        // The watcher only reports; a loader thread of its own compiles, so
+        // a slow compile never holds up noticing the next change.
+        let (changes, changed) = std::sync::mpsc::channel::<PathBuf>();
         let started = watch::start(&dirs, config.plugins.settle, move |path| {
-            if let Some(app) = app.upgrade() {
-                app.file_changed(&path);
-            }
+            let _ = changes.send(path);
         });
+        if started.is_ok() {
+            self.start_loader(changed);
+        }
         match started {
             Ok(watcher) => {
                 tracing::info!(dirs = ?dirs, "watching for plugin and configuration changes");
@@ -504,6 +507,33 @@ impl App {
             Err(e) => {
                 tracing::error!(error = %e, dirs = ?dirs, "cannot watch for changes; use POST /v1/admin/reload after changing files")
             }
+        }
+    }
+}
+
+impl App {
+    /// Handles the watcher's settled changes, one at a time, until the
+    /// watcher or the app goes away. Nothing a file makes loading do may end
+    /// it: a panic is logged and the next change is handled as usual.
+    fn start_loader(self: &Arc<Self>, changed: std::sync::mpsc::Receiver<PathBuf>) {
+        let app = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("droid-loader".into())
+            .spawn(move || {
+                for path in changed {
+                    let Some(app) = app.upgrade() else {
+                        break;
+                    };
+                    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        app.file_changed(&path)
+                    }));
+                    if handled.is_err() {
+                        tracing::error!(path = %path.display(), "handling a file change failed; watching goes on");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the plugin loader; use POST /v1/admin/reload after changing files");
         }
     }
 }

@@ -7,7 +7,9 @@
 //! it has been quiet for the settle time after its last close, rename or
 //! removal; a path still open for writing waits for its close, or for
 //! [`PluginSettings::STALLED`] without any event. Handling a path is the
-//! caller's business: it checks what is there when it gets it.
+//! caller's business: it checks what is there when it gets it, on a thread
+//! of its own (the handler here only passes the path on, so watching never
+//! waits for a compile).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -92,13 +94,7 @@ fn debounce(
         ready.sort();
         for path in ready {
             pending.remove(&path);
-            // Nothing a file makes the handler do may end the watching: a
-            // panic is logged and the next change is handled as usual.
-            let shown = path.display().to_string();
-            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(path)));
-            if handled.is_err() {
-                tracing::error!(path = %shown, "handling a file change failed; watching goes on");
-            }
+            handler(path);
         }
     }
 }
