@@ -389,7 +389,7 @@ async fn an_adapter_cannot_hand_back_more_than_its_limits() {
     let long = droid.get("/v1/entity/bad/long-error-1000000").await;
     long.assert_error(502, "plugin_error", "a huge error message");
     assert!(long.body.len() < 2_000, "{} bytes", long.body.len());
-    assert!(long.body.contains("bytes cut"), "{}", &long.body[..200]);
+    assert!(!long.body.contains("eeee"), "{}", &long.body[..200]);
     // Within the limits, the same plugin answers; the healthy type beside it too.
     assert_eq!(droid.get("/v1/entity/bad/big-1000").await.status, 200);
     assert_eq!(droid.get("/v1/entity/bad/deep-60").await.status, 200);

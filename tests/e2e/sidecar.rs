@@ -398,7 +398,7 @@ async fn a_sidecar_authenticates_with_its_own_key_and_follows_only_what_it_may_r
         "{}",
         r.body
     );
-    assert!(r.body.contains("forbidden"), "{}", r.body);
+    assert!(r.body.contains("answered 403"), "{}", r.body);
 }
 
 #[tokio::test]

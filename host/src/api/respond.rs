@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, ErrorCode};
 use super::request_metrics::RequestOutcome;
-use crate::cache::Outcome;
+use crate::cache::{Failure, Outcome};
 use crate::entity::PluginFailure;
 use crate::readthrough::{CacheStatus, ReadError, Served};
 use crate::runtime::{CallError, FetchError};
@@ -124,30 +124,66 @@ pub fn read_error(e: &ReadError) -> ApiError {
     }
 }
 
-/// The API error for a failed fetch: each failure has its own status and code.
-pub fn fetch_error(record_type: &str, e: &FetchError) -> ApiError {
-    let message = format!("record type {record_type}: {e}");
-    let code = match e {
-        FetchError::EgressDenied(_) => ErrorCode::EgressDenied,
-        FetchError::Plugin(failure) => match failure {
-            PluginFailure::InvalidInput(_) => ErrorCode::InvalidKey,
-            PluginFailure::UpstreamStatus { .. } => ErrorCode::BackingStoreError,
-            PluginFailure::UpstreamUnavailable(_) => ErrorCode::BackingStoreUnavailable,
-            PluginFailure::UpstreamTimeout(_) => ErrorCode::BackingStoreTimeout,
-            PluginFailure::Internal(_) => ErrorCode::PluginError,
+/// The API error for a failed fetch: each failure has its own code, and a
+/// message a consumer may see. What the plugin or its backing store said
+/// (a panic's text and location, URLs, error chains) is not in it: it is in
+/// the log under the failure's id, which the message names.
+pub fn fetch_error(record_type: &str, failure: &Failure) -> ApiError {
+    let (code, public) = match &failure.error {
+        FetchError::EgressDenied(_) => (
+            ErrorCode::EgressDenied,
+            "the adapter tried to reach something outside its base URL".to_owned(),
+        ),
+        FetchError::Plugin(reported) => match reported {
+            PluginFailure::InvalidInput(_) => (
+                ErrorCode::InvalidKey,
+                "the adapter refused the key as invalid".to_owned(),
+            ),
+            PluginFailure::UpstreamStatus { status, .. } => (
+                ErrorCode::BackingStoreError,
+                format!("the backing store answered {status}, outside the read-through contract"),
+            ),
+            PluginFailure::UpstreamUnavailable(_) => (
+                ErrorCode::BackingStoreUnavailable,
+                "the backing store could not be reached".to_owned(),
+            ),
+            PluginFailure::UpstreamTimeout(_) => (
+                ErrorCode::BackingStoreTimeout,
+                "the backing store did not answer in time".to_owned(),
+            ),
+            PluginFailure::Internal(_) => (
+                ErrorCode::PluginError,
+                "the record type's plugin failed".to_owned(),
+            ),
         },
         FetchError::Call(call) => match call {
-            CallError::Timeout { .. } => ErrorCode::PluginTimeout,
-            CallError::MemoryExhausted { .. } => ErrorCode::PluginMemoryExhausted,
-            CallError::Panic { .. } | CallError::Trap { .. } => ErrorCode::PluginCrashed,
-            CallError::InvalidResult { .. } => ErrorCode::PluginInvalidResult,
-            CallError::LimitExceeded { .. } => ErrorCode::PluginLimitExceeded,
+            // droid's own words about its own limits: nothing of the plugin's.
+            CallError::Timeout { .. } => (ErrorCode::PluginTimeout, call.to_string()),
+            CallError::MemoryExhausted { .. } => {
+                (ErrorCode::PluginMemoryExhausted, call.to_string())
+            }
+            CallError::LimitExceeded { .. } => (ErrorCode::PluginLimitExceeded, call.to_string()),
+            CallError::InvalidResult { .. } => (ErrorCode::PluginInvalidResult, call.to_string()),
+            CallError::Panic { .. } | CallError::Trap { .. } => (
+                ErrorCode::PluginCrashed,
+                "the record type's plugin crashed".to_owned(),
+            ),
             CallError::Capacity => {
-                return ApiError::new(ErrorCode::PluginCapacity, message).retry_after(1);
+                return ApiError::new(
+                    ErrorCode::PluginCapacity,
+                    format!("record type {record_type}: {call}"),
+                )
+                .retry_after(1);
             }
         },
     };
-    ApiError::new(code, message)
+    ApiError::new(
+        code,
+        format!(
+            "record type {record_type}: {public} (error id {}; the detail is in droid's log)",
+            failure.id
+        ),
+    )
 }
 
 #[cfg(test)]

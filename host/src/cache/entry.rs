@@ -24,7 +24,41 @@ pub enum Outcome {
     /// The backing store has no such record.
     NotFound,
     /// The fetch failed; the failure is replayed until the entry expires.
-    Failed(FetchError),
+    Failed(Failure),
+}
+
+/// A failed fetch, with the id its detail was logged under: answers name the
+/// id, never the detail (a provider's panic text, file names, URLs and error
+/// chains are for its operators, not its consumers).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: FetchError,
+    /// Where the detail is in the log.
+    pub id: ErrorId,
+}
+
+/// The id of one logged failure: 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorId(u64);
+
+impl std::fmt::Display for ErrorId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl Failure {
+    /// `error`, logged with its detail under a new id.
+    pub fn logged(error: FetchError) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = ErrorId(
+            getrandom::u64()
+                .unwrap_or_else(|_| NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+        );
+        tracing::info!(target: "droid::fetch", error_id = %id, detail = %error, "a read-through fetch failed");
+        Self { error, id }
+    }
 }
 
 /// The plugin version that produced an entry.
@@ -106,7 +140,7 @@ impl Cached {
                 }
             }
             Ok(FetchOutcome::NotFound) => Outcome::NotFound,
-            Err(e) => Outcome::Failed(e),
+            Err(e) => Outcome::Failed(Failure::logged(e)),
         };
         Self {
             outcome,
@@ -159,7 +193,7 @@ impl Cached {
             + match &self.outcome {
                 Outcome::Found { body, etag, .. } => body.len() + etag.len(),
                 Outcome::NotFound => 0,
-                Outcome::Failed(e) => e.to_string().len(),
+                Outcome::Failed(failure) => failure.error.to_string().len(),
             }
     }
 }

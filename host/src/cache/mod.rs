@@ -18,7 +18,7 @@ use std::time::Duration;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
-pub use entry::{Cached, Kind, Outcome, Producer};
+pub use entry::{Cached, ErrorId, Failure, Kind, Outcome, Producer};
 
 use crate::config::{CachePolicy, CacheSettings};
 use crate::metrics::{CACHE_BYTES, CACHE_CAPACITY_BYTES, CACHE_ENTRIES, CACHE_EVICTIONS};

@@ -147,3 +147,43 @@ fn check_config_refuses_a_plugin_that_waits_at_start_up() {
         "{stderr}"
     );
 }
+
+/// A plugin's panic reaches droid's log with its text and location, under
+/// the error id the consumer's answer names; the answer itself holds neither.
+#[test]
+fn a_plugin_panic_is_logged_under_the_id_the_answer_names() {
+    let (dir, path) = config_dir(
+        "[record_types.crash]\nmode = \"read-through\"\nadapter = \"panicking.wasm\"\nbase_url = \"http://127.0.0.1:9/x\"\n",
+    );
+    std::fs::copy(
+        plugins::PANICKING,
+        dir.path().join("plugins/panicking.wasm"),
+    )
+    .unwrap();
+    let serving = Serving::start(Path::new(&path));
+    let (status, body) = http(&serving.address, "GET", "/v1/entity/crash/panic", "").unwrap();
+    assert_eq!(status, 502, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        !message.contains("src/") && !message.contains("bug"),
+        "{message}"
+    );
+    let id = message
+        .split("error id ")
+        .nth(1)
+        .and_then(|rest| rest.get(..16))
+        .expect("an error id");
+    std::thread::sleep(Duration::from_millis(200));
+    let logged = serving
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["fields"]["error_id"] == id)
+        .unwrap_or_else(|| panic!("no log line with error id {id}:\n{}", serving.log()));
+    let detail = logged["fields"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("panicked") && detail.contains("src/"),
+        "{detail}"
+    );
+}
