@@ -9,31 +9,9 @@
 
 use std::fmt;
 
+pub use crate::auth::Caller;
+pub use crate::config::ANY_ISSUER;
 use crate::config::Config;
-
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    /// No credentials are checked (`--insecure-no-auth`): everything is allowed.
-    Insecure,
-    /// A service that proved itself with a token.
-    Service {
-        /// The token's issuer, which grants name.
-        issuer: String,
-        /// The token's subject (the issuer unless the token says otherwise).
-        subject: String,
-    },
-}
-
-impl Caller {
-    /// The issuer, for a service.
-    pub fn issuer(&self) -> Option<&str> {
-        match self {
-            Caller::Insecure => None,
-            Caller::Service { issuer, .. } => Some(issuer),
-        }
-    }
-}
 
 /// Something a caller wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,9 +40,6 @@ impl fmt::Display for Action<'_> {
         }
     }
 }
-
-/// Any authenticated issuer, in `readers`.
-pub const ANY_ISSUER: &str = "*";
 
 /// Every issuer some grant of `config` names, or `None` when a record type
 /// lets any authenticated issuer read it (then any issuer may need its key).

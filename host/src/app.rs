@@ -15,7 +15,6 @@ use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::api::RequestMetrics;
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError, Share, StoreCache};
 use crate::locks::lock;
@@ -27,6 +26,7 @@ use crate::plugins::{
 use crate::readthrough::ReadThrough;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::store::{Cached, Embedded, Store, StoreError};
+use crate::web::RequestMetrics;
 
 /// How often the upkeep thread folds histogram samples into their buckets, runs
 /// the caches' pending maintenance and judges running rollouts. Often enough
@@ -71,7 +71,7 @@ pub struct App {
     closing: tokio::sync::watch::Sender<bool>,
     /// The change feed's newest changes, encoded once for every
     /// subscriber, and the memory all subscribers may hold.
-    pub feed: crate::api::FeedShared,
+    pub feed: crate::feed::Shared,
 }
 
 /// The configuration in force and the bindings built from it.
@@ -195,7 +195,7 @@ impl App {
             } => Arc::new(Cached::new(embedded, capacity_bytes, ttl)),
         };
         Ok(Self {
-            feed: crate::api::FeedShared::new(&config.feed),
+            feed: crate::feed::Shared::new(&config.feed),
             read_through: ReadThrough::new(&registry),
             request_metrics: RequestMetrics::new(config.record_types.keys().map(String::as_str)),
             authenticator,

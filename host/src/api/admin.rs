@@ -16,11 +16,11 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::{ApiError, ErrorCode};
-use super::extract::{ApiBody, ApiPath, ApiQuery};
 use crate::app::App;
 use crate::config::Share;
 use crate::plugins::{ControlError, RolledBack, Version};
+use crate::web::extract::{ApiBody, ApiPath, ApiQuery};
+use crate::web::{ApiError, ErrorCode};
 
 type Answer = Result<Json<Value>, ApiError>;
 

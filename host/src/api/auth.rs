@@ -16,11 +16,11 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, ErrorCode};
-use super::extract::ApiPath;
 use crate::access::{Action, Caller};
 use crate::app::App;
 use crate::auth::{AuthError, CallKind};
+use crate::web::extract::ApiPath;
+use crate::web::{ApiError, ErrorCode};
 
 /// The caller of a request that does `kind`.
 pub(super) async fn authenticate(

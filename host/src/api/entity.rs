@@ -8,26 +8,20 @@ use std::time::Instant;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 
-use super::extract::ApiPath;
+use crate::web::extract::ApiPath;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
-use super::error::{ApiError, ErrorCode};
-use super::request_metrics::RequestOutcome;
-use super::respond;
 use crate::access::Action;
 use crate::app::App;
 use crate::auth::CallKind;
 use crate::key::{EntityKey, TenantId};
 use crate::readthrough::{ReadError, WhenBusy};
 use crate::store::RecordId;
-
-/// The query of a read: the tenant, if not the default one.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ReadQuery {
-    tenant: Option<String>,
-}
+use crate::web::RequestOutcome;
+use crate::web::read::{ReadQuery, invalid_key, tenant};
+use crate::web::respond;
+use crate::web::{ApiError, ErrorCode};
 
 pub(super) async fn get_entity(
     State(app): State<Arc<App>>,
@@ -64,12 +58,6 @@ pub(super) async fn get_key_named_batch(
         Instant::now(),
     )
     .await
-}
-
-/// A key with a raw `/` in it never reaches the one-segment route; say so instead
-/// of answering "no route".
-pub(crate) async fn key_with_slash() -> ApiError {
-    invalid_key("key contains '/', which is not allowed".to_owned())
 }
 
 async fn read(
@@ -171,26 +159,4 @@ fn finish(app: &App, record_type: &str, e: ApiError, started: Instant) -> Respon
     app.request_metrics
         .record(record_type, RequestOutcome::Error(e.code), started);
     e.into_response()
-}
-
-/// A `400 invalid_key` saying why.
-pub(crate) fn invalid_key(message: String) -> ApiError {
-    ApiError::new(ErrorCode::InvalidKey, message)
-}
-
-/// The tenant a request names, or the default tenant.
-pub(crate) fn tenant(
-    query: Result<Query<ReadQuery>, QueryRejection>,
-) -> Result<TenantId, ApiError> {
-    let invalid = |message: String| ApiError::new(ErrorCode::InvalidTenant, message);
-    let Query(query) = query.map_err(|e| invalid(format!("invalid query string: {e}")))?;
-    parse_tenant(query.tenant.as_deref()).map_err(invalid)
-}
-
-/// Checks an optional tenant id; absent means the default tenant.
-pub(super) fn parse_tenant(tenant: Option<&str>) -> Result<TenantId, String> {
-    match tenant {
-        Some(t) => TenantId::parse(t).map_err(|e| format!("tenant {e}")),
-        None => Ok(TenantId::default_tenant()),
-    }
 }

@@ -14,13 +14,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::error::{ApiError, ErrorCode};
-use super::extract::{ApiPath, body_error};
 use crate::app::App;
 use crate::ingest::{
     EventResult, IncomingEvent, Refusal, State as SourceState, Target, ingest_into,
 };
 use crate::metrics::{INGEST_EVENTS, INGEST_SOURCE_STATE};
+use crate::web::extract::{ApiPath, body_error};
+use crate::web::{ApiError, ErrorCode};
 
 /// The most events one request may carry.
 pub const MAX_EVENTS: usize = 10_000;

@@ -17,16 +17,16 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::entity::parse_tenant;
-use super::error::{ApiError, ErrorCode};
-use super::extract::body_error;
-use super::respond;
 use crate::access::{Action, Caller};
 use crate::app::App;
 use crate::auth::CallKind;
 use crate::key::{EntityKey, TenantId};
 use crate::readthrough::{Applied, Invalidation};
 use crate::store::{InvalidatedKey, RecordId};
+use crate::web::extract::body_error;
+use crate::web::read::parse_tenant;
+use crate::web::respond;
+use crate::web::{ApiError, ErrorCode};
 
 /// The most events one request may carry.
 pub const MAX_EVENTS: usize = 1000;

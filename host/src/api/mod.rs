@@ -8,18 +8,13 @@
 
 mod admin;
 mod auth;
-pub(crate) mod batch;
-pub(crate) mod entity;
-mod error;
-pub(crate) mod extract;
+mod batch;
+mod entity;
 mod feed;
 mod ingest;
 mod invalidate;
 mod ops;
 mod records;
-mod request_metrics;
-pub mod respond;
-pub mod routes;
 mod snapshot;
 
 use std::sync::Arc;
@@ -27,16 +22,14 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware;
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-pub use error::{ApiError, ErrorCode};
-pub use feed::Shared as FeedShared;
-pub use request_metrics::{RequestMetrics, RequestOutcome};
-pub use respond::{DROID_CACHE, DROID_PLUGIN_VERSION};
+pub use crate::web::respond::{DROID_CACHE, DROID_PLUGIN_VERSION};
+pub use crate::web::{ApiError, ErrorCode, RequestMetrics, RequestOutcome, respond, routes};
+use crate::web::{extract, method_not_allowed, panic_response};
 
 use crate::app::App;
 
@@ -51,7 +44,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(routes::INVALIDATE, post(invalidate::invalidate))
         .route(routes::CHANGES, get(feed::changes))
         .route(routes::RECORDS, get(records::export))
-        .route(routes::KEY_WITH_SLASH, get(entity::key_with_slash))
+        .route(
+            routes::KEY_WITH_SLASH,
+            get(crate::web::read::key_with_slash),
+        )
         .merge(publishing(app.clone()))
         .merge(administration(app.clone()))
         .route(routes::HEALTHZ, get(ops::healthz))
@@ -151,23 +147,5 @@ async fn no_route() -> ApiError {
     ApiError::new(
         ErrorCode::NoRoute,
         "no such route; see the README for the API",
-    )
-}
-
-/// The answer to a request whose handler panicked: the process stays up.
-pub(crate) fn panic_response(
-    _: Box<dyn std::any::Any + Send + 'static>,
-) -> axum::response::Response {
-    ApiError::new(
-        ErrorCode::Internal,
-        "the server hit an internal error; details are in its log",
-    )
-    .into_response()
-}
-
-pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        "this route does not accept that method",
     )
 }

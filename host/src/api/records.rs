@@ -17,12 +17,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::error::{ApiError, ErrorCode};
-use super::extract::ApiPath;
 use crate::access::Action;
 use crate::app::App;
 use crate::auth::CallKind;
 use crate::config::Mode;
+use crate::web::extract::ApiPath;
+use crate::web::{ApiError, ErrorCode};
 
 /// Records per page unless the caller asks for fewer or more.
 const DEFAULT_LIMIT: usize = 1000;

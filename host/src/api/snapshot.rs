@@ -24,11 +24,11 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::error::{ApiError, ErrorCode};
-use super::extract::{ApiBody, ApiPath};
 use crate::app::App;
 use crate::ingest::Target;
 use crate::store::{EventOutcome, Snapshot, now_ms};
+use crate::web::extract::{ApiBody, ApiPath};
+use crate::web::{ApiError, ErrorCode};
 
 /// How long a batch stays open unless the provider says otherwise.
 const DEFAULT_TTL_S: u64 = 3_600;

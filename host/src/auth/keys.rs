@@ -16,7 +16,6 @@
 //! without reaching a repository; only granted issuers get this far (see
 //! [`super::Authenticator`]).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,38 +24,11 @@ use jsonwebtoken::DecodingKey;
 use moka::Expiry;
 use tokio::sync::Semaphore;
 
+pub use crate::config::{KeySettings, Repository};
 use crate::metrics::{KEY_FETCHES, KEY_LOOKUPS_REFUSED};
 
 /// The most bytes a key file may have.
 const MAX_KEY_BYTES: usize = 16 * 1024;
-
-/// Where keys are looked up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Repository {
-    /// A folder: the key of `kid` is the file `{dir}/{kid}`.
-    Folder(PathBuf),
-    /// An HTTP(S) base URL: the key of `kid` is `GET {base}/{kid}`.
-    Http(url::Url),
-}
-
-/// How keys are looked up and kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeySettings {
-    /// The repositories, primary first.
-    pub repositories: Vec<Repository>,
-    /// The most keys kept at once.
-    pub max_entries: u64,
-    /// How long a key is kept when its repository says nothing (and the most it may say).
-    pub max_age: Duration,
-    /// How long "no repository has this key" is remembered.
-    pub missing_for: Duration,
-    /// The longest one HTTP fetch may take.
-    pub fetch_timeout: Duration,
-    /// The most lookups in the repositories at once.
-    pub fetch_concurrency: u32,
-    /// The most lookups per second for one issuer's keys.
-    pub fetches_per_s: u32,
-}
 
 /// A looked-up key, or the fact that there is none, with how long it may be kept.
 #[derive(Clone)]

@@ -24,27 +24,33 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::Validation;
 use moka::Expiry;
 
-pub use keys::{KeyError, KeySettings, Repository};
-
-use crate::access::Caller;
+pub use crate::config::{AuthSettings, KeySettings, Repository};
+pub use keys::KeyError;
 use replay::Replay;
 use token::Claims;
 
-/// How tokens are checked.
+/// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthSettings {
-    /// This service's audience: tokens must name it in `aud`.
-    pub audience: String,
-    /// Where issuers' public keys are found, and how they are kept.
-    pub keys: KeySettings,
-    /// How far clocks may disagree (applied to `exp`, `nbf` and `iat`).
-    pub clock_skew: Duration,
-    /// Whether reads are replay-protected too (mutating calls always are).
-    pub replay_protect_reads: bool,
-    /// The most token ids remembered for replay protection.
-    pub replay_entries: u64,
-    /// The most verified tokens remembered.
-    pub verified_entries: u64,
+pub enum Caller {
+    /// No credentials are checked (`--insecure-no-auth`): everything is allowed.
+    Insecure,
+    /// A service that proved itself with a token.
+    Service {
+        /// The token's issuer, which grants name.
+        issuer: String,
+        /// The token's subject (the issuer unless the token says otherwise).
+        subject: String,
+    },
+}
+
+impl Caller {
+    /// The issuer, for a service.
+    pub fn issuer(&self) -> Option<&str> {
+        match self {
+            Caller::Insecure => None,
+            Caller::Service { issuer, .. } => Some(issuer),
+        }
+    }
 }
 
 /// Why a request's credentials were not accepted. The messages say which

@@ -10,6 +10,7 @@
 //! This module does not read plugin files or open sockets: whether a plugin loads is
 //! the plugin registry's business.
 
+mod auth;
 mod error;
 mod raw;
 mod validate;
@@ -23,7 +24,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auth::{AuthSettings, KeySettings, Repository};
 pub use error::{ConfigError, Problem};
+
+/// Any authenticated issuer, in a record type's `readers`.
+pub const ANY_ISSUER: &str = "*";
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -63,7 +68,7 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     /// How callers' tokens are checked (`[auth]`); `None` when the file has no
     /// `[auth]` section.
-    pub auth: Option<crate::auth::AuthSettings>,
+    pub auth: Option<AuthSettings>,
     /// The issuers that may use the admin endpoints.
     pub admins: Vec<String>,
     /// No authentication at all (`--insecure-no-auth`, never from the file):

@@ -171,7 +171,7 @@ fn json_answer(status: u16) -> Vec<u8> {
         ),
     };
     let body = serde_json::json!({
-        "error": { "code": crate::api::ErrorCode::InvalidRequest.as_str(), "message": message }
+        "error": { "code": crate::web::ErrorCode::InvalidRequest.as_str(), "message": message }
     })
     .to_string();
     format!(

@@ -209,9 +209,9 @@ fn operations_route(path: &str) -> bool {
     path == "/healthz" || path == "/metrics" || path.starts_with("/v1/admin/")
 }
 
-fn busy() -> crate::api::ApiError {
-    crate::api::ApiError::new(
-        crate::api::ErrorCode::ServerBusy,
+fn busy() -> crate::web::ApiError {
+    crate::web::ApiError::new(
+        crate::web::ErrorCode::ServerBusy,
         "droid holds as many connections as it may and none is idle; try again shortly",
     )
     .retry_after(1)
@@ -222,7 +222,7 @@ fn busy() -> crate::api::ApiError {
 /// flood of connections costs no descriptor beyond this moment.
 fn refuse(stream: &TcpStream) {
     let body = serde_json::json!({ "error": {
-        "code": crate::api::ErrorCode::ServerBusy.as_str(),
+        "code": crate::web::ErrorCode::ServerBusy.as_str(),
         "message": "droid holds as many connections as it may; try again shortly",
     }})
     .to_string();

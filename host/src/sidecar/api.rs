@@ -18,18 +18,18 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 
-use crate::api::extract::ApiPath;
+use crate::web::extract::ApiPath;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::Sidecar;
-use crate::api::entity::{ReadQuery, invalid_key, tenant};
-use crate::api::{ApiError, ErrorCode, RequestOutcome};
-use crate::api::{batch, entity, respond};
 use crate::key::{EntityKey, TenantId};
 use crate::readthrough::{Busy, CacheStatus, Reader, Served, WhenBusy};
+use crate::web::read::{ReadQuery, invalid_key, tenant};
+use crate::web::{ApiError, ErrorCode, RequestOutcome};
+use crate::web::{batch, read, respond};
 
 /// The header saying whether the sidecar is following its droid.
 pub const DROID_SYNC: &str = "droid-sync";
@@ -40,28 +40,28 @@ const MAX_BODY_BYTES: u64 = 1 << 20;
 /// The sidecar's router.
 pub fn router(sidecar: Arc<Sidecar>) -> Router {
     Router::new()
-        .route(crate::api::routes::ENTITY, get(get_entity))
+        .route(crate::web::routes::ENTITY, get(get_entity))
         .route(
-            crate::api::routes::BATCH,
+            crate::web::routes::BATCH,
             post(read_batch).get(get_key_named_batch),
         )
         .route(
-            crate::api::routes::KEY_WITH_SLASH,
-            get(entity::key_with_slash),
+            crate::web::routes::KEY_WITH_SLASH,
+            get(read::key_with_slash),
         )
-        .route(crate::api::routes::HEALTHZ, get(healthz))
-        .route(crate::api::routes::METRICS, get(metrics))
+        .route(crate::web::routes::HEALTHZ, get(healthz))
+        .route(crate::web::routes::METRICS, get(metrics))
         .fallback(|| async {
             ApiError::new(ErrorCode::NoRoute,
                 "no such route; a sidecar serves GET /v1/entity/{record_type}/{key}, /healthz and /metrics",
             )
         })
-        .method_not_allowed_fallback(crate::api::method_not_allowed)
+        .method_not_allowed_fallback(crate::web::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(|request, next| {
-            crate::api::extract::limit_body(MAX_BODY_BYTES, request, next)
+            crate::web::extract::limit_body(MAX_BODY_BYTES, request, next)
         }))
-        .layer(CatchPanicLayer::custom(crate::api::panic_response))
+        .layer(CatchPanicLayer::custom(crate::web::panic_response))
         .with_state(sidecar)
 }
 

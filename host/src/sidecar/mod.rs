@@ -26,8 +26,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::api::RequestMetrics;
 use crate::readthrough::Reader;
+use crate::web::RequestMetrics;
 use config::SidecarConfig;
 use follow::Follower;
 use replica::Replicas;
@@ -113,10 +113,10 @@ impl Sidecar {
 
     /// The reader of `record_type`, or the error for a record type this
     /// sidecar does not serve.
-    fn reader(&self, record_type: &str) -> Result<&Arc<Reader>, crate::api::ApiError> {
+    fn reader(&self, record_type: &str) -> Result<&Arc<Reader>, crate::web::ApiError> {
         self.readers.get(record_type).ok_or_else(|| {
-            crate::api::ApiError::new(
-                crate::api::ErrorCode::UnknownRecordType,
+            crate::web::ApiError::new(
+                crate::web::ErrorCode::UnknownRecordType,
                 format!("this sidecar serves no record type named {record_type:?}"),
             )
         })

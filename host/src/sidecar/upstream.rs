@@ -282,7 +282,9 @@ async fn read_answer(response: reqwest::Response, key: &EntityKey, tenant: &Tena
         .and_then(max_age);
     let producer = Producer {
         id: 0,
-        label: headers.get(crate::api::DROID_PLUGIN_VERSION).cloned(),
+        label: headers
+            .get(crate::web::respond::DROID_PLUGIN_VERSION)
+            .cloned(),
     };
     let version = headers
         .get(header::ETAG)

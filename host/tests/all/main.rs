@@ -5,5 +5,6 @@ mod backfill;
 mod cli;
 mod config;
 mod hardening;
+mod layers;
 mod sensitive;
 mod support;

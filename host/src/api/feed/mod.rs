@@ -12,17 +12,11 @@
 //! What droid holds for a subscriber is bounded in bytes: a page of changes
 //! (half of `feed_subscriber_bytes`), encoded and sent a chunk at a time, and
 //! the chunks waiting for its socket (the other half). All subscribers
-//! together hold at most `feed_buffer_bytes` ([`budget`]). One that does not
+//! together hold at most `feed_buffer_bytes` ([`crate::feed::budget`]). One that does not
 //! keep up (its buffer stays full, or the budget spent, for
 //! `feed_send_timeout`) is dropped: the stream ends, and the follower
 //! reconnects from its last sequence number. The host never buffers without
 //! bound for a slow reader.
-
-mod budget;
-mod tail;
-
-pub use budget::Budget;
-pub use tail::Tail;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -35,44 +29,18 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::error::{ApiError, ErrorCode};
 use crate::access::{Action, Caller};
 use crate::app::App;
 use crate::auth::CallKind;
-use tail::Encoded;
+use crate::feed::Encoded;
+use crate::feed::budget;
+use crate::web::{ApiError, ErrorCode};
 
 /// Changes read from the store per step, at most.
 const PAGE: usize = 512;
 /// The most bytes one chunk of the stream carries (a change larger than this
 /// is a chunk of its own).
 const CHUNK_BYTES: usize = 64 * 1024;
-
-/// What every subscriber shares: the newest changes, and the memory budget.
-#[derive(Debug)]
-pub struct Shared {
-    /// The newest changes, encoded once.
-    pub tail: Tail,
-    /// What all subscribers may hold.
-    pub budget: Budget,
-}
-
-impl Shared {
-    /// The tail and the budget `settings` size.
-    pub fn new(settings: &crate::config::FeedSettings) -> Self {
-        Self {
-            tail: Tail::new(settings),
-            budget: Budget::new(settings.buffer_bytes),
-        }
-    }
-
-    /// Publishes what the feed holds, for `/metrics`.
-    pub fn publish_gauges(&self) {
-        metrics::gauge!(crate::metrics::FEED_BUFFERED_BYTES, "part" => "subscribers")
-            .set(self.budget.held_bytes() as f64);
-        metrics::gauge!(crate::metrics::FEED_BUFFERED_BYTES, "part" => "tail")
-            .set(self.tail.bytes() as f64);
-    }
-}
 
 #[derive(Debug, Deserialize)]
 pub(super) struct FeedQuery {

@@ -5,9 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::Checker;
-use crate::access::ANY_ISSUER;
-use crate::auth::{AuthSettings, KeySettings, Repository};
 use crate::config::raw::RawAuth;
+use crate::config::{ANY_ISSUER, AuthSettings, KeySettings, Repository};
 use crate::sensitive::SecretKey;
 
 /// `[auth]`: token checking, and the admin issuers. No section: no

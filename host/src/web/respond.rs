@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, ErrorCode};
-use super::request_metrics::RequestOutcome;
+use super::requests::RequestOutcome;
 use crate::cache::{Failure, Outcome};
 use crate::entity::PluginFailure;
 use crate::readthrough::{CacheStatus, ReadError, Served};
