@@ -13,6 +13,7 @@ pub mod body;
 pub mod cache;
 pub mod config;
 pub mod entity;
+pub mod failure;
 pub mod feed;
 pub mod ingest;
 pub mod key;

@@ -7,7 +7,7 @@ use axum::http::HeaderValue;
 use bytes::Bytes;
 
 use crate::entity::FetchOutcome;
-use crate::runtime::FetchError;
+use crate::failure::FetchError;
 
 /// The outcome of one fetch, as served from then on.
 #[derive(Debug, Clone)]

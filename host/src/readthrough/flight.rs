@@ -14,7 +14,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
 use crate::cache::Cached;
-use crate::runtime::{CallError, FetchError};
+use crate::failure::{CallError, FetchError};
 
 /// The shared result of one fetch.
 pub(super) type FlightResult = Shared<BoxFuture<'static, Arc<Cached>>>;

@@ -11,9 +11,10 @@ use futures::future::BoxFuture;
 
 use crate::cache::Producer;
 use crate::entity::FetchOutcome;
+use crate::failure::{CallError, FetchError};
 use crate::key::{EntityKey, TenantId};
 use crate::plugins::Plugin;
-use crate::runtime::{CallError, FetchError, PluginContext};
+use crate::runtime::PluginContext;
 
 /// What one fetch produced.
 pub struct Fetched {

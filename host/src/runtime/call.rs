@@ -11,10 +11,11 @@ use std::time::Instant;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use super::context::PluginContext;
-use super::error::CallError;
 use super::logs::Dropped;
 use super::state::{CallState, MemoryCapExceeded};
-use super::stats::{CallStats, Outcome};
+use super::stats::CallStats;
+use crate::failure::CallError;
+use crate::failure::Outcome;
 use crate::metrics;
 
 /// One of `ctx`'s call slots, waited for up to the call's deadline: a record

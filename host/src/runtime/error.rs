@@ -1,17 +1,9 @@
-//! How loading or calling a plugin can fail.
-//!
-//! Load errors name the file and say why it was refused, in words an operator can
-//! act on. Call errors separate what the plugin reported on purpose (a
-//! [`PluginFailure`](crate::entity::PluginFailure)) from what happened to it: a
-//! deadline, the memory cap, a trap or panic. Each call error maps to its own API
-//! error code and metric outcome.
+//! How loading a plugin can fail: load errors name the file and say why it
+//! was refused, in words an operator can act on. How a call fails is
+//! `crate::failure`'s vocabulary, shared with the read path.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use crate::entity::PluginFailure;
-
-use super::stats::Outcome;
 use super::world::WorldKind;
 
 /// Why a plugin file was not loaded. The running version, if any, stays in place.
@@ -118,91 +110,4 @@ pub enum LoadError {
         /// What went wrong.
         reason: String,
     },
-}
-
-/// What happened to a plugin call that did not return normally.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    /// The call ran past its deadline and was stopped.
-    #[error("plugin exceeded its {} ms deadline", deadline.as_millis())]
-    Timeout {
-        /// The deadline it had.
-        deadline: Duration,
-    },
-    /// The plugin tried to grow its memory past the record type's cap.
-    #[error("plugin exceeded its memory cap of {limit_bytes} bytes")]
-    MemoryExhausted {
-        /// The cap.
-        limit_bytes: u64,
-    },
-    /// The plugin panicked.
-    #[error("plugin panicked: {message}")]
-    Panic {
-        /// The panic message the plugin printed.
-        message: String,
-    },
-    /// The plugin trapped.
-    #[error("plugin trapped: {message}")]
-    Trap {
-        /// The trap and where it happened.
-        message: String,
-    },
-    /// Every instance slot of the runtime is in use.
-    #[error("no plugin instance slot free; try again shortly")]
-    Capacity,
-    /// The plugin returned something the host cannot use.
-    #[error("plugin returned an invalid result: {reason}")]
-    InvalidResult {
-        /// What was wrong with it.
-        reason: String,
-    },
-    /// The plugin went past one of its record type's limits on what a call
-    /// may do or hand back (`limits.*` in the configuration).
-    #[error("plugin went past limits.{limit}: {detail}")]
-    LimitExceeded {
-        /// The limit's name in the configuration.
-        limit: &'static str,
-        /// What the plugin did.
-        detail: String,
-    },
-}
-
-impl CallError {
-    /// The call's outcome.
-    pub fn outcome(&self) -> Outcome {
-        match self {
-            CallError::Timeout { .. } => Outcome::Timeout,
-            CallError::MemoryExhausted { .. } => Outcome::MemoryExhausted,
-            CallError::Panic { .. } => Outcome::Panic,
-            CallError::Trap { .. } => Outcome::Trap,
-            CallError::Capacity => Outcome::Capacity,
-            CallError::InvalidResult { .. } => Outcome::InvalidResult,
-            CallError::LimitExceeded { .. } => Outcome::LimitExceeded,
-        }
-    }
-
-    /// A limit of `record_type`'s exceeded: counted here, once.
-    pub(crate) fn limit(record_type: &str, limit: &'static str, detail: String) -> Self {
-        ::metrics::counter!(
-            crate::metrics::PLUGIN_LIMITED,
-            "record_type" => record_type.to_owned(),
-            "limit" => limit
-        )
-        .increment(1);
-        CallError::LimitExceeded { limit, detail }
-    }
-}
-
-/// Why an adapter produced no record.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FetchError {
-    /// The adapter reported a failure.
-    #[error(transparent)]
-    Plugin(PluginFailure),
-    /// The adapter tried to reach something outside its base URL.
-    #[error("egress denied: {0}")]
-    EgressDenied(String),
-    /// The call itself failed.
-    #[error(transparent)]
-    Call(CallError),
 }

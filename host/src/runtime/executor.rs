@@ -15,7 +15,7 @@
 
 use std::future::Future;
 
-use super::error::CallError;
+use crate::failure::CallError;
 
 /// A runtime for plugin calls. Shut down without waiting when dropped: a
 /// call still running is abandoned (its store and instance are freed).

@@ -37,12 +37,13 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
+pub use crate::failure::{CallError, FetchError, Outcome};
 pub use artifacts::Provenance;
 pub use context::PluginContext;
-pub use error::{CallError, FetchError, LoadError};
+pub use error::LoadError;
 pub use inspect::{Inspection, ItemSignature};
 pub use plugin::{AdapterPlugin, EventResult, PluginInfo, TransformerPlugin};
-pub use stats::{CallStats, Outcome, StatsSnapshot};
+pub use stats::{CallStats, StatsSnapshot};
 pub use world::{ACCEPTED, Identity, PACKAGE_VERSION, WorldKind};
 
 use artifacts::ArtifactCache;

@@ -17,13 +17,14 @@ use super::artifacts::Provenance;
 use super::bindings::{AdapterPre, TransformerPre};
 use super::call;
 use super::context::PluginContext;
-use super::error::{CallError, FetchError};
 use super::executor::Executor;
 use super::logs;
-use super::stats::{CallStats, Outcome};
+use super::stats::CallStats;
 use super::world::Identity;
 use crate::body::{BodyError, MAX_VERSION};
 use crate::entity::{EntityOp, FetchOutcome, PluginFailure, SourceEvent};
+use crate::failure::Outcome;
+use crate::failure::{CallError, FetchError};
 
 /// What is known about a loaded plugin file.
 #[derive(Debug, Clone)]

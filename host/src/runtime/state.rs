@@ -18,9 +18,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{clock, config, log, outbound_http, types};
 use super::context::PluginContext;
-use super::error::CallError;
 use super::logs::CallLog;
 use super::outbound::{OutboundError, OutboundRequest};
+use crate::failure::CallError;
 
 /// The most stderr kept per call; enough for a panic message and its location.
 const STDERR_CAPACITY: usize = 8 * 1024;

@@ -4,65 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// How a plugin call ended: its metric label, and what it says about the
-/// plugin (what rollout compares).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// It answered.
-    Ok,
-    /// It reported a failure on purpose.
-    PluginError,
-    /// It tried to reach something outside its base URL.
-    EgressDenied,
-    /// It ran past its deadline.
-    Timeout,
-    /// It hit its memory cap.
-    MemoryExhausted,
-    /// It panicked.
-    Panic,
-    /// It trapped.
-    Trap,
-    /// No call slot or instance was free: the host's capacity, not the plugin.
-    Capacity,
-    /// It returned something the host cannot use.
-    InvalidResult,
-    /// It went past a limit of its record type.
-    LimitExceeded,
-}
-
-impl Outcome {
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::PluginError => "plugin_error",
-            Outcome::EgressDenied => "egress_denied",
-            Outcome::Timeout => "timeout",
-            Outcome::MemoryExhausted => "memory_exhausted",
-            Outcome::Panic => "panic",
-            Outcome::Trap => "trap",
-            Outcome::Capacity => "capacity",
-            Outcome::InvalidResult => "invalid_result",
-            Outcome::LimitExceeded => "limit_exceeded",
-        }
-    }
-
-    /// Whether the call counts for the plugin at all (a full pool does not).
-    pub fn counts(self) -> bool {
-        self != Outcome::Capacity
-    }
-
-    /// Whether the call produced no result.
-    pub fn is_failure(self) -> bool {
-        !matches!(self, Outcome::Ok | Outcome::Capacity)
-    }
-
-    /// Whether it failed by the plugin's own fault at run time (rather than
-    /// reporting a failure, or being refused egress).
-    pub fn is_trap(self) -> bool {
-        self.is_failure() && !matches!(self, Outcome::PluginError | Outcome::EgressDenied)
-    }
-}
+use crate::failure::Outcome;
 
 /// Counters of one version's calls, updated as each call ends.
 #[derive(Debug, Default)]

@@ -19,9 +19,9 @@ use super::config::UpstreamConfig;
 use crate::auth::mint::{MintError, TokenRequest, mint};
 use crate::cache::Producer;
 use crate::entity::{Entity, FetchOutcome, PluginFailure};
+use crate::failure::FetchError;
 use crate::key::{EntityKey, TenantId};
 use crate::readthrough::{Fetched, Origin};
-use crate::runtime::FetchError;
 
 /// Characters left as they are in a path segment or query value.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC

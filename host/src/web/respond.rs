@@ -16,8 +16,8 @@ use super::error::{ApiError, ErrorCode};
 use super::requests::RequestOutcome;
 use crate::cache::{Failure, Outcome};
 use crate::entity::PluginFailure;
+use crate::failure::{CallError, FetchError};
 use crate::readthrough::{CacheStatus, ReadError, Served};
-use crate::runtime::{CallError, FetchError};
 
 /// The `Droid-Cache` header: where an answer came from.
 pub const DROID_CACHE: &str = "droid-cache";
