@@ -599,7 +599,7 @@ fn serve(path: &Path, listen: Option<SocketAddr>, insecure_no_auth: bool) -> any
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!(address = %listener.local_addr()?, record_types = app.registry().len(), "droid is serving");
+        tracing::info!(address = %listener.local_addr()?, record_types = app.service.registry().len(), "droid is serving");
         droid_host::server::run(Arc::new(app), listener, shutdown).await?;
         Ok(())
     })
@@ -634,13 +634,7 @@ fn sidecar(path: &Path, overrides: &SidecarOverrides) -> anyhow::Result<()> {
 fn check_config(path: &Path, skip_plugins: bool) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     if !skip_plugins {
-        let runtime = Arc::new(Runtime::new(
-            &config.runtime,
-            Some(config.cache_dir.clone()),
-        )?);
-        let plugins =
-            droid_host::plugins::Plugins::new(runtime, config.plugin_dir.clone(), &config.plugins)?;
-        droid_host::plugins::Registry::bind(&plugins, &config, None)?;
+        App::load_plugins(&config)?;
     }
     println!(
         "{}: ok ({} record type(s){})",

@@ -202,7 +202,7 @@ async fn positions_the_log_does_not_hold_are_refused_so_the_follower_resynchroni
         .map(|n| event(&format!("e{n}"), n, "ticket.created", 1, "s"))
         .collect();
     ingest(&droid, &events).await;
-    assert_eq!(droid.app().store.trim_changes(3).unwrap(), 7);
+    assert_eq!(droid.app().service.store.trim_changes(3).unwrap(), 7);
     for (since, why) in [
         ("0", "no longer held"),
         ("6", "no longer held"),
@@ -421,7 +421,7 @@ async fn stalled_subscribers_of_large_changes_hold_a_bounded_number_of_bytes() {
             started.elapsed()
         );
         // Read in process: the gauges are shared by every droid of the test run.
-        let feed = &droid.app().feed;
+        let feed = &droid.app().service.feed;
         let (subscribers, tail) = (feed.budget.held_bytes() as f64, feed.tail.bytes() as f64);
         most = (most.0.max(subscribers), most.1.max(tail));
     }
@@ -433,7 +433,7 @@ async fn stalled_subscribers_of_large_changes_hold_a_bounded_number_of_bytes() {
     assert!(most.1 <= TAIL, "the tail held {} bytes", most.1);
     // Past the send timeout the stalled ones are dropped; the memory is back.
     let back = droid_e2e::eventually(Duration::from_secs(15), "the budget given back", || async {
-        let held = droid.app().feed.budget.held_bytes();
+        let held = droid.app().service.feed.budget.held_bytes();
         (held == 0).then_some(held as f64)
     })
     .await;

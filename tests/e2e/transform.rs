@@ -27,7 +27,7 @@ async fn droid() -> TestDroid {
 #[tokio::test]
 async fn a_batch_gets_one_result_per_event_in_order() {
     let droid = droid().await;
-    let registry = droid.app().registry();
+    let registry = droid.app().service.registry();
     let binding = registry.get("ticket").expect("bound");
     let version = binding.select("default");
     let transformer = version.transformer().expect("a transformer");
@@ -62,7 +62,7 @@ async fn a_batch_gets_one_result_per_event_in_order() {
 #[tokio::test]
 async fn large_batches_and_empty_batches_work() {
     let droid = droid().await;
-    let registry = droid.app().registry();
+    let registry = droid.app().service.registry();
     let binding = registry.get("ticket").expect("bound");
     let version = binding.select("default");
     let transformer = version.transformer().expect("a transformer");

@@ -26,7 +26,7 @@ type Answer = Result<Json<Value>, ApiError>;
 
 /// Every plugin and every failed file.
 pub(super) async fn list(State(app): State<Arc<App>>) -> Answer {
-    let (plugins, failures) = app.plugins.status();
+    let (plugins, failures) = app.control.plugins.status();
     Ok(Json(
         json!({ "plugins": plugins, "load_failures": failures }),
     ))
@@ -48,7 +48,7 @@ pub(super) async fn rollout(
     let request: RolloutRequest = parse(&body, r#"{"version": "1.2.0", "share": "5%"}"#)?;
     let share = Share::parse(&request.share)
         .map_err(|why| ApiError::new(ErrorCode::InvalidBody, format!("share: {why}")))?;
-    let version = blocking(move || app.rollout(&name, &request.version, share))
+    let version = blocking(move || app.control.rollout(&name, &request.version, share))
         .await?
         .map_err(control_error)?;
     Ok(Json(json!({ "version": version.label(), "share": share })))
@@ -56,7 +56,7 @@ pub(super) async fn rollout(
 
 /// Promotes the candidate.
 pub(super) async fn promote(State(app): State<Arc<App>>, ApiPath(name): ApiPath<String>) -> Answer {
-    let version: Arc<Version> = blocking(move || app.promote(&name))
+    let version: Arc<Version> = blocking(move || app.control.promote(&name))
         .await?
         .map_err(control_error)?;
     Ok(Json(
@@ -81,7 +81,7 @@ pub(super) async fn rollback(
     } else {
         parse(&body, r#"{"reason": "..."}"#)?
     };
-    let done: RolledBack = blocking(move || app.rollback(&name, request.reason.as_deref()))
+    let done: RolledBack = blocking(move || app.control.rollback(&name, request.reason.as_deref()))
         .await?
         .map_err(control_error)?;
     Ok(Json(json!({ "rollback": done.record })))
@@ -89,15 +89,15 @@ pub(super) async fn rollback(
 
 /// The configuration file's status.
 pub(super) async fn config(State(app): State<Arc<App>>) -> Answer {
-    let record_types: Vec<String> = app.config().record_types.keys().cloned().collect();
+    let record_types: Vec<String> = app.service.config().record_types.keys().cloned().collect();
     Ok(Json(
-        json!({ "status": app.config_status(), "record_types": record_types }),
+        json!({ "status": app.control.config_status(), "record_types": record_types }),
     ))
 }
 
 /// Loads plugin files and the configuration again.
 pub(super) async fn reload(State(app): State<Arc<App>>) -> Answer {
-    let (outcomes, report) = blocking(move || app.rescan()).await?;
+    let (outcomes, report) = blocking(move || app.control.rescan()).await?;
     let files: Vec<String> = outcomes.iter().map(|o| format!("{o:?}")).collect();
     match report {
         Ok(report) => Ok(Json(json!({ "config": report, "plugin_files": files }))),
@@ -143,11 +143,11 @@ fn control_error(e: ControlError) -> ApiError {
 /// Every ingestion source's failures against its thresholds.
 pub(super) async fn sources(State(app): State<Arc<App>>) -> Answer {
     let now = std::time::Instant::now();
-    let config = app.config();
+    let config = app.service.config();
     let health: Vec<_> = config
         .sources
         .iter()
-        .map(|(name, source)| app.source_health.health(name, source, now))
+        .map(|(name, source)| app.service.source_health.health(name, source, now))
         .collect();
     Ok(Json(json!({ "sources": health })))
 }
@@ -164,7 +164,7 @@ pub(super) async fn dead_letters(
     ApiQuery(query): ApiQuery<DeadLetterQuery>,
 ) -> Answer {
     let limit = query.limit.unwrap_or(1000).min(10_000);
-    let store = app.store.clone();
+    let store = app.service.store.clone();
     let letters = blocking(move || store.dead_letters(query.source.as_deref(), limit)).await??;
     Ok(Json(json!({ "dead_letters": letters })))
 }
@@ -187,20 +187,20 @@ pub(super) async fn replay(
     } else {
         parse(&body, r#"{"ids": ["ev-1", "ev-2"]}"#)?
     };
-    let config = app.config();
+    let config = app.service.config();
     let Some(source_config) = config.sources.get(&source).cloned() else {
         return Err(ApiError::new(
             ErrorCode::UnknownSource,
             format!("no ingestion source named {source:?} is configured"),
         ));
     };
-    let store = app.store.clone();
+    let store = app.service.store.clone();
     let wanted = source.clone();
     let mut letters = blocking(move || store.dead_letters(Some(&wanted), usize::MAX)).await??;
     if let Some(ids) = &request.ids {
         letters.retain(|l| ids.contains(&l.event_id));
     }
-    let registry = app.registry();
+    let registry = app.service.registry();
     let Some(binding) = registry.get(&source_config.record_type).cloned() else {
         return Err(ApiError::new(
             ErrorCode::Internal,
@@ -211,15 +211,18 @@ pub(super) async fn replay(
         .iter()
         .map(crate::ingest::IncomingEvent::from_dead_letter)
         .collect();
-    let results = crate::ingest::ingest(&app.store, &binding, &source, events).await?;
+    let results = crate::ingest::ingest(&app.service.store, &binding, &source, events).await?;
     let mut replayed = 0;
     let mut still = Vec::new();
     for (letter, result) in letters.iter().zip(&results) {
         match result {
             crate::ingest::EventResult::Applied { .. } | crate::ingest::EventResult::Duplicate => {
                 replayed += 1;
-                let (store, source, id) =
-                    (app.store.clone(), source.clone(), letter.event_id.clone());
+                let (store, source, id) = (
+                    app.service.store.clone(),
+                    source.clone(),
+                    letter.event_id.clone(),
+                );
                 blocking(move || store.remove_dead_letter(&source, &id)).await??;
             }
             _ => still.push(crate::store::DeadLetter {
@@ -231,7 +234,7 @@ pub(super) async fn replay(
     // Still failing: the ingestion wrote them again with its reason; keep the count.
     let failing = still.len();
     if !still.is_empty() {
-        let store = app.store.clone();
+        let store = app.service.store.clone();
         let fresh = blocking(move || {
             let current = store.dead_letters(None, usize::MAX)?;
             let updated: Vec<_> = still

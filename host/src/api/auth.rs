@@ -28,7 +28,7 @@ pub(super) async fn authenticate(
     headers: &HeaderMap,
     kind: CallKind,
 ) -> Result<Caller, ApiError> {
-    let Some(authenticator) = app.authenticator() else {
+    let Some(authenticator) = app.service.authenticator() else {
         return Ok(Caller::Insecure);
     };
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
@@ -44,7 +44,7 @@ pub(super) async fn authenticate(
 
 /// Refuses with `403` unless `caller` may do `action`.
 pub(super) fn require(app: &App, caller: &Caller, action: Action<'_>) -> Result<(), ApiError> {
-    if crate::access::permits(&app.config(), caller, action) {
+    if crate::access::permits(&app.service.config(), caller, action) {
         return Ok(());
     }
     Err(ApiError::new(

@@ -48,9 +48,10 @@ async fn answer(
     record_type: &str,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let config = app.config();
+    let config = app.service.config();
     let (keys, tenant) = parse(body, config.max_batch_keys)?;
-    app.read_through
+    app.service
+        .read_through
         .check(record_type)
         .map_err(|e| respond::read_error(&e))?;
 
@@ -63,7 +64,8 @@ async fn answer(
         let tenant = &tenant;
         async move {
             let key = parse_key(key)?;
-            app.read_through
+            app.service
+                .read_through
                 .get(record_type, &key, tenant, WhenBusy::WaitUntil(deadline))
                 .await
                 .map_err(|e| respond::read_error(&e))

@@ -81,6 +81,7 @@ async fn read(
         Err(e) => return finish(app, record_type, e, started),
     };
     match app
+        .service
         .read_through
         .get(record_type, &key, &tenant, WhenBusy::Reject)
         .await
@@ -92,14 +93,18 @@ async fn read(
                 key.as_str(),
                 headers.get(header::IF_NONE_MATCH),
             );
-            app.request_metrics.record(record_type, outcome, started);
+            app.service
+                .request_metrics
+                .record(record_type, outcome, started);
             response
         }
         // Ingested record types are read from the store.
         Err(ReadError::NotReadThrough(_)) => {
             match stored(app, record_type, &key, &tenant, headers) {
                 Ok((response, outcome)) => {
-                    app.request_metrics.record(record_type, outcome, started);
+                    app.service
+                        .request_metrics
+                        .record(record_type, outcome, started);
                     response
                 }
                 Err(e) => finish(app, record_type, e, started),
@@ -123,7 +128,7 @@ fn stored(
         tenant: tenant.as_str().to_owned(),
         key: key.as_str().to_owned(),
     };
-    let record = app.store.get(&id)?;
+    let record = app.service.store.get(&id)?;
     let Some((body, version)) = record.and_then(|r| Some((r.body?, r.version))) else {
         return Err(ApiError::new(
             ErrorCode::NotFound,
@@ -156,7 +161,8 @@ fn stored(
 
 /// Counts and returns an error response.
 fn finish(app: &App, record_type: &str, e: ApiError, started: Instant) -> Response {
-    app.request_metrics
+    app.service
+        .request_metrics
         .record(record_type, RequestOutcome::Error(e.code), started);
     e.into_response()
 }

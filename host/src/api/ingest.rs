@@ -43,7 +43,7 @@ pub(super) async fn answer(
     body: Result<Bytes, BytesRejection>,
     target: Target<'_>,
 ) -> Result<Response, ApiError> {
-    let config = app.config();
+    let config = app.service.config();
     let Some(source_config) = config.sources.get(source) else {
         return Err(ApiError::new(
             ErrorCode::UnknownSource,
@@ -62,7 +62,7 @@ pub(super) async fn answer(
         ));
     }
     let count = u32::try_from(events.len()).unwrap_or(u32::MAX);
-    match app.rate_limits.admit(source, source_config, count) {
+    match app.service.rate_limits.admit(source, source_config, count) {
         Ok(()) => {}
         Err(Refusal::Later(wait)) => {
             return Err(ApiError::new(ErrorCode::RateLimited,
@@ -84,6 +84,7 @@ pub(super) async fn answer(
         }
     }
     let Some(_slot) = app
+        .service
         .source_slots
         .try_take(source, source_config.max_in_flight)
     else {
@@ -96,12 +97,12 @@ pub(super) async fn answer(
         )
         .retry_after(1));
     };
-    let registry = app.registry();
+    let registry = app.service.registry();
     let binding = registry
         .get(&source_config.record_type)
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the source's record type is not bound"))?
         .clone();
-    let results = ingest_into(&app.store, &binding, source, events, target).await?;
+    let results = ingest_into(&app.service.store, &binding, source, events, target).await?;
     let count = |f: fn(&EventResult) -> bool| results.iter().filter(|r| f(r)).count();
     note_outcomes(app, source, source_config, &results);
     Ok(Json(json!({
@@ -139,9 +140,10 @@ pub(super) fn note_outcomes(
         metrics::counter!(INGEST_EVENTS, "source" => source.to_owned(), "outcome" => outcome)
             .increment(1);
     }
-    let health = app
-        .source_health
-        .record(source, config, failures, std::time::Instant::now());
+    let health =
+        app.service
+            .source_health
+            .record(source, config, failures, std::time::Instant::now());
     metrics::gauge!(INGEST_SOURCE_STATE, "source" => source.to_owned()).set(health.state.gauge());
     match health.state {
         SourceState::Ok => {}

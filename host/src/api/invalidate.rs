@@ -45,7 +45,7 @@ pub(super) async fn invalidate(
         Err(e) => return e.into_response(),
     };
     // Followers of the change log (sidecars) drop the keys too.
-    let store = app.store.clone();
+    let store = app.service.store.clone();
     match super::store_op(move || store.log_invalidations(&logged)).await {
         Ok(_) => response,
         Err(e) => e.into_response(),
@@ -147,10 +147,12 @@ fn apply(app: &App, event: &Invalidation) -> Result<Applied, ApiError> {
         .map_err(|e| ApiError::new(ErrorCode::InvalidKey, format!("key {e}")))?;
     let tenant = parse_tenant(event.tenant.as_deref())
         .map_err(|m| ApiError::new(ErrorCode::InvalidTenant, m))?;
-    app.read_through
+    app.service
+        .read_through
         .check(&event.record_type)
         .map_err(|e| respond::read_error(&e))?;
-    app.read_through
+    app.service
+        .read_through
         .invalidate(event, &key, &tenant)
         .map_err(|e| respond::read_error(&e))
 }

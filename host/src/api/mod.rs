@@ -60,7 +60,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), limit_body))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(request_span));
-    let router = if app.authenticator().is_none() {
+    let router = if app.service.authenticator().is_none() {
         // Every answer of an unauthenticated droid says so.
         router.layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static(INSECURE_HEADER),
@@ -78,7 +78,7 @@ async fn limit_body(
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
-    let limit = app.config().max_body_bytes;
+    let limit = app.service.config().max_body_bytes;
     extract::limit_body(limit, request, next).await
 }
 

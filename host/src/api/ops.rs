@@ -19,12 +19,12 @@ pub(super) async fn healthz() -> impl IntoResponse {
 
 /// Prometheus text exposition of every metric.
 pub(super) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    app.read_through.publish_gauges();
+    app.service.read_through.publish_gauges();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(),
+        app.service.metrics.render(),
     )
 }

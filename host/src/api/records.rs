@@ -78,7 +78,13 @@ async fn page(
     super::auth::authorize(app, headers, CallKind::Read, Action::Read(&record_type)).await?;
     let bad = |m: String| ApiError::new(ErrorCode::InvalidKey, m);
     let Query(query) = query.map_err(|e| bad(format!("invalid query string: {e}")))?;
-    match app.config().record_types.get(&record_type).map(|c| &c.mode) {
+    match app
+        .service
+        .config()
+        .record_types
+        .get(&record_type)
+        .map(|c| &c.mode)
+    {
         Some(Mode::Ingested(_)) => {}
         Some(Mode::ReadThrough(_)) => {
             return Err(ApiError::new(
@@ -106,7 +112,7 @@ async fn page(
         }
     };
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let store = app.store.clone();
+    let store = app.service.store.clone();
     let (records, last_seq) = super::store_op(move || {
         let last_seq = store.last_seq()?;
         let after = after.as_ref().map(|(t, k)| (t.as_str(), k.as_str()));

@@ -79,7 +79,7 @@ pub(super) async fn open(
         checksum: request.checksum.map(|s| s.to_lowercase()),
         staged: 0,
     };
-    let store = app.store.clone();
+    let store = app.service.store.clone();
     let opened = snapshot.clone();
     super::store_op(move || store.open_snapshot(&opened)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "snapshot": snapshot }))).into_response())
@@ -107,7 +107,7 @@ pub(super) async fn commit(
     ApiPath((source, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     open_snapshot(&app, &source, &id).await?;
-    let store = app.store.clone();
+    let store = app.service.store.clone();
     let verdict = super::store_op(move || store.commit_snapshot(&id, &verify)).await?;
     match verdict {
         Ok(outcomes) => {
@@ -144,7 +144,7 @@ pub(super) async fn abort(
     ApiPath((source, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     open_snapshot(&app, &source, &id).await?;
-    let store = app.store.clone();
+    let store = app.service.store.clone();
     super::store_op(move || store.abort_snapshot(&id)).await?;
     Ok(Json(json!({ "aborted": true })).into_response())
 }
@@ -183,7 +183,7 @@ fn verify(snapshot: &Snapshot, ids: &[String]) -> Result<(), String> {
 }
 
 fn known_source(app: &App, source: &str) -> Result<(), ApiError> {
-    if app.config().sources.contains_key(source) {
+    if app.service.config().sources.contains_key(source) {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -196,7 +196,7 @@ fn known_source(app: &App, source: &str) -> Result<(), ApiError> {
 /// The open snapshot `id` of `source`, or a 404.
 async fn open_snapshot(app: &App, source: &str, id: &str) -> Result<Snapshot, ApiError> {
     known_source(app, source)?;
-    let store = app.store.clone();
+    let store = app.service.store.clone();
     let wanted = id.to_owned();
     let found = super::store_op(move || store.snapshot(&wanted)).await?;
     match found {

@@ -52,8 +52,8 @@ pub async fn run(
 ) -> std::io::Result<()> {
     app.spawn_background();
     let router = crate::api::router(app.clone());
-    let limits = app.config().connections;
-    let closing = app.clone();
+    let limits = app.service.config().connections;
+    let closing = app.service.clone();
     serve(listener, router, limits, "api", async move {
         shutdown.await;
         // Endless responses (the change feed) end now; the rest finish.

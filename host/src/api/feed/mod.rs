@@ -105,10 +105,10 @@ async fn open(
     let heartbeat = Duration::from_millis(
         query
             .heartbeat_ms
-            .unwrap_or(app.config().feed.heartbeat.as_millis() as u64)
+            .unwrap_or(app.service.config().feed.heartbeat.as_millis() as u64)
             .clamp(50, 60_000),
     );
-    let store = app.store.clone();
+    let store = app.service.store.clone();
     let (first, last) =
         super::store_op(move || Ok((store.first_seq()?, store.last_seq()?))).await?;
     let since = since.unwrap_or(last);
@@ -125,7 +125,7 @@ async fn open(
             ),
         ));
     }
-    let settings = app.config().feed;
+    let settings = app.service.config().feed;
     // Half of a subscriber's bytes for its page, half for chunks waiting.
     let page_bytes = settings.subscriber_bytes / 2;
     let waiting = (page_bytes / CHUNK_BYTES).max(2);
@@ -176,7 +176,7 @@ fn record_types(
     caller: &Caller,
     named: Option<&str>,
 ) -> Result<Option<BTreeSet<String>>, ApiError> {
-    let config = app.config();
+    let config = app.service.config();
     let Some(named) = named.filter(|n| !n.trim().is_empty()) else {
         if *caller == Caller::Insecure {
             return Ok(None);
@@ -218,8 +218,8 @@ struct Follower {
 
 impl Follower {
     async fn run(self, mut after: u64) {
-        let mut signal = self.app.change_signal();
-        let mut closing = self.app.closing();
+        let mut signal = self.app.service.change_signal();
+        let mut closing = self.app.service.closing();
         let subscribers = metrics::gauge!(crate::metrics::FEED_SUBSCRIBERS);
         subscribers.increment(1.0);
         // The first line says where the stream starts and where the log ends,
@@ -243,10 +243,10 @@ impl Follower {
                 let Some(mut held) = self.reserve(self.page_bytes).await else {
                     break;
                 };
-                let feed = &self.app.feed;
+                let feed = &self.app.service.feed;
                 match feed
                     .tail
-                    .page(&self.app.store, after, PAGE, self.page_bytes)
+                    .page(&self.app.service.store, after, PAGE, self.page_bytes)
                     .await
                 {
                     Ok(changes) => {
@@ -301,11 +301,17 @@ impl Follower {
     /// Reserves `bytes` of the feed's budget, waiting up to the send
     /// timeout; `None` (the subscriber is dropped) when it stays spent.
     async fn reserve(&self, bytes: usize) -> Option<budget::Held> {
-        let held = self.app.feed.budget.reserve(bytes, self.send_timeout).await;
+        let held = self
+            .app
+            .service
+            .feed
+            .budget
+            .reserve(bytes, self.send_timeout)
+            .await;
         if held.is_none() {
             metrics::counter!(crate::metrics::FEED_DROPPED).increment(1);
             tracing::warn!(
-                buffer_bytes = self.app.config().feed.buffer_bytes,
+                buffer_bytes = self.app.service.config().feed.buffer_bytes,
                 "the change feed's subscribers hold all the memory they may; a subscriber waiting for some is dropped (it resumes from its last sequence number)"
             );
         }

@@ -1,85 +1,23 @@
-//! Everything a running droid holds, built from a validated configuration, and
-//! the changes it takes while running: configuration reloads, new plugin files,
-//! rollouts and rollbacks.
-//!
-//! What requests read (the configuration and the record types' bindings) is
-//! swapped whole, never edited in place: a request sees one configuration from
-//! start to end. Changes are serialised by one lock, off the request path.
+//! The control plane: changes a running droid takes, one at a time under one
+//! lock, off the request path: configuration reloads, plugin files the
+//! watcher reports (compiled on a loader thread of their own), rollouts,
+//! promotions and rollbacks. What it changes is swapped into the
+//! [`Service`](super::Service) whole.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::auth::Authenticator;
-use crate::config::{Config, ConfigError, Share, StoreCache};
+use super::Service;
+use crate::config::{Config, ConfigError, Share};
 use crate::locks::lock;
 use crate::metrics::CONFIG_RELOADS;
 use crate::plugins::{
     ControlError, FileOutcome, Plugins, Registry, RegistryError, RolledBack, TrustError, Version,
     watch,
 };
-use crate::readthrough::ReadThrough;
-use crate::runtime::{Runtime, RuntimeError};
-use crate::store::{Cached, Embedded, Store, StoreError};
-use crate::web::RequestMetrics;
-
-/// How often the upkeep thread folds histogram samples into their buckets, runs
-/// the caches' pending maintenance and judges running rollouts. Often enough
-/// that neither piles up and then stalls a request thread that happens to
-/// trigger it, and that a bad rollout is caught within a fraction of a second.
-const UPKEEP_INTERVAL: Duration = Duration::from_millis(250);
-
-/// How often the change log is trimmed to its retention.
-const TRIM_INTERVAL: Duration = Duration::from_secs(10);
-
-/// The service's state, shared by every request.
-#[derive(Debug)]
-pub struct App {
-    /// The WebAssembly runtime.
-    pub runtime: Arc<Runtime>,
-    /// Every plugin and its versions.
-    pub plugins: Arc<Plugins>,
-    /// Where ingested records live.
-    pub store: Arc<dyn Store>,
-    /// Each ingestion source's agreed rate.
-    pub rate_limits: crate::ingest::RateLimits,
-    /// Each ingestion source's requests being transformed.
-    pub source_slots: crate::ingest::SourceSlots,
-    /// Each ingestion source's recent failures against its thresholds.
-    pub source_health: crate::ingest::SourceHealth,
-    live: ArcSwap<Live>,
-    /// The read-through path and its caches.
-    pub read_through: ReadThrough,
-    /// Checks callers' tokens; `None` in `--insecure-no-auth` mode.
-    authenticator: Option<Authenticator>,
-    /// Request counters and latency histograms.
-    pub request_metrics: RequestMetrics,
-    /// Renders `/metrics`.
-    pub metrics: PrometheusHandle,
-    status: Mutex<ConfigStatus>,
-    /// Serialises changes (reloads, file events, rollouts).
-    changing: Mutex<()>,
-    watcher: Mutex<Option<watch::Watcher>>,
-    background: std::sync::Once,
-    last_trim: Mutex<std::time::Instant>,
-    /// Set when the server shuts down: long-lived streams end.
-    closing: tokio::sync::watch::Sender<bool>,
-    /// The change feed's newest changes, encoded once for every
-    /// subscriber, and the memory all subscribers may hold.
-    pub feed: crate::feed::Shared,
-}
-
-/// The configuration in force and the bindings built from it.
-#[derive(Debug)]
-struct Live {
-    config: Arc<Config>,
-    registry: Arc<Registry>,
-}
 
 /// How the configuration file has fared since start, for the admin API.
 #[derive(Debug, Clone, Serialize)]
@@ -132,142 +70,35 @@ pub enum ReloadError {
     Trust(#[from] TrustError),
 }
 
-/// Why the service could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The runtime could not start.
-    #[error(transparent)]
-    Runtime(#[from] RuntimeError),
-    /// Plugins failed to load.
-    #[error(transparent)]
-    Plugins(#[from] RegistryError),
-    /// A trusted key could not be loaded.
-    #[error(transparent)]
-    Trust(#[from] TrustError),
-    /// The store could not be opened.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Neither authentication nor the explicit insecure mode is configured.
-    #[error(
-        "{0}: no [auth] section: configure service authentication (see the README), or pass --insecure-no-auth for local play"
-    )]
-    NoAuth(String),
+/// The control plane of a running droid.
+#[derive(Debug)]
+pub struct Control {
+    service: Arc<Service>,
+    /// Every plugin and its versions.
+    pub plugins: Arc<Plugins>,
+    status: Mutex<ConfigStatus>,
+    /// Serialises changes (reloads, file events, rollouts asked for by operators).
+    changing: Mutex<()>,
+    watcher: Mutex<Option<watch::Watcher>>,
 }
 
-impl App {
-    /// Starts the runtime and loads every record type's plugin. Compiling plugins
-    /// is CPU-bound: call this from a blocking context (or before serving).
-    pub fn build(config: Config) -> Result<Self, StartError> {
-        let metrics = crate::metrics::install();
-        let runtime = Arc::new(Runtime::new(
-            &config.runtime,
-            Some(config.cache_dir.clone()),
-        )?);
-        let plugins = Arc::new(Plugins::new(
-            runtime.clone(),
-            config.plugin_dir.clone(),
-            &config.plugins,
-        )?);
-        let authenticator = match (&config.auth, config.insecure_no_auth) {
-            (_, true) => {
-                tracing::warn!(
-                    "--insecure-no-auth: the API is unauthenticated; anyone who can reach it may read, publish, invalidate and administer"
-                );
-                None
-            }
-            (Some(settings), false) => {
-                let authenticator = Authenticator::new(settings.clone());
-                authenticator.set_granted_issuers(crate::access::granted_issuers(&config));
-                Some(authenticator)
-            }
-            (None, false) => return Err(StartError::NoAuth(config.source.display().to_string())),
-        };
-        let registry = Arc::new(Registry::bind(&plugins, &config, None)?);
-        let embedded =
-            Embedded::open_with_cache(&config.store_path, config.store_engine_cache_bytes)?;
-        let store: Arc<dyn Store> = match config.store_cache {
-            StoreCache {
-                capacity_bytes: 0, ..
-            } => Arc::new(embedded),
-            StoreCache {
-                capacity_bytes,
-                ttl,
-            } => Arc::new(Cached::new(embedded, capacity_bytes, ttl)),
-        };
-        Ok(Self {
-            feed: crate::feed::Shared::new(&config.feed),
-            read_through: ReadThrough::new(&registry),
-            request_metrics: RequestMetrics::new(config.record_types.keys().map(String::as_str)),
-            authenticator,
+impl Control {
+    /// The control plane of `service`, whose plugins are `plugins`.
+    pub(super) fn new(service: Arc<Service>, plugins: Arc<Plugins>) -> Self {
+        let file = service.config().source.clone();
+        Self {
+            service,
+            plugins,
             status: Mutex::new(ConfigStatus {
-                file: config.source.clone(),
+                file,
                 loaded_at: unix_now(),
                 reloads: 0,
                 last_error: None,
                 restart_required: Vec::new(),
             }),
-            live: ArcSwap::from_pointee(Live {
-                config: Arc::new(config),
-                registry,
-            }),
-            runtime,
-            plugins,
-            store,
-            rate_limits: Default::default(),
-            source_slots: Default::default(),
-            source_health: Default::default(),
-            metrics,
             changing: Mutex::new(()),
             watcher: Mutex::new(None),
-            background: std::sync::Once::new(),
-            last_trim: Mutex::new(std::time::Instant::now()),
-            closing: tokio::sync::watch::Sender::new(false),
-        })
-    }
-
-    /// Whether the server is shutting down, now and when it starts to.
-    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.closing.subscribe()
-    }
-
-    /// Tells long-lived streams to end: the server is shutting down.
-    pub fn close_streams(&self) {
-        self.closing.send_replace(true);
-    }
-
-    /// The change log's last sequence number, now and as it grows.
-    pub fn change_signal(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.store.subscribe()
-    }
-
-    /// Trims the change log to its configured retention, at most once every
-    /// [`TRIM_INTERVAL`].
-    fn trim_change_log(&self) {
-        let mut last = lock(&self.last_trim);
-        if last.elapsed() < TRIM_INTERVAL {
-            return;
         }
-        *last = std::time::Instant::now();
-        match self.store.trim_changes(self.config().change_log_retention) {
-            Ok(0) => {}
-            Ok(removed) => tracing::debug!(removed, "change log trimmed"),
-            Err(e) => tracing::warn!(error = %e, "the change log could not be trimmed"),
-        }
-    }
-
-    /// The token checker; `None` when authentication is off (`--insecure-no-auth`).
-    pub fn authenticator(&self) -> Option<&Authenticator> {
-        self.authenticator.as_ref()
-    }
-
-    /// The configuration in force.
-    pub fn config(&self) -> Arc<Config> {
-        self.live.load().config.clone()
-    }
-
-    /// The record types' bindings in force.
-    pub fn registry(&self) -> Arc<Registry> {
-        self.live.load().registry.clone()
     }
 
     /// How the configuration file has fared.
@@ -308,7 +139,7 @@ impl App {
     }
 
     fn apply_config_file(&self) -> Result<ReloadReport, ReloadError> {
-        let old = self.live.load_full();
+        let old = self.service.live.load_full();
         let mut config = Config::load(&old.config.source)?;
         let restart_required = keep_restart_settings(&mut config, &old.config);
         self.plugins.apply_settings(&config.plugins)?;
@@ -325,13 +156,14 @@ impl App {
                 .collect(),
             restart_required,
         };
-        self.request_metrics
+        self.service
+            .request_metrics
             .register(config.record_types.keys().map(String::as_str));
-        self.read_through.rebind(&registry);
-        if let Some(authenticator) = &self.authenticator {
+        self.service.read_through.rebind(&registry);
+        if let Some(authenticator) = &self.service.authenticator {
             authenticator.set_granted_issuers(crate::access::granted_issuers(&config));
         }
-        self.live.store(Arc::new(Live {
+        self.service.live.store(Arc::new(super::service::Live {
             config: Arc::new(config),
             registry,
         }));
@@ -342,7 +174,7 @@ impl App {
     /// Handles a settled change to `path`: the configuration file or a plugin
     /// file. Blocking (it may compile a plugin).
     pub fn file_changed(&self, path: &Path) {
-        let config = self.config();
+        let config = self.service.config();
         if same_file(path, &config.source) {
             // Refusals are logged and kept for the admin API by the reload.
             let _ = self.reload_config();
@@ -396,7 +228,7 @@ impl App {
     pub fn rollback(&self, name: &str, reason: Option<&str>) -> Result<RolledBack, ControlError> {
         let _changing = lock(&self.changing);
         let done = self.plugins.rollback(name, reason)?;
-        self.read_through.drop_produced_by(done.version.id);
+        self.service.read_through.drop_produced_by(done.version.id);
         Ok(done)
     }
 
@@ -406,74 +238,21 @@ impl App {
     pub fn check_rollouts(&self) -> Vec<RolledBack> {
         let done = self.plugins.check_rollouts();
         for rolled in &done {
-            self.read_through.drop_produced_by(rolled.version.id);
+            self.service
+                .read_through
+                .drop_produced_by(rolled.version.id);
         }
         done
     }
 
-    /// Aborts snapshot batches past their expiry: they leave no trace.
-    pub fn expire_snapshots(&self) {
-        let now = crate::store::now_ms();
-        let expired: Vec<_> = match self.store.snapshots() {
-            Ok(all) => all.into_iter().filter(|s| s.expires_at_ms < now).collect(),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot list snapshot batches");
-                return;
-            }
-        };
-        for snapshot in expired {
-            match self.store.abort_snapshot(&snapshot.id) {
-                Ok(_) => {
-                    tracing::warn!(source = %snapshot.source, snapshot = %snapshot.id, staged = snapshot.staged, "snapshot batch expired uncommitted; dropped")
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, snapshot = %snapshot.id, "cannot drop an expired snapshot batch")
-                }
-            }
-        }
-    }
-
     fn retire_unused(&self) {
-        let registry = self.registry();
+        let registry = self.service.registry();
         let used: BTreeSet<&str> = registry.iter().map(|(_, b)| b.plugin.name()).collect();
         self.plugins.retire_unused(&used);
     }
 
-    /// Background work a serving app needs, on threads of its own so it never
-    /// holds up a request: folding histogram samples (so memory stays flat when
-    /// nobody scrapes `/metrics`), the caches' bookkeeping of reads and expiries
-    /// (which would otherwise run inline in whichever read finds its buffers
-    /// full), judging rollouts, and watching the plugin folder and the
-    /// configuration file when `plugins.watch` is on. Stops when the app is
-    /// dropped. Calls after the first do nothing.
-    pub fn spawn_background(self: &Arc<Self>) {
-        self.background.call_once(|| self.start_background());
-    }
-
-    fn start_background(self: &Arc<Self>) {
-        let app = Arc::downgrade(self);
-        let spawned = std::thread::Builder::new()
-            .name("droid-upkeep".into())
-            .spawn(move || {
-                while let Some(app) = app.upgrade() {
-                    app.metrics.run_upkeep();
-                    app.read_through.run_pending_tasks();
-                    app.feed.publish_gauges();
-                    app.check_rollouts();
-                    app.expire_snapshots();
-                    app.trim_change_log();
-                    drop(app);
-                    std::thread::sleep(UPKEEP_INTERVAL);
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the upkeep thread; maintenance will run inline");
-        }
-        self.start_watching();
-    }
-
-    fn start_watching(self: &Arc<Self>) {
-        let config = self.config();
+    pub(super) fn start_watching(self: &Arc<Self>) {
+        let config = self.service.config();
         if !config.plugins.watch {
             return;
         }
@@ -509,9 +288,7 @@ impl App {
             }
         }
     }
-}
 
-impl App {
     /// Handles the watcher's settled changes, one at a time, until the
     /// watcher or the app goes away. Nothing a file makes loading do may end
     /// it: a panic is logged and the next change is handled as usual.

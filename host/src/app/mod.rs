@@ -1,0 +1,126 @@
+//! Everything a running droid holds, built from a validated configuration,
+//! split by job: [`Service`] is what requests need; [`Control`] takes the
+//! changes a running droid accepts (reloads, plugin files, rollouts), one at
+//! a time; [`upkeep`] is the background loop. The router's state is the
+//! [`App`], which holds the two.
+
+mod control;
+mod service;
+mod upkeep;
+
+use std::sync::Arc;
+
+pub use control::{ConfigStatus, Control, ReloadError, ReloadFailure, ReloadReport};
+pub use service::Service;
+
+use crate::auth::Authenticator;
+use crate::config::{Config, StoreCache};
+use crate::plugins::{Plugins, Registry, RegistryError, TrustError};
+use crate::runtime::{Runtime, RuntimeError};
+use crate::store::{Cached, Embedded, Store, StoreError};
+
+/// A running droid: what requests need, and its control plane.
+#[derive(Debug)]
+pub struct App {
+    /// What requests need.
+    pub service: Arc<Service>,
+    /// The changes it takes while running.
+    pub control: Arc<Control>,
+    background: std::sync::Once,
+}
+
+/// Why the service could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The runtime could not start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// Plugins failed to load.
+    #[error(transparent)]
+    Plugins(#[from] RegistryError),
+    /// A trusted key could not be loaded.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Neither authentication nor the explicit insecure mode is configured.
+    #[error(
+        "{0}: no [auth] section: configure service authentication (see the README), or pass --insecure-no-auth for local play"
+    )]
+    NoAuth(String),
+}
+
+impl App {
+    /// Starts the runtime, loads every record type's plugin and opens the
+    /// store. Compiling plugins is CPU-bound: call this from a blocking
+    /// context (or before serving).
+    pub fn build(config: Config) -> Result<Self, StartError> {
+        let metrics = crate::metrics::install();
+        let (plugins, registry) = Self::load_plugins(&config)?;
+        let authenticator = match (&config.auth, config.insecure_no_auth) {
+            (_, true) => {
+                tracing::warn!(
+                    "--insecure-no-auth: the API is unauthenticated; anyone who can reach it may read, publish, invalidate and administer"
+                );
+                None
+            }
+            (Some(settings), false) => {
+                let authenticator = Authenticator::new(settings.clone());
+                authenticator.set_granted_issuers(crate::access::granted_issuers(&config));
+                Some(authenticator)
+            }
+            (None, false) => return Err(StartError::NoAuth(config.source.display().to_string())),
+        };
+        let embedded =
+            Embedded::open_with_cache(&config.store_path, config.store_engine_cache_bytes)?;
+        let store: Arc<dyn Store> = match config.store_cache {
+            StoreCache {
+                capacity_bytes: 0, ..
+            } => Arc::new(embedded),
+            StoreCache {
+                capacity_bytes,
+                ttl,
+            } => Arc::new(Cached::new(embedded, capacity_bytes, ttl)),
+        };
+        let service = Arc::new(Service::new(
+            config,
+            registry,
+            store,
+            authenticator,
+            metrics,
+        ));
+        let control = Arc::new(Control::new(service.clone(), plugins));
+        Ok(Self {
+            service,
+            control,
+            background: std::sync::Once::new(),
+        })
+    }
+
+    /// Starts the runtime and loads and binds every record type's plugin, as
+    /// [`App::build`] does (and `droid check-config`, which stops there).
+    pub fn load_plugins(config: &Config) -> Result<(Arc<Plugins>, Arc<Registry>), StartError> {
+        let runtime = Arc::new(Runtime::new(
+            &config.runtime,
+            Some(config.cache_dir.clone()),
+        )?);
+        let plugins = Arc::new(Plugins::new(
+            runtime,
+            config.plugin_dir.clone(),
+            &config.plugins,
+        )?);
+        let registry = Arc::new(Registry::bind(&plugins, config, None)?);
+        Ok((plugins, registry))
+    }
+
+    /// Starts what a serving app needs in the background: the upkeep loop,
+    /// and watching the plugin folder and the configuration file when
+    /// `plugins.watch` is on. Calls after the first do nothing.
+    pub fn spawn_background(&self) {
+        self.background.call_once(|| {
+            upkeep::start(&self.service, &self.control);
+            self.control.start_watching();
+        });
+    }
+}
