@@ -194,12 +194,6 @@ pub(super) async fn replay(
             format!("no ingestion source named {source:?} is configured"),
         ));
     };
-    let store = app.service.store.clone();
-    let wanted = source.clone();
-    let mut letters = blocking(move || store.dead_letters(Some(&wanted), usize::MAX)).await??;
-    if let Some(ids) = &request.ids {
-        letters.retain(|l| ids.contains(&l.event_id));
-    }
     let registry = app.service.registry();
     let Some(binding) = registry.get(&source_config.record_type).cloned() else {
         return Err(ApiError::new(
@@ -207,55 +201,12 @@ pub(super) async fn replay(
             "the source's record type is not bound",
         ));
     };
-    let events = letters
-        .iter()
-        .map(crate::ingest::IncomingEvent::from_dead_letter)
-        .collect();
-    let results = crate::ingest::ingest(&app.service.store, &binding, &source, events).await?;
-    let mut replayed = 0;
-    let mut still = Vec::new();
-    for (letter, result) in letters.iter().zip(&results) {
-        match result {
-            crate::ingest::EventResult::Applied { .. } | crate::ingest::EventResult::Duplicate => {
-                replayed += 1;
-                let (store, source, id) = (
-                    app.service.store.clone(),
-                    source.clone(),
-                    letter.event_id.clone(),
-                );
-                blocking(move || store.remove_dead_letter(&source, &id)).await??;
-            }
-            _ => still.push(crate::store::DeadLetter {
-                attempts: letter.attempts + 1,
-                ..letter.clone()
-            }),
-        }
-    }
-    // Still failing: the ingestion wrote them again with its reason; keep the count.
-    let failing = still.len();
-    if !still.is_empty() {
-        let store = app.service.store.clone();
-        let fresh = blocking(move || {
-            let current = store.dead_letters(None, usize::MAX)?;
-            let updated: Vec<_> = still
-                .into_iter()
-                .map(|old| {
-                    current
-                        .iter()
-                        .find(|c| c.source == old.source && c.event_id == old.event_id)
-                        .map(|c| crate::store::DeadLetter {
-                            attempts: old.attempts,
-                            ..c.clone()
-                        })
-                        .unwrap_or(old)
-                })
-                .collect();
-            store.put_dead_letters(&updated)
-        })
-        .await?;
-        fresh?;
-    }
-    Ok(Json(
-        json!({ "replayed": replayed, "still_failing": failing, "results": results }),
-    ))
+    let done = crate::ingest::replay(
+        &app.service.store,
+        &binding,
+        &source,
+        request.ids.as_deref(),
+    )
+    .await?;
+    Ok(Json(serde_json::to_value(done).unwrap_or_default()))
 }

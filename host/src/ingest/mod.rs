@@ -12,6 +12,7 @@
 
 mod health;
 mod rate;
+mod replay;
 mod slots;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 pub use health::{Health, SourceHealth, State};
 pub use rate::{RateLimits, Refusal};
+pub use replay::{Replayed, replay};
 pub use slots::SourceSlots;
 
 use crate::entity::{EntityOp, SourceEvent};

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::codec::{decode_record, decode_record_key, encode_record, event_key, record_key};
 use super::{
@@ -287,10 +287,21 @@ impl Store for Embedded {
         {
             let mut table = try_io!("write", txn.open_table(DEAD_LETTERS));
             for letter in letters {
-                let json = serde_json::to_vec(letter).map_err(|e| {
+                let key = event_key(&letter.source, &letter.event_id);
+                // Refused again: the attempts add up.
+                let earlier = match try_io!("write", table.get(key.as_slice())) {
+                    Some(bytes) => serde_json::from_slice::<DeadLetter>(bytes.value())
+                        .map(|d| d.attempts)
+                        .unwrap_or(0),
+                    None => 0,
+                };
+                let letter = DeadLetter {
+                    attempts: earlier + letter.attempts,
+                    ..letter.clone()
+                };
+                let json = serde_json::to_vec(&letter).map_err(|e| {
                     StoreError::Corrupt(format!("cannot encode a dead letter: {e}"))
                 })?;
-                let key = event_key(&letter.source, &letter.event_id);
                 try_io!("write", table.insert(key.as_slice(), json.as_slice()));
             }
         }
@@ -458,9 +469,16 @@ fn apply_in(
         let mut changes = try_io!("write", txn.open_table(CHANGES));
         let mut seen = try_io!("write", txn.open_table(EVENTS));
         let mut meta = try_io!("write", txn.open_table(META));
+        let mut letters = try_io!("write", txn.open_table(DEAD_LETTERS));
+        // An event that is in the store leaves the dead letters in the same
+        // transaction (most batches find none to look for).
+        let any_letters = try_io!("write", letters.len()) > 0;
         let mut seq = try_io!("write", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
         for event in events {
             let ek = event_key(&event.source, &event.event_id);
+            if any_letters {
+                try_io!("write", letters.remove(ek.as_slice()));
+            }
             if try_io!("write", seen.get(ek.as_slice())).is_some() {
                 outcomes.push(EventOutcome::Duplicate);
                 continue;

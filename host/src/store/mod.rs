@@ -192,7 +192,9 @@ pub enum StoreError {
 /// A durable store of records with an ordered change log.
 pub trait Store: Send + Sync + Debug {
     /// Commits `events` in one transaction, durably, and says what became of
-    /// each (in order). Either everything is committed or nothing is.
+    /// each (in order). Either everything is committed or nothing is. An
+    /// event that is in the store afterwards (applied, or a duplicate) leaves
+    /// the dead letters in that same transaction.
     fn apply(&self, events: &[EventWrite]) -> Result<Vec<EventOutcome>, StoreError>;
 
     /// The record, tombstones included (their `body` is `None`).
@@ -241,7 +243,8 @@ pub trait Store: Send + Sync + Debug {
     /// Trims the change log to its last `keep` changes; returns how many went.
     fn trim_changes(&self, keep: u64) -> Result<u64, StoreError>;
 
-    /// Keeps `letters` (replacing earlier letters of the same source and event).
+    /// Keeps `letters`, replacing earlier letters of the same source and
+    /// event, whose attempts are added to theirs.
     fn put_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError>;
 
     /// Up to `limit` dead letters, of `source` only when given, in source and

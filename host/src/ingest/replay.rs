@@ -1,0 +1,59 @@
+//! Dead letters through the current transformer again, after a provider's
+//! fix: those that now go through are committed (and leave the dead letters
+//! in that same transaction, see [`Store::apply`]); those refused again stay,
+//! with their reason updated and one more attempt counted.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{EventResult, IncomingEvent, ingest};
+use crate::plugins::Binding;
+use crate::store::{Store, StoreError};
+
+/// What a replay did.
+#[derive(Debug, Serialize)]
+pub struct Replayed {
+    /// Dead letters that went through (or were in the store already).
+    pub replayed: usize,
+    /// Dead letters refused again.
+    pub still_failing: usize,
+    /// Each replayed event's result, in the order of the dead letters.
+    pub results: Vec<EventResult>,
+}
+
+/// Replays `source`'s dead letters (those of `ids` only, when given) into
+/// `binding`'s record type.
+pub async fn replay(
+    store: &Arc<dyn Store>,
+    binding: &Binding,
+    source: &str,
+    ids: Option<&[String]>,
+) -> Result<Replayed, StoreError> {
+    let reading = store.clone();
+    let wanted = source.to_owned();
+    let mut letters =
+        tokio::task::spawn_blocking(move || reading.dead_letters(Some(&wanted), usize::MAX))
+            .await
+            .map_err(|e| StoreError::Io {
+                operation: "read",
+                reason: e.to_string(),
+            })??;
+    if let Some(ids) = ids {
+        letters.retain(|l| ids.contains(&l.event_id));
+    }
+    let events = letters
+        .iter()
+        .map(IncomingEvent::from_dead_letter)
+        .collect();
+    let results = ingest(store, binding, source, events).await?;
+    let replayed = results
+        .iter()
+        .filter(|r| matches!(r, EventResult::Applied { .. } | EventResult::Duplicate))
+        .count();
+    Ok(Replayed {
+        replayed,
+        still_failing: results.len() - replayed,
+        results,
+    })
+}
