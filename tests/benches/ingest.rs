@@ -217,7 +217,7 @@ async fn sidecar_lags(droid: &Arc<TestDroid>) -> (Vec<Duration>, usize) {
 /// to the follower receiving its change.
 async fn feed_lags(droid: &Arc<TestDroid>) -> Vec<Duration> {
     use futures::StreamExt;
-    let since = droid.app().service.store.last_seq().unwrap();
+    let since = droid.app().service.store.records.last_seq().unwrap();
     let response = reqwest::Client::new()
         .get(droid.url(&format!("/v1/changes?since={since}")))
         .send()

@@ -202,7 +202,10 @@ async fn positions_the_log_does_not_hold_are_refused_so_the_follower_resynchroni
         .map(|n| event(&format!("e{n}"), n, "ticket.created", 1, "s"))
         .collect();
     ingest(&droid, &events).await;
-    assert_eq!(droid.app().service.store.trim_changes(3).unwrap(), 7);
+    assert_eq!(
+        droid.app().service.store.records.trim_changes(3).unwrap(),
+        7
+    );
     for (since, why) in [
         ("0", "no longer held"),
         ("6", "no longer held"),

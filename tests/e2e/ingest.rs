@@ -107,7 +107,7 @@ async fn resent_and_out_of_order_events_change_nothing() {
     .await;
     assert_eq!(summary(&droid, "OPS-1").await, None);
     assert_eq!(
-        droid.app().service.store.last_seq().unwrap(),
+        droid.app().service.store.records.last_seq().unwrap(),
         2,
         "two changes applied"
     );
@@ -161,7 +161,7 @@ async fn bad_events_fail_alone_and_bad_requests_write_nothing() {
     );
     assert_eq!(summary(&droid, "OPS-7").await.as_deref(), Some("Fine"));
 
-    let before = droid.app().service.store.last_seq().unwrap();
+    let before = droid.app().service.store.records.last_seq().unwrap();
     for (body, status, code) in [
         ("{not json", 400, "invalid_body"),
         ("[{\"id\":1}", 400, "invalid_body"),
@@ -176,7 +176,7 @@ async fn bad_events_fail_alone_and_bad_requests_write_nothing() {
     let r = droid.post("/v1/ingest/nowhere", "[]").await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "unknown_source"));
     assert_eq!(
-        droid.app().service.store.last_seq().unwrap(),
+        droid.app().service.store.records.last_seq().unwrap(),
         before,
         "nothing half-written"
     );
@@ -234,7 +234,7 @@ async fn a_source_over_its_agreed_rate_is_told_when_to_come_back() {
         r.body
     );
     // Nothing of the refused requests was written.
-    assert_eq!(droid.app().service.store.last_seq().unwrap(), 20);
+    assert_eq!(droid.app().service.store.records.last_seq().unwrap(), 20);
 }
 
 fn poison(id: &str) -> Value {
@@ -471,7 +471,16 @@ async fn a_snapshot_batch_is_complete_or_invisible() {
     let r = droid.request(reqwest::Method::DELETE, &other_base).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(summary(&droid, "GONE-1").await, None);
-    assert!(droid.app().service.store.snapshots().unwrap().is_empty());
+    assert!(
+        droid
+            .app()
+            .service
+            .store
+            .snapshots
+            .snapshots()
+            .unwrap()
+            .is_empty()
+    );
 
     // Expiry: a one-second batch is gone once it lapses.
     let r = droid
@@ -489,6 +498,7 @@ async fn a_snapshot_batch_is_complete_or_invisible() {
                 .app()
                 .service
                 .store
+                .snapshots
                 .snapshots()
                 .unwrap()
                 .is_empty()
@@ -556,7 +566,14 @@ async fn bad_snapshot_and_replay_requests_get_clear_errors() {
         );
     }
     assert!(
-        droid.app().service.store.snapshots().unwrap().is_empty(),
+        droid
+            .app()
+            .service
+            .store
+            .snapshots
+            .snapshots()
+            .unwrap()
+            .is_empty(),
         "nothing opened"
     );
 }

@@ -14,22 +14,26 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
+use super::answers::{
+    ConfigAnswer, DeadLetterList, PluginList, Reloaded, Replayed, RolledBack as RolledBackAnswer,
+    Serving, SourceList,
+};
 use crate::app::App;
 use crate::config::Share;
 use crate::plugins::{ControlError, RolledBack, Version};
 use crate::web::extract::{ApiBody, ApiPath, ApiQuery};
 use crate::web::{ApiError, ErrorCode};
 
-type Answer = Result<Json<Value>, ApiError>;
+type Answer<T> = Result<Json<T>, ApiError>;
 
 /// Every plugin and every failed file.
-pub(super) async fn list(State(app): State<Arc<App>>) -> Answer {
-    let (plugins, failures) = app.control.plugins.status();
-    Ok(Json(
-        json!({ "plugins": plugins, "load_failures": failures }),
-    ))
+pub(super) async fn list(State(app): State<Arc<App>>) -> Answer<PluginList> {
+    let (plugins, load_failures) = app.control.plugins.status();
+    Ok(Json(PluginList {
+        plugins,
+        load_failures,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,24 +48,31 @@ pub(super) async fn rollout(
     State(app): State<Arc<App>>,
     ApiPath(name): ApiPath<String>,
     ApiBody(body): ApiBody,
-) -> Answer {
+) -> Answer<Serving> {
     let request: RolloutRequest = parse(&body, r#"{"version": "1.2.0", "share": "5%"}"#)?;
     let share = Share::parse(&request.share)
         .map_err(|why| ApiError::new(ErrorCode::InvalidBody, format!("share: {why}")))?;
     let version = blocking(move || app.control.rollout(&name, &request.version, share))
         .await?
         .map_err(control_error)?;
-    Ok(Json(json!({ "version": version.label(), "share": share })))
+    Ok(Json(Serving {
+        version: version.label().to_owned(),
+        share,
+    }))
 }
 
 /// Promotes the candidate.
-pub(super) async fn promote(State(app): State<Arc<App>>, ApiPath(name): ApiPath<String>) -> Answer {
+pub(super) async fn promote(
+    State(app): State<Arc<App>>,
+    ApiPath(name): ApiPath<String>,
+) -> Answer<Serving> {
     let version: Arc<Version> = blocking(move || app.control.promote(&name))
         .await?
         .map_err(control_error)?;
-    Ok(Json(
-        json!({ "version": version.label(), "share": Share::ALL }),
-    ))
+    Ok(Json(Serving {
+        version: version.label().to_owned(),
+        share: Share::ALL,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,7 +86,7 @@ pub(super) async fn rollback(
     State(app): State<Arc<App>>,
     ApiPath(name): ApiPath<String>,
     ApiBody(body): ApiBody,
-) -> Answer {
+) -> Answer<RolledBackAnswer> {
     let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RollbackRequest::default()
     } else {
@@ -84,23 +95,28 @@ pub(super) async fn rollback(
     let done: RolledBack = blocking(move || app.control.rollback(&name, request.reason.as_deref()))
         .await?
         .map_err(control_error)?;
-    Ok(Json(json!({ "rollback": done.record })))
+    Ok(Json(RolledBackAnswer {
+        rollback: done.record,
+    }))
 }
 
 /// The configuration file's status.
-pub(super) async fn config(State(app): State<Arc<App>>) -> Answer {
-    let record_types: Vec<String> = app.service.config().record_types.keys().cloned().collect();
-    Ok(Json(
-        json!({ "status": app.control.config_status(), "record_types": record_types }),
-    ))
+pub(super) async fn config(State(app): State<Arc<App>>) -> Answer<ConfigAnswer> {
+    Ok(Json(ConfigAnswer {
+        status: app.control.config_status(),
+        record_types: app.service.config().record_types.keys().cloned().collect(),
+    }))
 }
 
 /// Loads plugin files and the configuration again.
-pub(super) async fn reload(State(app): State<Arc<App>>) -> Answer {
+pub(super) async fn reload(State(app): State<Arc<App>>) -> Answer<Reloaded> {
     let (outcomes, report) = blocking(move || app.control.rescan()).await?;
-    let files: Vec<String> = outcomes.iter().map(|o| format!("{o:?}")).collect();
+    let plugin_files = outcomes.iter().map(|o| format!("{o:?}")).collect();
     match report {
-        Ok(report) => Ok(Json(json!({ "config": report, "plugin_files": files }))),
+        Ok(config) => Ok(Json(Reloaded {
+            config,
+            plugin_files,
+        })),
         Err(e) => Err(ApiError::new(
             ErrorCode::ConfigRefused,
             format!("the configuration was refused; the running one stays: {e}"),
@@ -141,15 +157,15 @@ fn control_error(e: ControlError) -> ApiError {
 }
 
 /// Every ingestion source's failures against its thresholds.
-pub(super) async fn sources(State(app): State<Arc<App>>) -> Answer {
+pub(super) async fn sources(State(app): State<Arc<App>>) -> Answer<SourceList> {
     let now = std::time::Instant::now();
     let config = app.service.config();
-    let health: Vec<_> = config
+    let sources = config
         .sources
         .iter()
         .map(|(name, source)| app.service.source_health.health(name, source, now))
         .collect();
-    Ok(Json(json!({ "sources": health })))
+    Ok(Json(SourceList { sources }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,11 +178,12 @@ pub(super) struct DeadLetterQuery {
 pub(super) async fn dead_letters(
     State(app): State<Arc<App>>,
     ApiQuery(query): ApiQuery<DeadLetterQuery>,
-) -> Answer {
+) -> Answer<DeadLetterList> {
     let limit = query.limit.unwrap_or(1000).min(10_000);
-    let store = app.service.store.clone();
-    let letters = blocking(move || store.dead_letters(query.source.as_deref(), limit)).await??;
-    Ok(Json(json!({ "dead_letters": letters })))
+    let store = app.service.store.dead_letters.clone();
+    let dead_letters =
+        blocking(move || store.dead_letters(query.source.as_deref(), limit)).await??;
+    Ok(Json(DeadLetterList { dead_letters }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,7 +198,7 @@ pub(super) async fn replay(
     State(app): State<Arc<App>>,
     ApiPath(source): ApiPath<String>,
     ApiBody(body): ApiBody,
-) -> Answer {
+) -> Answer<Replayed> {
     let request: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayRequest::default()
     } else {
@@ -208,5 +225,5 @@ pub(super) async fn replay(
         request.ids.as_deref(),
     )
     .await?;
-    Ok(Json(serde_json::to_value(done).unwrap_or_default()))
+    Ok(Json(done))
 }

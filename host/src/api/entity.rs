@@ -128,7 +128,7 @@ fn stored(
         tenant: tenant.as_str().to_owned(),
         key: key.as_str().to_owned(),
     };
-    let record = app.service.store.get(&id)?;
+    let record = app.service.store.records.get(&id)?;
     let Some((body, version)) = record.and_then(|r| Some((r.body?, r.version))) else {
         return Err(ApiError::new(
             ErrorCode::NotFound,

@@ -45,7 +45,7 @@ pub(super) async fn invalidate(
         Err(e) => return e.into_response(),
     };
     // Followers of the change log (sidecars) drop the keys too.
-    let store = app.service.store.clone();
+    let store = app.service.store.records.clone();
     match super::store_op(move || store.log_invalidations(&logged)).await {
         Ok(_) => response,
         Err(e) => e.into_response(),

@@ -7,6 +7,7 @@
 //! is not a success is an [`ApiError`].
 
 mod admin;
+pub mod answers;
 mod auth;
 mod batch;
 mod entity;

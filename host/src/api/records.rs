@@ -112,7 +112,7 @@ async fn page(
         }
     };
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let store = app.service.store.clone();
+    let store = app.service.store.records.clone();
     let (records, last_seq) = super::store_op(move || {
         let last_seq = store.last_seq()?;
         let after = after.as_ref().map(|(t, k)| (t.as_str(), k.as_str()));

@@ -79,7 +79,7 @@ pub(super) async fn open(
         checksum: request.checksum.map(|s| s.to_lowercase()),
         staged: 0,
     };
-    let store = app.service.store.clone();
+    let store = app.service.store.snapshots.clone();
     let opened = snapshot.clone();
     super::store_op(move || store.open_snapshot(&opened)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "snapshot": snapshot }))).into_response())
@@ -144,7 +144,7 @@ pub(super) async fn abort(
     ApiPath((source, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     open_snapshot(&app, &source, &id).await?;
-    let store = app.service.store.clone();
+    let store = app.service.store.snapshots.clone();
     super::store_op(move || store.abort_snapshot(&id)).await?;
     Ok(Json(json!({ "aborted": true })).into_response())
 }
@@ -196,7 +196,7 @@ fn known_source(app: &App, source: &str) -> Result<(), ApiError> {
 /// The open snapshot `id` of `source`, or a 404.
 async fn open_snapshot(app: &App, source: &str, id: &str) -> Result<Snapshot, ApiError> {
     known_source(app, source)?;
-    let store = app.service.store.clone();
+    let store = app.service.store.snapshots.clone();
     let wanted = id.to_owned();
     let found = super::store_op(move || store.snapshot(&wanted)).await?;
     match found {

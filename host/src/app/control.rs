@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Service;
 use crate::config::{Config, ConfigError, Share};
@@ -20,7 +20,7 @@ use crate::plugins::{
 };
 
 /// How the configuration file has fared since start, for the admin API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfigStatus {
     /// The configuration file.
     pub file: PathBuf,
@@ -35,7 +35,7 @@ pub struct ConfigStatus {
 }
 
 /// A refused reload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReloadFailure {
     /// When, in seconds since the Unix epoch.
     pub at: u64,
@@ -44,7 +44,7 @@ pub struct ReloadFailure {
 }
 
 /// What a reload changed.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReloadReport {
     /// Record types that appeared.
     pub added: Vec<String>,

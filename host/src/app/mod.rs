@@ -14,10 +14,10 @@ pub use control::{ConfigStatus, Control, ReloadError, ReloadFailure, ReloadRepor
 pub use service::Service;
 
 use crate::auth::Authenticator;
-use crate::config::{Config, StoreCache};
+use crate::config::Config;
 use crate::plugins::{Plugins, Registry, RegistryError, TrustError};
 use crate::runtime::{Runtime, RuntimeError};
-use crate::store::{Cached, Embedded, Store, StoreError};
+use crate::store::{CacheSize, Embedded, StoreError, Stores};
 
 /// A running droid: what requests need, and its control plane.
 #[derive(Debug)]
@@ -74,15 +74,13 @@ impl App {
         };
         let embedded =
             Embedded::open_with_cache(&config.store_path, config.store_engine_cache_bytes)?;
-        let store: Arc<dyn Store> = match config.store_cache {
-            StoreCache {
-                capacity_bytes: 0, ..
-            } => Arc::new(embedded),
-            StoreCache {
-                capacity_bytes,
-                ttl,
-            } => Arc::new(Cached::new(embedded, capacity_bytes, ttl)),
-        };
+        let store = Stores::of(
+            embedded,
+            CacheSize {
+                capacity_bytes: config.store_cache.capacity_bytes,
+                ttl: config.store_cache.ttl,
+            },
+        );
         let service = Arc::new(Service::new(
             config,
             registry,

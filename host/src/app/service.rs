@@ -16,7 +16,7 @@ use crate::ingest::{RateLimits, SourceHealth, SourceSlots};
 use crate::locks::lock;
 use crate::plugins::Registry;
 use crate::readthrough::ReadThrough;
-use crate::store::Store;
+use crate::store::Stores;
 use crate::web::RequestMetrics;
 
 /// How often the change log is trimmed to its retention.
@@ -27,7 +27,7 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 pub struct Service {
     pub(super) live: ArcSwap<Live>,
     /// Where ingested records live.
-    pub store: Arc<dyn Store>,
+    pub store: Stores,
     /// The read-through path and its caches.
     pub read_through: ReadThrough,
     /// Each ingestion source's agreed rate.
@@ -62,7 +62,7 @@ impl Service {
     pub(super) fn new(
         config: Config,
         registry: Arc<Registry>,
-        store: Arc<dyn Store>,
+        store: Stores,
         authenticator: Option<Authenticator>,
         metrics: PrometheusHandle,
     ) -> Self {
@@ -112,7 +112,7 @@ impl Service {
 
     /// The change log's last sequence number, now and as it grows.
     pub fn change_signal(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.store.subscribe()
+        self.store.records.subscribe()
     }
 
     /// Trims the change log to its configured retention, at most once every
@@ -123,7 +123,11 @@ impl Service {
             return;
         }
         *last = Instant::now();
-        match self.store.trim_changes(self.config().change_log_retention) {
+        match self
+            .store
+            .records
+            .trim_changes(self.config().change_log_retention)
+        {
             Ok(0) => {}
             Ok(removed) => tracing::debug!(removed, "change log trimmed"),
             Err(e) => tracing::warn!(error = %e, "the change log could not be trimmed"),
@@ -133,7 +137,7 @@ impl Service {
     /// Aborts snapshot batches past their expiry: they leave no trace.
     pub(super) fn expire_snapshots(&self) {
         let now = crate::store::now_ms();
-        let expired: Vec<_> = match self.store.snapshots() {
+        let expired: Vec<_> = match self.store.snapshots.snapshots() {
             Ok(all) => all.into_iter().filter(|s| s.expires_at_ms < now).collect(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot list snapshot batches");
@@ -141,7 +145,7 @@ impl Service {
             }
         };
         for snapshot in expired {
-            match self.store.abort_snapshot(&snapshot.id) {
+            match self.store.snapshots.abort_snapshot(&snapshot.id) {
                 Ok(_) => {
                     tracing::warn!(source = %snapshot.source, snapshot = %snapshot.id, staged = snapshot.staged, "snapshot batch expired uncommitted; dropped")
                 }

@@ -1,10 +1,12 @@
-//! `droid plugins list|rollout|promote|rollback`: a small client of the admin
-//! API of a running droid, printing for a person (or JSON with `--json`).
+//! A small client of a running droid's admin API, for the commands that talk
+//! to one: answers come back as the API's own types
+//! (`droid_host::api::answers`), errors as the API's code and message.
 
 use anyhow::{Context, bail};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::credentials::CredentialArgs;
-use serde_json::Value;
 
 /// Where the running droid listens.
 pub struct Server {
@@ -33,13 +35,13 @@ impl Server {
         })
     }
 
-    /// GETs `path` and returns its JSON, or the server's error as an error.
-    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+    /// GETs `path` and returns its answer, or the server's error as an error.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send(self.client.get(self.url(path)))
     }
 
-    /// POSTs `body` to `path` and returns the JSON answer.
-    pub fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+    /// POSTs `body` to `path` and returns the answer.
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> anyhow::Result<T> {
         self.send(
             self.client
                 .post(self.url(path))
@@ -52,7 +54,7 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    fn send(&self, mut request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    fn send<T: DeserializeOwned>(&self, mut request: reqwest::RequestBuilder) -> anyhow::Result<T> {
         if let Some(authorization) = self.credentials.authorization()? {
             request = request.header(reqwest::header::AUTHORIZATION, authorization);
         }
@@ -70,72 +72,9 @@ impl Server {
                 let message = json["error"]["message"].as_str().unwrap_or(&text);
                 bail!("{message} ({status}, {code})");
             }
-            Ok(json)
+            serde_json::from_value(json).with_context(|| {
+                format!("droid's answer ({status}) is not what this droid command expects")
+            })
         })
-    }
-}
-
-/// Prints the plugin list as a table.
-pub fn print_plugins(list: &Value) {
-    let plugins = list["plugins"].as_array().cloned().unwrap_or_default();
-    if plugins.is_empty() {
-        println!("no plugins loaded");
-    }
-    for plugin in &plugins {
-        println!(
-            "{} ({})",
-            plugin["name"].as_str().unwrap_or("?"),
-            plugin["world"].as_str().unwrap_or("?")
-        );
-        println!(
-            "  {:<28} {:<12} {:>7} {:>9} {:>8} {:>7} {:>10}  file",
-            "version", "state", "share", "calls", "failures", "traps", "mean"
-        );
-        for v in plugin["versions"].as_array().into_iter().flatten() {
-            let calls = &v["calls"];
-            let file = v["file"].as_str().unwrap_or("?");
-            let on_disk = if v["on_disk"].as_bool().unwrap_or(true) {
-                ""
-            } else {
-                " (file gone or replaced)"
-            };
-            println!(
-                "  {:<28} {:<12} {:>7} {:>9} {:>8} {:>7} {:>8.0}us  {file}{on_disk}",
-                v["label"].as_str().unwrap_or("?"),
-                v["state"].as_str().unwrap_or("?"),
-                v["share"].as_str().unwrap_or("?"),
-                calls["calls"].as_u64().unwrap_or(0),
-                calls["failures"].as_u64().unwrap_or(0),
-                calls["traps"].as_u64().unwrap_or(0),
-                v["mean_call_us"].as_f64().unwrap_or(0.0),
-            );
-        }
-        if let Some(rb) = plugin["last_rollback"].as_object() {
-            println!(
-                "  last rollback: {} -> {} ({}): {}",
-                rb["version"].as_str().unwrap_or("?"),
-                rb["serving"].as_str().unwrap_or("?"),
-                if rb["automatic"].as_bool().unwrap_or(false) {
-                    "automatic"
-                } else {
-                    "manual"
-                },
-                rb["reason"].as_str().unwrap_or("?")
-            );
-        }
-    }
-    let failures = list["load_failures"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if !failures.is_empty() {
-        println!("files that did not load:");
-        for f in failures {
-            println!(
-                "  {}: {}",
-                f["file"].as_str().unwrap_or("?"),
-                f["reason"].as_str().unwrap_or("?")
-            );
-        }
     }
 }

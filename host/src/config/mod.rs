@@ -268,6 +268,13 @@ impl serde::Serialize for Share {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Share {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Share::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Engine-wide settings: they size the instance pool shared by every plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeSettings {
@@ -307,6 +314,31 @@ pub struct RecordTypeConfig {
     pub sensitive_fields: Vec<String>,
     /// The key sealed values of this record type are made and checked with.
     pub seal_key: Option<crate::sensitive::SecretKey>,
+}
+
+impl RecordTypeConfig {
+    /// An ingested record type around the transformer at `transformer`, with
+    /// default limits, plugin config `values` and no readers: what tools that
+    /// run a transformer outside a configuration use (`droid plugins
+    /// transform`), so they run it as droid would.
+    pub fn around_transformer(
+        transformer: &std::path::Path,
+        values: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            name: "cli".to_owned(),
+            mode: Mode::Ingested(IngestedConfig {
+                transformer: transformer.display().to_string(),
+            }),
+            limits: PluginLimits::default(),
+            max_in_flight: 16,
+            values,
+            readers: Vec::new(),
+            invalidators: Vec::new(),
+            sensitive_fields: Vec::new(),
+            seal_key: None,
+        }
+    }
 }
 
 /// How records of a type get into droid.

@@ -17,7 +17,7 @@ use crate::config::FeedSettings;
 
 use axum::body::Bytes;
 
-use crate::store::{Change, ChangeKind, Store, StoreError};
+use crate::store::{self, Change, ChangeKind, Records, StoreError};
 
 /// Changes the tail keeps at most, however small they are.
 const CAPACITY: usize = 8192;
@@ -63,7 +63,7 @@ impl Tail {
     /// holds them, otherwise from `store`.
     pub async fn page(
         &self,
-        store: &Arc<dyn Store>,
+        store: &Arc<dyn Records>,
         after: u64,
         limit: usize,
         max_bytes: usize,
@@ -149,19 +149,13 @@ impl Tail {
 }
 
 async fn read(
-    store: &Arc<dyn Store>,
+    store: &Arc<dyn Records>,
     after: u64,
     limit: usize,
     max_bytes: usize,
 ) -> Result<Vec<Arc<Encoded>>, StoreError> {
     let store = store.clone();
-    let changes =
-        tokio::task::spawn_blocking(move || store.changes_within(after, limit, max_bytes))
-            .await
-            .map_err(|e| StoreError::Io {
-                operation: "read",
-                reason: format!("the read task failed: {e}"),
-            })??;
+    let changes = store::blocking(move || store.changes_within(after, limit, max_bytes)).await?;
     Ok(changes.iter().map(|c| Arc::new(encode(c))).collect())
 }
 
@@ -212,7 +206,7 @@ mod tests {
     use super::*;
     use crate::store::{Embedded, EventWrite, Op, RecordId};
 
-    fn commit(store: &dyn Store, from: u64, count: u64) {
+    fn commit(store: &dyn Records, from: u64, count: u64) {
         let events: Vec<EventWrite> = (from..from + count)
             .map(|n| EventWrite {
                 source: "s".into(),
@@ -239,7 +233,7 @@ mod tests {
     #[tokio::test]
     async fn followers_at_the_end_share_one_read_and_laggards_read_the_store() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(Embedded::open(&dir.path().join("s.redb")).unwrap());
+        let store: Arc<dyn Records> = Arc::new(Embedded::open(&dir.path().join("s.redb")).unwrap());
         commit(&*store, 1, 10);
         let tail = Tail::new(&FeedSettings {
             heartbeat: std::time::Duration::from_secs(1),

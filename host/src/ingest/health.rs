@@ -7,12 +7,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::SourceConfig;
 
 /// A source's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Failures at or under the warning threshold.
@@ -24,6 +24,15 @@ pub enum State {
 }
 
 impl State {
+    /// Its name, as the admin API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Ok => "ok",
+            State::Warning => "warning",
+            State::Incident => "incident",
+        }
+    }
+
     /// The value of the `droid_ingest_source_state` gauge.
     pub fn gauge(self) -> f64 {
         match self {
@@ -41,7 +50,7 @@ pub struct SourceHealth {
 }
 
 /// A source's health, as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
     /// The source.
     pub source: String,

@@ -29,10 +29,10 @@ pub use slots::SourceSlots;
 use crate::entity::{EntityOp, SourceEvent};
 use crate::key::{EntityKey, TenantId};
 use crate::plugins::{Binding, Version};
-use crate::store::{DeadLetter, EventOutcome, EventWrite, Op, RecordId, Store, StoreError};
+use crate::store::{self, DeadLetter, EventOutcome, EventWrite, Op, RecordId, StoreError, Stores};
 
 /// What became of one event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum EventResult {
     /// Committed; its changes got these sequence numbers (changes older than
@@ -148,7 +148,7 @@ pub enum Target<'a> {
 /// Ingests `events` from `source` into `binding`'s record type, returning one
 /// result per event, in order.
 pub async fn ingest(
-    store: &Arc<dyn Store>,
+    store: &Stores,
     binding: &Binding,
     source: &str,
     events: Vec<Result<IncomingEvent, String>>,
@@ -158,7 +158,7 @@ pub async fn ingest(
 
 /// Like [`ingest`], into `target`.
 pub async fn ingest_into(
-    store: &Arc<dyn Store>,
+    store: &Stores,
     binding: &Binding,
     source: &str,
     events: Vec<Result<IncomingEvent, String>>,
@@ -266,12 +266,7 @@ pub async fn ingest_into(
     }
     if !dead.is_empty() {
         let store = store.clone();
-        tokio::task::spawn_blocking(move || store.put_dead_letters(&dead))
-            .await
-            .map_err(|e| StoreError::Io {
-                operation: "write",
-                reason: e.to_string(),
-            })??;
+        store::blocking(move || store.dead_letters.put_dead_letters(&dead)).await?;
     }
 
     if !writes.is_empty() {
@@ -282,23 +277,13 @@ pub async fn ingest_into(
         if let Target::Snapshot(id) = target {
             let id = id.to_owned();
             let count = batch.len();
-            tokio::task::spawn_blocking(move || store.stage(&id, &batch))
-                .await
-                .map_err(|e| StoreError::Io {
-                    operation: "write",
-                    reason: e.to_string(),
-                })??;
+            store::blocking(move || store.snapshots.stage(&id, &batch)).await?;
             for i in indices.into_iter().take(count) {
                 results[i] = Some(EventResult::Staged);
             }
             return Ok(finish(results));
         }
-        let outcomes = tokio::task::spawn_blocking(move || store.apply(&batch))
-            .await
-            .map_err(|e| StoreError::Io {
-                operation: "write",
-                reason: e.to_string(),
-            })??;
+        let outcomes = store::blocking(move || store.records.apply(&batch)).await?;
         for (i, outcome) in indices.into_iter().zip(outcomes) {
             results[i] = Some(match outcome {
                 EventOutcome::Applied { seqs, stale } => EventResult::Applied { seqs, stale },

@@ -1,18 +1,16 @@
 //! Dead letters through the current transformer again, after a provider's
 //! fix: those that now go through are committed (and leave the dead letters
-//! in that same transaction, see [`Store::apply`]); those refused again stay,
+//! in that same transaction, see [`crate::store::Records::apply`]); those refused again stay,
 //! with their reason updated and one more attempt counted.
 
-use std::sync::Arc;
-
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{EventResult, IncomingEvent, ingest};
 use crate::plugins::Binding;
-use crate::store::{Store, StoreError};
+use crate::store::{self, StoreError, Stores};
 
 /// What a replay did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Replayed {
     /// Dead letters that went through (or were in the store already).
     pub replayed: usize,
@@ -25,20 +23,15 @@ pub struct Replayed {
 /// Replays `source`'s dead letters (those of `ids` only, when given) into
 /// `binding`'s record type.
 pub async fn replay(
-    store: &Arc<dyn Store>,
+    store: &Stores,
     binding: &Binding,
     source: &str,
     ids: Option<&[String]>,
 ) -> Result<Replayed, StoreError> {
-    let reading = store.clone();
+    let reading = store.dead_letters.clone();
     let wanted = source.to_owned();
     let mut letters =
-        tokio::task::spawn_blocking(move || reading.dead_letters(Some(&wanted), usize::MAX))
-            .await
-            .map_err(|e| StoreError::Io {
-                operation: "read",
-                reason: e.to_string(),
-            })??;
+        store::blocking(move || reading.dead_letters(Some(&wanted), usize::MAX)).await?;
     if let Some(ids) = ids {
         letters.retain(|l| ids.contains(&l.event_id));
     }

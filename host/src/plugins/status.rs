@@ -1,13 +1,13 @@
 //! What the admin API and `droid plugins list` show about plugins.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::plugin::{Plugin, Rollback, VersionState};
 use crate::config::Share;
 use crate::runtime::StatsSnapshot;
 
 /// One plugin.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PluginStatus {
     /// Its name.
     pub name: String,
@@ -20,14 +20,14 @@ pub struct PluginStatus {
 }
 
 /// One held version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionStatus {
     /// Its label (declared version plus content hash).
     pub label: String,
     /// The version it declares, if any.
     pub version: Option<String>,
     /// current, candidate, previous, standby or rolled-back.
-    pub state: &'static str,
+    pub state: String,
     /// The share of tenants it serves.
     pub share: Share,
     /// The file it came from.
@@ -52,7 +52,7 @@ pub struct VersionStatus {
 }
 
 /// A file that did not load.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadFailure {
     /// The file, inside the plugin folder.
     pub file: String,
@@ -88,7 +88,7 @@ impl PluginStatus {
                 VersionStatus {
                     label: v.label().to_owned(),
                     version: v.declared().map(str::to_owned),
-                    state: state.as_str(),
+                    state: state.as_str().to_owned(),
                     share,
                     file: v.file().to_owned(),
                     on_disk: plugin.on_disk(&v),

@@ -16,7 +16,7 @@ pub struct CallStats {
 }
 
 /// The counters at one moment; subtract two to get what happened in between.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatsSnapshot {
     /// Calls that ended, whatever their outcome (host capacity refusals excluded).
     pub calls: u64,

@@ -1,4 +1,4 @@
-//! A read cache in front of any [`Store`], so hot ingested records are served
+//! A read cache in front of any backend's [`Records`], so hot ingested records are served
 //! from memory rather than from a read transaction.
 //!
 //! Writes go to the store first; only after they commit is the cache told, by
@@ -25,8 +25,7 @@ use std::time::Duration;
 use moka::ops::compute::Op as CacheOp;
 
 use super::{
-    Change, DeadLetter, EventOutcome, EventWrite, InvalidatedKey, RecordId, Snapshot, Store,
-    StoreError, StoredRecord, VerifySnapshot,
+    Change, EventOutcome, EventWrite, InvalidatedKey, RecordId, Records, StoreError, StoredRecord,
 };
 
 /// What the cache holds for a record.
@@ -52,19 +51,19 @@ impl Slot {
 /// fields and moka's bookkeeping.
 const ENTRY_OVERHEAD: u32 = 160;
 
-/// A [`Store`] with a read cache.
+/// [`Records`] with a read cache.
 #[derive(Debug)]
-pub struct Cached<S> {
-    inner: S,
+pub struct Cached {
+    inner: Arc<dyn Records>,
     records: moka::sync::Cache<RecordId, Slot>,
     /// Records being read from the store, with how many reads each: a write
     /// must leave a marker on these even though they are not cached yet.
     pending: Mutex<HashMap<RecordId, u32>>,
 }
 
-impl<S: Store> Cached<S> {
+impl Cached {
     /// `inner` with a cache of at most `capacity_bytes`, each entry kept at most `ttl`.
-    pub fn new(inner: S, capacity_bytes: u64, ttl: Duration) -> Self {
+    pub fn new(inner: Arc<dyn Records>, capacity_bytes: u64, ttl: Duration) -> Self {
         let records = moka::sync::Cache::builder()
             .max_capacity(capacity_bytes)
             .time_to_live(ttl)
@@ -152,7 +151,7 @@ fn supersedes(new: &Slot, current: &Slot) -> bool {
     }
 }
 
-impl<S: Store> Store for Cached<S> {
+impl Records for Cached {
     fn apply(&self, events: &[EventWrite]) -> Result<Vec<EventOutcome>, StoreError> {
         let outcomes = self.inner.apply(events)?;
         self.mark(events, &outcomes);
@@ -205,50 +204,19 @@ impl<S: Store> Store for Cached<S> {
         self.inner.trim_changes(keep)
     }
 
-    fn put_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
-        self.inner.put_dead_letters(letters)
-    }
-
-    fn dead_letters(
-        &self,
-        source: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
-        self.inner.dead_letters(source, limit)
-    }
-
-    fn remove_dead_letter(&self, source: &str, event_id: &str) -> Result<bool, StoreError> {
-        self.inner.remove_dead_letter(source, event_id)
-    }
-
-    fn open_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        self.inner.open_snapshot(snapshot)
-    }
-
-    fn snapshot(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
-        self.inner.snapshot(id)
-    }
-
-    fn stage(&self, id: &str, events: &[EventWrite]) -> Result<u64, StoreError> {
-        self.inner.stage(id, events)
-    }
-
-    fn commit_snapshot(
-        &self,
-        id: &str,
-        verify: &VerifySnapshot,
-    ) -> Result<Result<Vec<EventOutcome>, String>, StoreError> {
-        let verdict = self.inner.commit_snapshot(id, verify)?;
-        if let Ok(outcomes) = &verdict {
-            // The staged changes are not at hand: the change log says which
-            // records the commit touched.
-            let seqs = outcomes.iter().flat_map(|o| match o {
-                EventOutcome::Applied { seqs, .. } => seqs.as_slice(),
-                EventOutcome::Duplicate => &[],
-            });
-            if let (Some(first), Some(last)) = (seqs.clone().min(), seqs.max()) {
-                let span = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
-                let changes = self.inner.changes(first - 1, span)?;
+    fn committed_elsewhere(&self, outcomes: &[EventOutcome]) {
+        // The staged changes are not at hand: the change log says which
+        // records the commit touched.
+        let seqs = outcomes.iter().flat_map(|o| match o {
+            EventOutcome::Applied { seqs, .. } => seqs.as_slice(),
+            EventOutcome::Duplicate => &[],
+        });
+        let (Some(first), Some(last)) = (seqs.clone().min(), seqs.max()) else {
+            return;
+        };
+        let span = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
+        match self.inner.changes(first - 1, span) {
+            Ok(changes) => {
                 let pending = crate::locks::lock(&self.pending);
                 for change in changes {
                     let id = RecordId {
@@ -259,31 +227,38 @@ impl<S: Store> Store for Cached<S> {
                     self.mark_one(&pending, &id, change.seq);
                 }
             }
+            // Which records changed cannot be read: forget them all rather
+            // than serve one that is older than the store's.
+            Err(error) => {
+                tracing::warn!(%error, "the read cache is emptied: a snapshot commit's changes cannot be read");
+                self.records.invalidate_all();
+            }
         }
-        Ok(verdict)
-    }
-
-    fn abort_snapshot(&self, id: &str) -> Result<bool, StoreError> {
-        self.inner.abort_snapshot(id)
-    }
-
-    fn snapshots(&self) -> Result<Vec<Snapshot>, StoreError> {
-        self.inner.snapshots()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::Op;
-    use super::super::embedded::tests::{event, id, open, upsert};
+    use super::super::conformance::{event, id, upsert};
+    use super::super::stores::CacheSize;
+    use super::super::{Embedded, Op, Snapshot, Stores};
     use super::*;
 
-    fn cached() -> (tempfile::TempDir, Cached<super::super::Embedded>) {
-        let (dir, store) = open();
-        (dir, Cached::new(store, 1 << 20, Duration::from_secs(60)))
+    fn embedded() -> (tempfile::TempDir, Embedded) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Embedded::open(&dir.path().join("store.redb")).unwrap();
+        (dir, store)
     }
 
-    fn body(store: &impl Store, key: &str) -> Option<String> {
+    fn cached() -> (tempfile::TempDir, Cached) {
+        let (dir, store) = embedded();
+        (
+            dir,
+            Cached::new(Arc::new(store), 1 << 20, Duration::from_secs(60)),
+        )
+    }
+
+    fn body(store: &dyn Records, key: &str) -> Option<String> {
         store.get(&id(key)).unwrap().and_then(|r| r.body)
     }
 
@@ -344,11 +319,19 @@ mod tests {
 
     #[test]
     fn a_committed_snapshot_replaces_cached_records() {
-        let (_dir, store) = cached();
+        let (_dir, backend) = embedded();
+        let stores = Stores::of(
+            backend,
+            CacheSize {
+                capacity_bytes: 1 << 20,
+                ttl: Duration::from_secs(60),
+            },
+        );
+        let store = &*stores.records;
         store
             .apply(&[event("e1", vec![upsert("K", 1, "{\"v\":1}")])])
             .unwrap();
-        assert_eq!(body(&store, "K").as_deref(), Some("{\"v\":1}"));
+        assert_eq!(body(store, "K").as_deref(), Some("{\"v\":1}"));
         let snapshot = Snapshot {
             id: "s1".into(),
             source: "jira".into(),
@@ -358,16 +341,17 @@ mod tests {
             checksum: None,
             staged: 0,
         };
-        store.open_snapshot(&snapshot).unwrap();
-        store
+        stores.snapshots.open_snapshot(&snapshot).unwrap();
+        stores
+            .snapshots
             .stage("s1", &[event("e2", vec![upsert("K", 2, "{\"v\":2}")])])
             .unwrap();
-        assert_eq!(body(&store, "K").as_deref(), Some("{\"v\":1}"));
-        store
+        assert_eq!(body(store, "K").as_deref(), Some("{\"v\":1}"));
+        stores
             .commit_snapshot("s1", &|_, _| Ok(()))
             .unwrap()
             .unwrap();
-        assert_eq!(body(&store, "K").as_deref(), Some("{\"v\":2}"));
+        assert_eq!(body(store, "K").as_deref(), Some("{\"v\":2}"));
     }
 
     /// Readers racing a writer never see a version older than one whose

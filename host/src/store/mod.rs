@@ -1,5 +1,7 @@
-//! Where ingested records live: the [`Store`] trait, the change log every write
-//! appends to, and the embedded implementation on redb ([`Embedded`]).
+//! Where ingested records live: the store traits ([`Records`] with the change
+//! log every write appends to, [`DeadLetters`], [`Snapshots`]), the read cache
+//! in front of records ([`Cached`]), and the embedded backend on redb
+//! ([`Embedded`]).
 //!
 //! A write is a batch of events, each with the record changes its transformer
 //! asked for. The whole batch commits in one transaction: every applied change
@@ -9,18 +11,24 @@
 //! carries the provider's version, and a change older than what the store holds
 //! for its record (a deletion included, kept as a tombstone) is skipped.
 //!
-//! The trait is what ingestion, reads and the change feed use; a PostgreSQL
-//! implementation can sit behind it with the same rules (one transaction per
-//! batch, a sequence for the log, a unique event-id index).
+//! The traits are narrow so a backend can be written and tested one at a time:
+//! [`Records`] is the core every backend implements and the read cache wraps;
+//! dead letters and snapshot staging are apart. [`Stores`] holds one of each,
+//! and [`conformance`] is the suite any backend must pass (a PostgreSQL one
+//! keeps the same rules: one transaction per batch, a sequence for the log, a
+//! unique event-id index).
 
 mod cached;
 mod codec;
+pub mod conformance;
 mod embedded;
-
-use std::fmt::Debug;
+mod stores;
+mod traits;
 
 pub use cached::Cached;
 pub use embedded::Embedded;
+pub use stores::{CacheSize, Stores};
+pub use traits::{DeadLetters, Records, Snapshots};
 
 /// Names one record.
 #[derive(
@@ -189,102 +197,6 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// A durable store of records with an ordered change log.
-pub trait Store: Send + Sync + Debug {
-    /// Commits `events` in one transaction, durably, and says what became of
-    /// each (in order). Either everything is committed or nothing is. An
-    /// event that is in the store afterwards (applied, or a duplicate) leaves
-    /// the dead letters in that same transaction.
-    fn apply(&self, events: &[EventWrite]) -> Result<Vec<EventOutcome>, StoreError>;
-
-    /// The record, tombstones included (their `body` is `None`).
-    fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StoreError>;
-
-    /// Up to `limit` live records (tombstones skipped) of `record_type`, in
-    /// tenant and key order, after the record of `after` (tenant, key) when
-    /// given: the pages of an export.
-    fn records(
-        &self,
-        record_type: &str,
-        after: Option<(&str, &str)>,
-        limit: usize,
-    ) -> Result<Vec<(RecordId, StoredRecord)>, StoreError>;
-
-    /// Up to `limit` changes with sequence numbers above `after`, in order.
-    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
-        self.changes_within(after, limit, usize::MAX)
-    }
-
-    /// Like [`Store::changes`], stopping once the changes read weigh
-    /// `max_bytes` together (always at least one): what a reader holds is
-    /// bounded in bytes, whatever the records weigh.
-    fn changes_within(
-        &self,
-        after: u64,
-        limit: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<Change>, StoreError>;
-
-    /// The sequence number of the last change (0 when there is none).
-    fn last_seq(&self) -> Result<u64, StoreError>;
-
-    /// The last sequence number, now and whenever the log grows: what followers
-    /// of the change log wait on.
-    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
-
-    /// The first sequence number the change log still holds (changes before it
-    /// were trimmed); `last_seq() + 1` when it holds none.
-    fn first_seq(&self) -> Result<u64, StoreError>;
-
-    /// Appends invalidations of read-through keys to the change log, durably;
-    /// returns their sequence numbers.
-    fn log_invalidations(&self, keys: &[InvalidatedKey]) -> Result<Vec<u64>, StoreError>;
-
-    /// Trims the change log to its last `keep` changes; returns how many went.
-    fn trim_changes(&self, keep: u64) -> Result<u64, StoreError>;
-
-    /// Keeps `letters`, replacing earlier letters of the same source and
-    /// event, whose attempts are added to theirs.
-    fn put_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError>;
-
-    /// Up to `limit` dead letters, of `source` only when given, in source and
-    /// event id order.
-    fn dead_letters(
-        &self,
-        source: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, StoreError>;
-
-    /// Removes the dead letter of `source`'s event `event_id`; says whether
-    /// there was one.
-    fn remove_dead_letter(&self, source: &str, event_id: &str) -> Result<bool, StoreError>;
-
-    /// Opens a snapshot batch: events staged into it stay invisible until it is
-    /// committed, and vanish if it is aborted or expires.
-    fn open_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
-
-    /// The snapshot batch `id`, if open.
-    fn snapshot(&self, id: &str) -> Result<Option<Snapshot>, StoreError>;
-
-    /// Stages `events` in snapshot `id` (in order); returns how many it holds now.
-    fn stage(&self, id: &str, events: &[EventWrite]) -> Result<u64, StoreError>;
-
-    /// Applies every event staged in snapshot `id` in one transaction, as
-    /// [`Store::apply`] would, and closes it; `verify` sees the staged event ids
-    /// first and may refuse (then nothing changes and the snapshot stays open).
-    fn commit_snapshot(
-        &self,
-        id: &str,
-        verify: &VerifySnapshot,
-    ) -> Result<Result<Vec<EventOutcome>, String>, StoreError>;
-
-    /// Closes snapshot `id` and drops what it staged; says whether it was open.
-    fn abort_snapshot(&self, id: &str) -> Result<bool, StoreError>;
-
-    /// Every open snapshot batch.
-    fn snapshots(&self) -> Result<Vec<Snapshot>, StoreError>;
-}
-
 /// A commit's last check of a snapshot batch, given the staged event ids in
 /// order: `Err` with the reason refuses the commit.
 pub type VerifySnapshot = dyn Fn(&Snapshot, &[String]) -> Result<(), String>;
@@ -332,6 +244,20 @@ pub struct DeadLetter {
     pub at_ms: u64,
     /// How many times it was refused (first post and replays).
     pub attempts: u32,
+}
+
+/// Runs the store call `f` on tokio's blocking pool, as every store call from
+/// async code must: calls block on disk and network, which must not hold up
+/// the workers serving requests.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Io {
+            operation: "task",
+            reason: format!("the store task failed: {e}"),
+        })?
 }
 
 pub(crate) fn now_ms() -> u64 {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use droid_host::store::{Embedded, Store};
+use droid_host::store::{Embedded, Records};
 
 use crate::support::{Serving, droid, http, text, ticket_change, ticket_config_dir_with};
 

@@ -385,7 +385,7 @@ fn acknowledged_events_survive_repeated_sigkills() {
     assert!(serving.stop().success());
 
     // The log: consecutive from 1, one change per distinct event, nothing lost.
-    use droid_host::store::{Embedded, Store};
+    use droid_host::store::{Embedded, Records};
     let store = Embedded::open(&dir.path().join(".droid/store.redb")).unwrap();
     let changes = store.changes(0, usize::MAX).unwrap();
     let seqs: Vec<u64> = changes.iter().map(|c| c.seq).collect();

@@ -7,4 +7,5 @@ mod config;
 mod hardening;
 mod layers;
 mod sensitive;
+mod store_conformance;
 mod support;

@@ -108,7 +108,7 @@ async fn open(
             .unwrap_or(app.service.config().feed.heartbeat.as_millis() as u64)
             .clamp(50, 60_000),
     );
-    let store = app.service.store.clone();
+    let store = app.service.store.records.clone();
     let (first, last) =
         super::store_op(move || Ok((store.first_seq()?, store.last_seq()?))).await?;
     let since = since.unwrap_or(last);
@@ -246,7 +246,12 @@ impl Follower {
                 let feed = &self.app.service.feed;
                 match feed
                     .tail
-                    .page(&self.app.service.store, after, PAGE, self.page_bytes)
+                    .page(
+                        &self.app.service.store.records,
+                        after,
+                        PAGE,
+                        self.page_bytes,
+                    )
                     .await
                 {
                     Ok(changes) => {

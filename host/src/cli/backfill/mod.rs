@@ -30,33 +30,53 @@ use retry::Retry;
 use sink::Sink;
 use state::{Progress, StateFile};
 
-/// What `droid backfill` was asked to do.
-#[derive(Debug)]
+/// What `droid backfill` was asked to do: its flags.
+#[derive(Debug, clap::Args)]
 pub struct Options {
-    /// The configuration file naming the sources and their bootstrap endpoints.
-    pub config: PathBuf,
-    /// The ingested record type to backfill.
-    pub record_type: String,
+    /// The ingested record type.
+    record_type: String,
+    /// The configuration file (sources, bootstrap endpoints, the store's folder).
+    #[arg(long, short)]
+    config: PathBuf,
     /// The source to post as, when several feed the record type.
-    pub source: Option<String>,
-    /// The running droid; derived from `server.listen` when not given.
-    pub server: Option<String>,
-    /// The bootstrap endpoint, instead of the source's `bootstrap_url`.
-    pub from: Option<url::Url>,
-    /// Headers for the bootstrap endpoint, as `Name: value`.
-    pub headers: Vec<(String, String)>,
+    #[arg(long)]
+    source: Option<String>,
+    /// The running droid [default: from server.listen].
+    #[arg(long, env = "DROID_SERVER")]
+    server: Option<String>,
+    /// The bootstrap endpoint [default: the source's bootstrap_url].
+    #[arg(long)]
+    from: Option<url::Url>,
+    /// A header for the bootstrap endpoint, as "Name: value"; repeatable.
+    #[arg(long = "header", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
     /// Events asked for per page.
-    pub page_size: usize,
-    /// Events per second; the source's `rate_limit` when not given.
-    pub rate: Option<NonZeroU32>,
-    /// The state file; `backfill/SOURCE.json` beside the store when not given.
-    pub state: Option<PathBuf>,
-    /// Start from the first page, whatever the state file says.
-    pub restart: bool,
-    /// Tries per request before giving up.
-    pub attempts: u32,
-    /// How to authenticate to droid.
-    pub credentials: super::credentials::CredentialArgs,
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    page_size: u32,
+    /// Events per second [default: the source's rate_limit, else unlimited].
+    #[arg(long)]
+    rate: Option<NonZeroU32>,
+    /// The file the cursor is kept in [default: backfill/SOURCE.json beside the store].
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Start from the first page, ignoring a saved cursor.
+    #[arg(long)]
+    restart: bool,
+    /// Tries per request before giving up (failures that may pass: refused
+    /// connections, timeouts, 5xx).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    attempts: u32,
+    /// How to authenticate to droid (a publisher of the source); `--key` signs
+    /// a fresh token for every post.
+    #[command(flatten)]
+    credentials: super::credentials::CredentialArgs,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    text.split_once(':')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected \"Name: value\", found {text:?}"))
 }
 
 /// Runs a backfill to its end (or to an error, with the cursor saved).
@@ -119,9 +139,17 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         .build()
         .context("cannot build an HTTP client")?;
     let job = Job {
-        bootstrap: Bootstrap::new(url, options.headers, options.page_size, client.clone()),
+        bootstrap: Bootstrap::new(
+            url,
+            options.headers,
+            options.page_size as usize,
+            client.clone(),
+        ),
         sink: Sink::new(&server, &source_name, client, options.credentials),
-        limiter: limiter(options.rate.or(source.rate_limit), options.page_size),
+        limiter: limiter(
+            options.rate.or(source.rate_limit),
+            options.page_size as usize,
+        ),
         retry: Retry {
             attempts: options.attempts,
             first_wait: Duration::from_millis(500),

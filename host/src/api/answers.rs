@@ -1,0 +1,70 @@
+//! The admin API's answers as types: its handlers serialize them and `droid`'s
+//! commands (`plugins`, `sources`, `dead-letters`) deserialize and print them,
+//! so the API and its command-line client cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::app::{ConfigStatus, ReloadReport};
+use crate::config::Share;
+pub use crate::ingest::{Health, Replayed};
+pub use crate::plugins::{LoadFailure, PluginStatus, Rollback};
+use crate::store::DeadLetter;
+
+/// `GET /v1/admin/plugins`: every plugin, and every file that did not load.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PluginList {
+    /// The plugins loaded.
+    pub plugins: Vec<PluginStatus>,
+    /// Files of the plugin folder that did not load, with why.
+    pub load_failures: Vec<LoadFailure>,
+}
+
+/// `POST .../rollout` and `.../promote`: the version that now serves, and to
+/// what share of tenants.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Serving {
+    /// The version's label.
+    pub version: String,
+    /// The share of tenants it serves.
+    pub share: Share,
+}
+
+/// `POST .../rollback`: the rollback that happened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolledBack {
+    /// What was taken back and what serves instead.
+    pub rollback: Rollback,
+}
+
+/// `GET /v1/admin/config`: the configuration file's status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigAnswer {
+    /// How the file has fared since start.
+    pub status: ConfigStatus,
+    /// The record types configured.
+    pub record_types: Vec<String>,
+}
+
+/// `POST /v1/admin/reload`: what the reload changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reloaded {
+    /// What the configuration's reload changed.
+    pub config: ReloadReport,
+    /// What became of each plugin file, as a line each.
+    pub plugin_files: Vec<String>,
+}
+
+/// `GET /v1/admin/sources`: every ingestion source's failures against its
+/// thresholds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceList {
+    /// One per configured source.
+    pub sources: Vec<Health>,
+}
+
+/// `GET /v1/admin/dead-letters`: the dead letters asked for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadLetterList {
+    /// In source and event id order.
+    pub dead_letters: Vec<DeadLetter>,
+}

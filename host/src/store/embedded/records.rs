@@ -1,0 +1,252 @@
+//! Records and the change log in redb: `records`, `changes`, `events` and `meta`.
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::super::codec::{decode_record, decode_record_key, encode_record, event_key, record_key};
+use super::super::{
+    Change, ChangeKind, EventOutcome, EventWrite, InvalidatedKey, Op, RecordId, Records,
+    StoreError, StoredRecord, now_ms,
+};
+use super::{CHANGES, DEAD_LETTERS, EVENTS, Embedded, FIRST_SEQ, LAST_SEQ, META, RECORDS, io};
+
+impl Records for Embedded {
+    fn apply(&self, events: &[EventWrite]) -> Result<Vec<EventOutcome>, StoreError> {
+        let txn = try_io!("write", self.db.begin_write());
+        let outcomes = apply_in(&txn, events)?;
+        try_io!("commit", txn.commit());
+        self.grew(&outcomes);
+        Ok(outcomes)
+    }
+
+    fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let records = try_io!("read", txn.open_table(RECORDS));
+        match try_io!("read", records.get(record_key(id).as_slice())) {
+            Some(bytes) => decode_record(bytes.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn records(
+        &self,
+        record_type: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(RecordId, StoredRecord)>, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let records = try_io!("read", txn.open_table(RECORDS));
+        // Keys are `type NUL tenant NUL key`: the record type's range starts
+        // at `type NUL` and ends before `type \x01`.
+        let mut start = record_type.as_bytes().to_vec();
+        start.push(0);
+        let mut end = record_type.as_bytes().to_vec();
+        end.push(1);
+        let from = match after {
+            Some((tenant, key)) => {
+                let mut from = record_key(&RecordId {
+                    record_type: record_type.to_owned(),
+                    tenant: tenant.to_owned(),
+                    key: key.to_owned(),
+                });
+                // Just past it: the smallest longer key.
+                from.push(0);
+                from
+            }
+            None => start,
+        };
+        let mut out = Vec::new();
+        for entry in try_io!("read", records.range(from.as_slice()..end.as_slice())) {
+            let (k, value) = try_io!("read", entry);
+            let record = decode_record(value.value())?;
+            if record.body.is_none() {
+                continue;
+            }
+            out.push((decode_record_key(k.value())?, record));
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn changes_within(
+        &self,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Change>, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let changes = try_io!("read", txn.open_table(CHANGES));
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for entry in try_io!("read", changes.range(after.saturating_add(1)..)).take(limit) {
+            if bytes >= max_bytes {
+                break;
+            }
+            let (_, value) = try_io!("read", entry);
+            bytes += value.value().len();
+            out.push(
+                serde_json::from_slice(value.value())
+                    .map_err(|e| StoreError::Corrupt(format!("a change does not decode: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn last_seq(&self) -> Result<u64, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let meta = try_io!("read", txn.open_table(META));
+        Ok(try_io!("read", meta.get(LAST_SEQ)).map_or(0, |v| v.value()))
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.grown.subscribe()
+    }
+
+    fn first_seq(&self) -> Result<u64, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let meta = try_io!("read", txn.open_table(META));
+        Ok(try_io!("read", meta.get(FIRST_SEQ)).map_or(1, |v| v.value()))
+    }
+
+    fn log_invalidations(&self, keys: &[InvalidatedKey]) -> Result<Vec<u64>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let committed_at_ms = now_ms();
+        let txn = try_io!("write", self.db.begin_write());
+        let mut seqs = Vec::with_capacity(keys.len());
+        {
+            let mut changes = try_io!("write", txn.open_table(CHANGES));
+            let mut meta = try_io!("write", txn.open_table(META));
+            let mut seq = try_io!("write", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
+            for key in keys {
+                seq += 1;
+                let change = Change {
+                    seq,
+                    record_type: key.id.record_type.clone(),
+                    tenant: key.id.tenant.clone(),
+                    key: key.id.key.clone(),
+                    version: key.version.unwrap_or(0),
+                    kind: ChangeKind::Invalidate,
+                    source: "invalidate".to_owned(),
+                    event_id: String::new(),
+                    occurred_at_ms: key.occurred_at_ms.unwrap_or(committed_at_ms),
+                    committed_at_ms,
+                };
+                let json = serde_json::to_vec(&change)
+                    .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))?;
+                try_io!("write", changes.insert(seq, json.as_slice()));
+                seqs.push(seq);
+            }
+            try_io!("write", meta.insert(LAST_SEQ, seq));
+        }
+        try_io!("commit", txn.commit());
+        if let Some(&last) = seqs.last() {
+            self.grown.send_replace(last);
+        }
+        Ok(seqs)
+    }
+
+    fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
+        let txn = try_io!("write", self.db.begin_write());
+        let removed = {
+            let mut changes = try_io!("write", txn.open_table(CHANGES));
+            let mut meta = try_io!("write", txn.open_table(META));
+            let last = try_io!("write", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
+            let first = try_io!("write", meta.get(FIRST_SEQ)).map_or(1, |v| v.value());
+            let cut = last.saturating_sub(keep);
+            if cut < first {
+                0
+            } else {
+                try_io!("write", changes.retain_in(first..=cut, |_, _| false));
+                try_io!("write", meta.insert(FIRST_SEQ, cut + 1));
+                cut + 1 - first
+            }
+        };
+        try_io!("commit", txn.commit());
+        Ok(removed)
+    }
+}
+
+/// Applies `events` within the write transaction `txn` (see [`Records::apply`]).
+pub(super) fn apply_in(
+    txn: &redb::WriteTransaction,
+    events: &[EventWrite],
+) -> Result<Vec<EventOutcome>, StoreError> {
+    let committed_at_ms = now_ms();
+    let mut outcomes = Vec::with_capacity(events.len());
+    {
+        let mut records = try_io!("write", txn.open_table(RECORDS));
+        let mut changes = try_io!("write", txn.open_table(CHANGES));
+        let mut seen = try_io!("write", txn.open_table(EVENTS));
+        let mut meta = try_io!("write", txn.open_table(META));
+        let mut letters = try_io!("write", txn.open_table(DEAD_LETTERS));
+        // An event that is in the store leaves the dead letters in the same
+        // transaction (most batches find none to look for).
+        let any_letters = try_io!("write", letters.len()) > 0;
+        let mut seq = try_io!("write", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
+        for event in events {
+            let ek = event_key(&event.source, &event.event_id);
+            if any_letters {
+                try_io!("write", letters.remove(ek.as_slice()));
+            }
+            if try_io!("write", seen.get(ek.as_slice())).is_some() {
+                outcomes.push(EventOutcome::Duplicate);
+                continue;
+            }
+            try_io!("write", seen.insert(ek.as_slice(), ()));
+            let mut seqs = Vec::new();
+            let mut stale = 0;
+            for op in &event.ops {
+                let rk = record_key(op.id());
+                let current = match try_io!("write", records.get(rk.as_slice())) {
+                    Some(bytes) => Some(decode_record(bytes.value())?),
+                    None => None,
+                };
+                if current.is_some_and(|c| c.version >= op.version()) {
+                    stale += 1;
+                    continue;
+                }
+                seq += 1;
+                let (body, kind) = match op {
+                    Op::Upsert { body, .. } => (
+                        Some(body.clone()),
+                        ChangeKind::Upsert { body: body.clone() },
+                    ),
+                    Op::Delete { .. } => (None, ChangeKind::Delete),
+                };
+                let record = StoredRecord {
+                    body,
+                    version: op.version(),
+                    seq,
+                    committed_at_ms,
+                };
+                try_io!(
+                    "write",
+                    records.insert(rk.as_slice(), encode_record(&record).as_slice())
+                );
+                let id = op.id();
+                let change = Change {
+                    seq,
+                    record_type: id.record_type.clone(),
+                    tenant: id.tenant.clone(),
+                    key: id.key.clone(),
+                    version: op.version(),
+                    kind,
+                    source: event.source.clone(),
+                    event_id: event.event_id.clone(),
+                    occurred_at_ms: event.occurred_at_ms,
+                    committed_at_ms,
+                };
+                let json = serde_json::to_vec(&change)
+                    .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))?;
+                try_io!("write", changes.insert(seq, json.as_slice()));
+                seqs.push(seq);
+            }
+            outcomes.push(EventOutcome::Applied { seqs, stale });
+        }
+        try_io!("write", meta.insert(LAST_SEQ, seq));
+    }
+    Ok(outcomes)
+}

@@ -1,0 +1,123 @@
+//! The three things a store keeps, one trait each, so a backend is written and
+//! tested one trait at a time ([`super::conformance`] has a suite per trait).
+
+use std::fmt::Debug;
+
+use super::{
+    Change, DeadLetter, EventOutcome, EventWrite, InvalidatedKey, RecordId, Snapshot, StoreError,
+    StoredRecord, VerifySnapshot,
+};
+
+/// Records and the change log: the core every backend implements, and what the
+/// read cache ([`super::Cached`]) wraps.
+pub trait Records: Send + Sync + Debug {
+    /// Commits `events` in one transaction, durably, and says what became of
+    /// each (in order). Either everything is committed or nothing is. An
+    /// event that is in the store afterwards (applied, or a duplicate) leaves
+    /// the backend's dead letters in that same transaction.
+    fn apply(&self, events: &[EventWrite]) -> Result<Vec<EventOutcome>, StoreError>;
+
+    /// The record, tombstones included (their `body` is `None`).
+    fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StoreError>;
+
+    /// Up to `limit` live records (tombstones skipped) of `record_type`, in
+    /// tenant and key order, after the record of `after` (tenant, key) when
+    /// given: the pages of an export.
+    fn records(
+        &self,
+        record_type: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(RecordId, StoredRecord)>, StoreError>;
+
+    /// Up to `limit` changes with sequence numbers above `after`, in order.
+    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        self.changes_within(after, limit, usize::MAX)
+    }
+
+    /// Like [`Records::changes`], stopping once the changes read weigh
+    /// `max_bytes` together (always at least one): what a reader holds is
+    /// bounded in bytes, whatever the records weigh.
+    fn changes_within(
+        &self,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Change>, StoreError>;
+
+    /// The sequence number of the last change (0 when there is none).
+    fn last_seq(&self) -> Result<u64, StoreError>;
+
+    /// The last sequence number, now and whenever the log grows: what followers
+    /// of the change log wait on.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// The first sequence number the change log still holds (changes before it
+    /// were trimmed); `last_seq() + 1` when it holds none.
+    fn first_seq(&self) -> Result<u64, StoreError>;
+
+    /// Appends invalidations of read-through keys to the change log, durably;
+    /// returns their sequence numbers.
+    fn log_invalidations(&self, keys: &[InvalidatedKey]) -> Result<Vec<u64>, StoreError>;
+
+    /// Trims the change log to its last `keep` changes; returns how many went.
+    fn trim_changes(&self, keep: u64) -> Result<u64, StoreError>;
+
+    /// Hears that `outcomes` were committed by another trait of the same
+    /// backend (a snapshot commit), not through [`Records::apply`]. A backend
+    /// has nothing to do; a wrapper that remembers records (the read cache)
+    /// forgets what they changed. [`super::Stores::commit_snapshot`] calls it.
+    fn committed_elsewhere(&self, outcomes: &[EventOutcome]) {
+        let _ = outcomes;
+    }
+}
+
+/// Events droid could not ingest, kept for inspection and replay.
+pub trait DeadLetters: Send + Sync + Debug {
+    /// Keeps `letters`, replacing earlier letters of the same source and
+    /// event, whose attempts are added to theirs.
+    fn put_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError>;
+
+    /// Up to `limit` dead letters, of `source` only when given, in source and
+    /// event id order.
+    fn dead_letters(
+        &self,
+        source: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Removes the dead letter of `source`'s event `event_id`; says whether
+    /// there was one.
+    fn remove_dead_letter(&self, source: &str, event_id: &str) -> Result<bool, StoreError>;
+}
+
+/// Snapshot batches: events staged out of sight, then applied all at once or
+/// not at all.
+pub trait Snapshots: Send + Sync + Debug {
+    /// Opens a snapshot batch: events staged into it stay invisible until it is
+    /// committed, and vanish if it is aborted or expires.
+    fn open_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+
+    /// The snapshot batch `id`, if open.
+    fn snapshot(&self, id: &str) -> Result<Option<Snapshot>, StoreError>;
+
+    /// Stages `events` in snapshot `id` (in order); returns how many it holds now.
+    fn stage(&self, id: &str, events: &[EventWrite]) -> Result<u64, StoreError>;
+
+    /// Applies every event staged in snapshot `id` in one transaction, as
+    /// [`Records::apply`] would, and closes it; `verify` sees the staged event
+    /// ids first and may refuse (then nothing changes and the snapshot stays
+    /// open). Call it through [`super::Stores::commit_snapshot`], so the read
+    /// cache hears of what changed.
+    fn commit_snapshot(
+        &self,
+        id: &str,
+        verify: &VerifySnapshot,
+    ) -> Result<Result<Vec<EventOutcome>, String>, StoreError>;
+
+    /// Closes snapshot `id` and drops what it staged; says whether it was open.
+    fn abort_snapshot(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Every open snapshot batch.
+    fn snapshots(&self) -> Result<Vec<Snapshot>, StoreError>;
+}
