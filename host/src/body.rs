@@ -11,10 +11,7 @@
 use crate::config::PluginLimits;
 use crate::sensitive::SecretKey;
 
-/// The largest version droid keeps: the largest integer a JSON number holds
-/// exactly (2^53 - 1), so every consumer reads it as it was written. A larger
-/// one would also outrank every later change for good.
-pub const MAX_VERSION: u64 = (1 << 53) - 1;
+pub use droid_rules::change::MAX_VERSION;
 
 /// Why a body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -16,7 +16,7 @@ pub mod entity;
 pub mod failure;
 pub mod feed;
 pub mod ingest;
-pub mod key;
+pub use droid_rules::key;
 mod locks;
 pub mod metrics;
 pub mod plugins;

@@ -5,7 +5,9 @@
 //! host. In a native test they call the [`TestHost`] installed on the current
 //! thread instead: configure it with config values, a clock and canned HTTP
 //! answers, run the plugin through it, then look at the logs and requests it saw.
-//! The same egress rule applies: requests outside the base URL are denied.
+//! droid's own rules apply, by the same code (`droid-rules`): requests outside
+//! the base URL and host-owned headers are denied as droid denies them, and a
+//! transformer's changes are checked as droid checks them (key, own tenant).
 //!
 //! ```
 //! use droid_sdk::testing::TestHost;
@@ -38,6 +40,8 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+
+use droid_rules::egress::EgressPolicy;
 
 use crate::http::{HttpError, Request, Response};
 use crate::log::Level;
@@ -153,12 +157,29 @@ impl TestHost {
         })
     }
 
-    /// Calls transformer `T` on a batch, exactly as the component export does.
+    /// Calls transformer `T` on a batch, exactly as the component export does,
+    /// then checks each event's changes as droid does: an event whose changes
+    /// droid would refuse (a key it does not accept, another tenant's record)
+    /// comes back as an [`PluginError::Internal`] saying why.
     pub fn transform<T: Transformer>(
         &self,
         events: Vec<SourceEvent>,
     ) -> Vec<Result<Vec<EntityOp>, PluginError>> {
-        self.run(|| crate::transform_batch::<T>(events))
+        let tenants: Vec<String> = events.iter().map(|e| e.tenant.clone()).collect();
+        let results = self.run(|| crate::transform_batch::<T>(events));
+        results
+            .into_iter()
+            .zip(tenants)
+            .map(|(result, tenant)| {
+                let ops = result?;
+                match ops.iter().try_for_each(|op| check_op(op, &tenant)) {
+                    Ok(()) => Ok(ops),
+                    Err(why) => Err(PluginError::Internal(format!(
+                        "droid would refuse this event: {why}"
+                    ))),
+                }
+            })
+            .collect()
     }
 
     /// Every request the plugin sent, in order.
@@ -170,6 +191,15 @@ impl TestHost {
     pub fn logs(&self) -> Vec<(Level, String)> {
         self.inner.logs.borrow().clone()
     }
+}
+
+/// Checks one change of an event of `tenant` as droid's ingestion does.
+fn check_op(op: &EntityOp, tenant: &str) -> Result<(), String> {
+    let (key, op_tenant, version) = match op {
+        EntityOp::Upsert(entity) => (&entity.key, &entity.tenant, entity.version),
+        EntityOp::Delete(reference) => (&reference.key, &reference.tenant, reference.version),
+    };
+    droid_rules::change::check(key, op_tenant, version, tenant)
 }
 
 impl Inner {
@@ -196,25 +226,13 @@ impl Inner {
     pub(crate) fn http_send(&self, request: Request) -> Result<Response, HttpError> {
         self.requests.borrow_mut().push(request.clone());
         let base = self.base_url.borrow().clone();
-        let inside = request.url == base
-            || request
-                .url
-                .strip_prefix(&base)
-                .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?'));
-        if !inside {
-            return Err(HttpError::Denied(format!(
-                "{} is outside the base URL {base}",
-                request.url
-            )));
-        }
-        if let Some((name, _)) = request
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("host"))
-        {
-            return Err(HttpError::Denied(format!(
-                "header {name:?} is set by the host, not by plugins"
-            )));
+        let base = url::Url::parse(&base).map_err(|e| {
+            HttpError::Denied(format!("the test's base URL {base:?} is not a URL: {e}"))
+        })?;
+        let policy = EgressPolicy::new(base);
+        policy.check_url(&request.url).map_err(HttpError::Denied)?;
+        for (name, _) in &request.headers {
+            policy.check_header(name).map_err(HttpError::Denied)?;
         }
         self.routes
             .borrow()

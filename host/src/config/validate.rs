@@ -547,15 +547,5 @@ fn pool_shares(
     }
 }
 
-/// Record type names appear in URLs, metric labels and file names, so they are kept plain.
-pub(crate) fn check_record_type_name(name: &str) -> Result<(), String> {
-    let plain = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if name.is_empty() || name.len() > 64 || !plain || !name.as_bytes()[0].is_ascii_alphanumeric() {
-        return Err(format!(
-            "expected a record type name of 1 to 64 letters, digits, '-' or '_' starting with a letter or digit, found {name:?}"
-        ));
-    }
-    Ok(())
-}
+/// The one rule for record-type names, shared with the sidecar and the SDK.
+pub(crate) use droid_rules::record_type::check_name as check_record_type_name;

@@ -27,7 +27,7 @@ pub use replay::{Replayed, replay};
 pub use slots::SourceSlots;
 
 use crate::entity::{EntityOp, SourceEvent};
-use crate::key::{EntityKey, TenantId};
+use crate::key::TenantId;
 use crate::plugins::{Binding, Version};
 use crate::store::{self, DeadLetter, EventOutcome, EventWrite, Op, RecordId, StoreError, Stores};
 
@@ -360,22 +360,11 @@ fn to_store_op(
         EntityOp::Upsert(e) => (&e.key, &e.tenant),
         EntityOp::Delete(r) => (&r.key, &r.tenant),
     };
-    if op_tenant != tenant {
-        return Err(format!(
-            "a change for tenant {op_tenant:?} from an event of tenant {tenant:?}"
-        ));
-    }
-    EntityKey::parse(key).map_err(|e| format!("a change with key {e}"))?;
     let version = match &op {
         EntityOp::Upsert(e) => e.version,
         EntityOp::Delete(r) => r.version,
     };
-    if version.is_some_and(|v| v > crate::body::MAX_VERSION) {
-        return Err(format!(
-            "a change to key {key:?} has a version above {}, the largest droid keeps",
-            crate::body::MAX_VERSION
-        ));
-    }
+    droid_rules::change::check(key, op_tenant, version, tenant)?;
     let id = RecordId {
         record_type: binding.config.name.clone(),
         tenant: tenant.to_owned(),

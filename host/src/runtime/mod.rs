@@ -17,7 +17,6 @@ mod artifacts;
 mod bindings;
 mod call;
 mod context;
-mod egress;
 mod error;
 mod executor;
 mod inspect;

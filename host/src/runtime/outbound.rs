@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 
-use super::egress::EgressPolicy;
 use crate::config::HttpSettings;
+use droid_rules::egress::EgressPolicy;
 
 /// A request as the plugin asked for it, in host terms.
 #[derive(Debug)]

@@ -212,12 +212,8 @@ impl SidecarConfig {
         let mut record_types = BTreeMap::new();
         for (name, rt) in raw.record_types {
             let field = format!("record_types.{name}");
-            if !valid_name(&name) {
-                problem(
-                    &field,
-                    "a record type name is 1 to 64 ASCII letters, digits, '_', '-' or '.'"
-                        .to_owned(),
-                );
+            if let Err(why) = droid_rules::record_type::check_name(&name) {
+                problem(&field, why);
             }
             record_types.insert(name, record_type(&field, rt, &mut problem));
         }
@@ -401,13 +397,6 @@ fn positive_ms(
     Duration::from_millis(ms)
 }
 
-fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,7 +462,7 @@ mod tests {
             "upstream.token_lifetime_s: must be between 10 and 3600",
             "upstream.url: \"ftp://x\" is not an http:// or https:// URL",
             "feed.sync_timeout_ms: must be longer than feed.heartbeat_ms (5000 ms)",
-            "record_types.bad name: a record type name is",
+            "record_types.bad name: expected a record type name of 1 to 64",
             "record_types.bad name.max_in_flight: must be at least 1",
         ];
         assert_eq!(found.len(), expected.len(), "{found:#?}");

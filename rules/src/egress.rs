@@ -34,24 +34,24 @@ const FORBIDDEN_HEADERS: &[&str] = &[
 
 /// The egress allowance of one record type.
 #[derive(Debug, Clone)]
-pub(crate) struct EgressPolicy {
+pub struct EgressPolicy {
     base: Url,
 }
 
 impl EgressPolicy {
     /// The allowance for `base` (already validated by the config: http(s), a host,
     /// no credentials, query or fragment, no trailing slash).
-    pub(crate) fn new(base: Url) -> Self {
+    pub fn new(base: Url) -> Self {
         Self { base }
     }
 
     /// The base URL, as plugins see it.
-    pub(crate) fn base_url(&self) -> &str {
+    pub fn base_url(&self) -> &str {
         self.base.as_str()
     }
 
     /// Checks `url` and returns it parsed, or says which rule it breaks.
-    pub(crate) fn check_url(&self, url: &str) -> Result<Url, String> {
+    pub fn check_url(&self, url: &str) -> Result<Url, String> {
         let parsed =
             Url::parse(url).map_err(|e| format!("{url:?} is not an absolute URL ({e})"))?;
         if parsed.scheme() != self.base.scheme() {
@@ -97,7 +97,7 @@ impl EgressPolicy {
     }
 
     /// Checks one request header name.
-    pub(crate) fn check_header(&self, name: &str) -> Result<(), String> {
+    pub fn check_header(&self, name: &str) -> Result<(), String> {
         let lower = name.to_ascii_lowercase();
         if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
             return Err(format!(
