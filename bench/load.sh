@@ -12,6 +12,7 @@
 #      the droid) against the droid itself, alternating rounds.
 #
 #   bench/load.sh               # DURATION=10 seconds per round, ROUNDS=3 by default
+#   ONLY=hits bench/load.sh     # step 1 alone (hit throughput against nginx)
 #   ONLY=auth bench/load.sh     # step 5 alone
 #   ONLY=sidecar bench/load.sh  # step 6 alone
 #
@@ -287,6 +288,18 @@ done
 droid_rps=$(printf '%s\n' "${d_rps[@]}" | median); nginx_rps=$(printf '%s\n' "${n_rps[@]}" | median)
 droid_p50=$(printf '%s\n' "${d_p50[@]}" | median); droid_p99=$(printf '%s\n' "${d_p99[@]}" | median)
 nginx_p50=$(printf '%s\n' "${n_p50[@]}" | median); nginx_p99=$(printf '%s\n' "${n_p99[@]}" | median)
+print_hits() {
+    printf 'cache hits, 64 conns:  droid %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)\n' "$droid_rps" "$droid_p50" "$droid_p99" "${d_rps[*]}"
+    printf '                       nginx %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)\n' "$nginx_rps" "$nginx_p50" "$nginx_p99" "${n_rps[*]}"
+    awk -v d="$droid_rps" -v n="$nginx_rps" 'BEGIN {printf "                       droid/nginx throughput: %.2fx (medians; one server core each)\n", d / n}'
+    [ "$non2xx" = "0" ] || echo "                       (droid answered some requests with non-2xx statuses)"
+}
+if [ "${ONLY:-}" = "hits" ]; then
+    echo
+    echo "== results (servers on CPU $SERVER_CPU, load generators on CPU $LOAD_CPU)"
+    print_hits
+    exit 0
+fi
 
 half=$((droid_rps / 2))
 quarter=$((droid_rps / 4))
@@ -325,10 +338,7 @@ rss_after=$(rss)
 mib() { awk -v b="$1" 'BEGIN {printf "%.0f MiB", b / 1048576}'; }
 echo
 echo "== results (servers on CPU $SERVER_CPU, load generators on CPU $LOAD_CPU)"
-printf 'cache hits, 64 conns:  droid %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)\n' "$droid_rps" "$droid_p50" "$droid_p99" "${d_rps[*]}"
-printf '                       nginx %7d req/s  p50 %6.0f us  p99 %6.0f us  (rounds: %s)\n' "$nginx_rps" "$nginx_p50" "$nginx_p99" "${n_rps[*]}"
-awk -v d="$droid_rps" -v n="$nginx_rps" 'BEGIN {printf "                       droid/nginx throughput: %.2fx (medians; one server core each)\n", d / n}'
-[ "$non2xx" = "0" ] || echo "                       (droid answered some requests with non-2xx statuses)"
+print_hits
 printf 'fixed %6d req/s:    droid p50 %6d us  p99 %6d us   nginx p50 %6d us  p99 %6d us\n' \
     "$half" "$droid_half_p50" "$droid_half_p99" "$nginx_half_p50" "$nginx_half_p99"
 printf 'fixed %6d req/s:    droid p50 %6d us  p99 %6d us   nginx p50 %6d us  p99 %6d us\n' \

@@ -26,22 +26,11 @@ pub mod adapter {
     });
 }
 
-/// Bindings for the `transformer` world; its imports are the adapter's.
+/// Bindings for the `transformer` world; its imports are the adapter's. The
+/// call is written by `build.rs`, which reads the package version from the WIT.
 #[allow(missing_docs, missing_debug_implementations)]
 pub mod transformer {
-    wit_bindgen::generate!({
-        path: "../wit",
-        world: "transformer",
-        pub_export_macro: true,
-        export_macro_name: "export",
-        default_bindings_module: "$crate::__private::transformer",
-        with: {
-            "droid:plugin/types@0.1.0": crate::__private::adapter::droid::plugin::types,
-            "droid:plugin/log@0.1.0": crate::__private::adapter::droid::plugin::log,
-            "droid:plugin/clock@0.1.0": crate::__private::adapter::droid::plugin::clock,
-            "droid:plugin/config@0.1.0": crate::__private::adapter::droid::plugin::config,
-        },
-    });
+    include!(concat!(env!("OUT_DIR"), "/transformer_bindings.rs"));
 }
 
 use adapter::droid::plugin::types as wit;
@@ -67,7 +56,12 @@ impl<T: Adapter> read_through::Guest for AdapterShim<T> {
             tenant,
         });
         match outcome {
-            Ok(FetchOutcome::Found(e)) => Ok(read_through::FetchOutcome::Found(entity_to_wit(e))),
+            Ok(FetchOutcome::Found(record)) => {
+                Ok(read_through::FetchOutcome::Found(read_through::Fetched {
+                    body: record.body,
+                    version: record.version,
+                }))
+            }
             Ok(FetchOutcome::NotFound) => Ok(read_through::FetchOutcome::NotFound),
             Err(e) => Err(error_to_wit(e)),
         }

@@ -71,7 +71,7 @@
 //! # A complete adapter
 //!
 //! ```
-//! use droid_sdk::{Adapter, Entity, FetchOutcome, FetchRequest, PluginError, http};
+//! use droid_sdk::{Adapter, FetchOutcome, FetchRequest, Fetched, PluginError, http};
 //!
 //! pub struct Profiles;
 //!
@@ -81,12 +81,7 @@
 //!             .header("accept", "application/json")
 //!             .send()?;
 //!         match response.status {
-//!             200 => Ok(FetchOutcome::Found(Entity {
-//!                 key: req.key,
-//!                 tenant: req.tenant,
-//!                 body: response.text()?.to_owned(),
-//!                 version: None,
-//!             })),
+//!             200 => Ok(FetchOutcome::Found(Fetched::body(response.text()?))),
 //!             404 => Ok(FetchOutcome::NotFound),
 //!             status => Err(PluginError::UpstreamStatus { status, message: "unexpected status".into() }),
 //!         }
@@ -118,7 +113,7 @@ pub mod testing;
 mod types;
 
 pub use types::{
-    Entity, EntityOp, EntityRef, FetchOutcome, FetchRequest, PluginError, SourceEvent,
+    Entity, EntityOp, EntityRef, FetchOutcome, FetchRequest, Fetched, PluginError, SourceEvent,
 };
 
 /// Implementation details of the export macros. Not part of the API.

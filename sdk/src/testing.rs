@@ -19,12 +19,7 @@
 //!         let response = http::get(http::url_for_key(&req.key))?;
 //!         Ok(match response.status {
 //!             404 => FetchOutcome::NotFound,
-//!             _ => FetchOutcome::Found(droid_sdk::Entity {
-//!                 key: req.key,
-//!                 tenant: req.tenant,
-//!                 body: response.text()?.to_owned(),
-//!                 version: None,
-//!             }),
+//!             _ => FetchOutcome::Found(droid_sdk::Fetched::body(response.text()?)),
 //!         })
 //!     }
 //! }

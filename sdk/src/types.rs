@@ -103,11 +103,44 @@ pub struct FetchRequest {
     pub tenant: String,
 }
 
+/// A record an adapter found: what droid keeps of it. Its key and tenant are
+/// the ones asked for, so an adapter never echoes them back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The record itself, a JSON document.
+    pub body: String,
+    /// The provider's version of the record, if it has one.
+    pub version: Option<u64>,
+}
+
+impl Fetched {
+    /// A record whose body is `body`, JSON text as the backing store served it.
+    pub fn body(body: impl Into<String>) -> Self {
+        Self {
+            body: body.into(),
+            version: None,
+        }
+    }
+
+    /// A record whose body is `value` serialized as JSON.
+    pub fn json(value: &impl Serialize) -> Result<Self, PluginError> {
+        let body = serde_json::to_string(value)
+            .map_err(|e| PluginError::Internal(format!("cannot serialize record: {e}")))?;
+        Ok(Self::body(body))
+    }
+
+    /// The same record with a version.
+    pub fn with_version(mut self, version: u64) -> Self {
+        self.version = Some(version);
+        self
+    }
+}
+
 /// What the backing store knows about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchOutcome {
     /// The record exists.
-    Found(Entity),
+    Found(Fetched),
     /// The backing store has no record under the key.
     NotFound,
 }

@@ -518,13 +518,10 @@ async fn a_key_server_down_or_slow_is_a_503_never_a_500() {
 
     let slow_keys = key_server(issuers.repository(), Duration::from_secs(5)).await;
     let slow = droid_with_auth(&http_auth(&[&slow_keys.url], 300), &backend).await;
-    let started = std::time::Instant::now();
+    // The key server would answer (with the key) after 5 s: a 503 is the
+    // fetch timeout cutting the wait.
     let r = read_site(&slow, &issuers.token("reader")).await;
     refused(&r, 503, "key_unavailable", "key server slow");
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "the fetch timeout bounds the wait"
-    );
 }
 
 #[tokio::test]

@@ -6,33 +6,19 @@
 use std::time::{Duration, Instant};
 
 use droid_e2e::droid::parse_raw_response;
-use droid_e2e::{TestBackend, TestDroid, TestResponse, TestSidecar};
+use droid_e2e::{Setup, TestBackend, TestDroid, TestResponse, TestSidecar};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn droid(server: &str) -> (TestBackend, TestDroid) {
     let backend = TestBackend::start().await;
     backend.put("s-1", r#"{"site":1}"#);
-    let base = backend.url("/records");
-    let droid = TestDroid::start(&format!(
-        r#"
-[server]
-{server}
-
-[record_types.site]
-mode = "read-through"
-adapter = "http_json_adapter.wasm"
-base_url = "{base}"
-
-[record_types.ticket]
-mode = "ingested"
-transformer = "ticket_transformer.wasm"
-
-[sources.tracker]
-record_type = "ticket"
-"#
-    ))
-    .await;
+    let droid = Setup::new()
+        .server(server)
+        .site(&backend, "")
+        .tickets()
+        .start()
+        .await;
     (backend, droid)
 }
 
@@ -95,7 +81,8 @@ async fn a_slow_request_head_is_cut_off_at_the_header_timeout() {
         }
     }
     let cut = cut.expect("the trickling connection is closed");
-    assert!(cut < Duration::from_secs(2), "closed after {cut:?}");
+    // However steadily it trickled: not before the timeout, and for that reason.
+    assert!(cut >= Duration::from_millis(350), "closed early: {cut:?}");
     let closed = droid
         .metric("droid_connections_closed_total{listener=\"api\",reason=\"header_timeout\"}")
         .await;
@@ -183,11 +170,9 @@ async fn at_the_connection_cap_idle_connections_make_room_and_the_reserve_answer
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let started = Instant::now();
     let refused = raw(&droid, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
     refused.assert_error(503, "server_busy", "past the cap and the reserve");
     assert_eq!(refused.header("retry-after"), Some("1"));
-    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 /// A declared body over the limit is refused before droid reads any of it:
@@ -290,9 +275,10 @@ async fn every_route_refuses_malformed_input_in_json() {
         ("PUT", "/v1/admin/reload", None),
         ("GET", "/nowhere/%FF", None),
     ];
+    // In process: what the router answers, with no socket in between.
     for (method, path, body) in cases {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let r = droid.send_with(method.clone(), path, *body, &[]).await;
+        let r = droid.call(method.clone(), path, *body).await;
         let what = format!("{method} {path} ({} byte body)", body.map_or(0, str::len));
         assert_json_refusal(&r, &what);
     }
@@ -373,7 +359,7 @@ fn assert_json_refusal(r: &TestResponse, what: &str) {
 async fn every_route_of_droid_and_the_sidecar_refuses_a_malformed_segment_in_json() {
     let (_backend, droid) = droid("").await;
     for (method, path, body) in malformed_requests(droid_host::api::routes::ALL) {
-        let r = droid.send_with(method.clone(), &path, body, &[]).await;
+        let r = droid.call(method.clone(), &path, body).await;
         assert_json_refusal(&r, &format!("{method} {path}"));
     }
     let sidecar = TestSidecar::start(

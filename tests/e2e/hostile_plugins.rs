@@ -3,7 +3,7 @@
 //! hand back more than droid should keep. Each is refused with its code and
 //! metric, and the healthy record types beside them keep answering.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use droid_e2e::{TestBackend, TestDroid, eventually};
 use serde_json::{Value, json};
@@ -122,7 +122,6 @@ async fn one_transformer_call_never_sees_two_tenants_events() {
 async fn a_plugin_that_waits_while_starting_is_refused_at_load() {
     let backend = TestBackend::start().await;
     let base = backend.url("/records");
-    let started = Instant::now();
     let refused = TestDroid::try_start(&format!(
         r#"
 [runtime]
@@ -137,15 +136,11 @@ base_url = "{base}"
     ))
     .await
     .expect_err("a plugin that cannot start within the deadline is refused");
+    // It would start after 2 s: refused, it was cut at the deadline.
     assert!(
         refused.contains("hostile_adapter_sleepy.wasm")
             && refused.contains("runtime.startup_deadline_ms (300 ms)"),
         "{refused}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
     );
 }
 
@@ -344,6 +339,11 @@ max_in_flight = 40
 }
 
 async fn hostile_adapter(backend: &TestBackend) -> TestDroid {
+    droid_with_adapter(backend, "").await
+}
+
+/// Like [`hostile_adapter`], with `extra` lines in the `bad` record type's table.
+async fn droid_with_adapter(backend: &TestBackend, extra: &str) -> TestDroid {
     let base = backend.url("/records");
     TestDroid::start(&format!(
         r#"
@@ -355,6 +355,7 @@ mode = "read-through"
 adapter = "hostile_adapter.wasm"
 base_url = "{base}"
 max_in_flight = 8
+{extra}
 
 [record_types.site]
 mode = "read-through"
@@ -366,8 +367,9 @@ max_in_flight = 8
     .await
 }
 
-/// What an adapter hands back is bounded: a huge or deep record, one that is
-/// not the record asked for, a flood of outbound requests, a huge error.
+/// What an adapter hands back is bounded: a huge or deep record, a flood of
+/// outbound requests, a huge error. (Its key and tenant are the ones asked
+/// for: the WIT's `fetched` carries only body and version.)
 #[tokio::test]
 async fn an_adapter_cannot_hand_back_more_than_its_limits() {
     let backend = TestBackend::start().await;
@@ -377,8 +379,6 @@ async fn an_adapter_cannot_hand_back_more_than_its_limits() {
     for (key, status, code) in [
         ("big-2000000", 502, "plugin_limit_exceeded"),
         ("deep-100000", 502, "plugin_limit_exceeded"),
-        ("other-key", 502, "plugin_invalid_result"),
-        ("other-tenant", 502, "plugin_invalid_result"),
         ("requests-200", 502, "plugin_limit_exceeded"),
     ] {
         let r = droid.get(&format!("/v1/entity/bad/{key}")).await;
@@ -513,31 +513,29 @@ record_type = "spy"
 async fn cache_hits_are_answered_while_plugins_burn_cpu() {
     let backend = TestBackend::start().await;
     backend.put("s-1", r#"{"site":1}"#);
-    let droid = std::sync::Arc::new(hostile_adapter(&backend).await);
+    let droid =
+        std::sync::Arc::new(droid_with_adapter(&backend, "limits = { deadline_ms = 20000 }").await);
     assert_eq!(droid.get("/v1/entity/site/s-1").await.status, 200);
     let burners: Vec<_> = (0..4)
         .map(|i| {
             let droid = droid.clone();
             tokio::spawn(async move {
                 droid
-                    .get(&format!("/v1/entity/bad/spin-{}", 1500 + i))
+                    .get(&format!("/v1/entity/bad/spin-{}", 6000 + i))
                     .await
             })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut slowest = Duration::ZERO;
-    for _ in 0..50 {
-        let started = Instant::now();
+    for _ in 0..20 {
         let r = droid.get("/v1/entity/site/s-1").await;
         assert_eq!((r.status, r.cache()), (200, "hit"));
-        slowest = slowest.max(started.elapsed());
     }
-    // Generous for a loaded CI machine: a hit waiting behind a plugin call
-    // would wait for the call's whole 1.5 s.
+    // Twenty hits answered while every burner still spins (6 s each): a hit
+    // waiting behind a plugin call would have waited for a whole call.
     assert!(
-        slowest < Duration::from_millis(500),
-        "slowest hit {slowest:?}"
+        burners.iter().all(|b| !b.is_finished()),
+        "the hits waited for the plugin calls"
     );
     for burner in burners {
         assert_eq!(burner.await.unwrap().status, 200);

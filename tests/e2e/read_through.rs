@@ -3,22 +3,12 @@
 
 use std::time::Duration;
 
-use droid_e2e::{TestBackend, TestDroid};
+use droid_e2e::{Setup, TestBackend, TestDroid};
 use reqwest::Method;
 
 /// A droid with one read-through record type, `site`, on `backend`.
 async fn droid_for(backend: &TestBackend, extra: &str) -> TestDroid {
-    TestDroid::start(&format!(
-        r#"
-[record_types.site]
-mode = "read-through"
-adapter = "http_json_adapter.wasm"
-base_url = "{}"
-{extra}
-"#,
-        backend.url("/records")
-    ))
-    .await
+    Setup::new().site(backend, extra).start().await
 }
 
 /// A found record is served with the backing store's JSON body, unchanged.
@@ -124,15 +114,10 @@ async fn a_backing_store_slower_than_the_timeout_is_a_504() {
     )
     .await;
 
-    let started = std::time::Instant::now();
+    // The store would answer 200 after 3 s: a 504 is the timeout cutting it off.
     let r = droid.get("/v1/entity/site/site-1").await;
     assert_eq!(r.status, 504, "{}", r.body);
     assert_eq!(r.error_code(), "backing_store_timeout");
-    assert!(
-        started.elapsed() < Duration::from_millis(1500),
-        "took {:?}",
-        started.elapsed()
-    );
 }
 
 #[tokio::test]

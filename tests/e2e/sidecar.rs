@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use droid_e2e::droid::TICKETS;
+use droid_e2e::eventually;
 use droid_e2e::proxy::FreezingProxy;
 use droid_e2e::sidecar::FAST_FEED;
 use droid_e2e::tokens::{AUDIENCE, Issuers};
-use droid_e2e::{TestBackend, TestDroid, TestResponse, TestSidecar};
+use droid_e2e::{Setup, TestBackend, TestDroid, TestResponse, TestSidecar};
 
 /// How long a change may take to become visible in a sidecar here: generous,
 /// for a loaded test machine (the benchmark measures the real figure).
@@ -36,11 +36,11 @@ async fn ingest(droid: &TestDroid, events: &[String]) -> u64 {
 }
 
 async fn droid(backend: &TestBackend) -> TestDroid {
-    TestDroid::start(&format!(
-        "{TICKETS}\n[record_types.site]\nmode = \"read-through\"\nadapter = \"http_json_adapter.wasm\"\nbase_url = \"{}\"\n[record_types.site.cache.found]\nttl_ms = 60000\n",
-        backend.url("/records")
-    ))
-    .await
+    Setup::new()
+        .tickets()
+        .site(backend, "[record_types.site.cache.found]\nttl_ms = 60000")
+        .start()
+        .await
 }
 
 const SIDECAR: &str = "[record_types.ticket]\n[record_types.site]\n";
@@ -607,29 +607,22 @@ async fn a_hung_droid_is_noticed_by_its_silence_and_caught_up_after() {
     }
 
     proxy.freeze(true);
-    let frozen = Instant::now();
-    while sidecar.sidecar().sync().in_sync() {
-        assert!(
-            frozen.elapsed() < Duration::from_secs(3),
-            "the silence went unnoticed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "the silence to be noticed",
+        || async { (!sidecar.sidecar().sync().in_sync()).then_some(()) },
+    )
+    .await;
     let r = sidecar.get("/v1/entity/ticket/OPS-1?tenant=acme").await;
     assert_eq!(
         (summary(&r), r.cache(), r.header("droid-sync")),
         ("before".to_owned(), "stale", Some("out-of-sync"))
     );
-    let asked = Instant::now();
+    // The frozen upstream never answers: a 504 is the sidecar's own timeout.
     sidecar
         .get("/v1/entity/ticket/OPS-9?tenant=acme")
         .await
         .assert_error(504, "backing_store_timeout", "a key it does not hold");
-    assert!(
-        asked.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        asked.elapsed()
-    );
 
     // Changes while the path is hung arrive once it moves again.
     let updates: Vec<String> = (1..=3)

@@ -35,6 +35,27 @@ struct Behaviour {
     redirect: Option<String>,
     fail_next: Vec<u16>,
     seen: Vec<Seen>,
+    /// Record requests being answered now, and the most there ever were at once.
+    in_flight: usize,
+    peak_in_flight: usize,
+}
+
+/// Counts a record request as in flight until dropped.
+struct Answering<'a>(&'a Mutex<Behaviour>);
+
+impl<'a> Answering<'a> {
+    fn start(state: &'a Mutex<Behaviour>) -> Self {
+        let mut b = state.lock().unwrap();
+        b.in_flight += 1;
+        b.peak_in_flight = b.peak_in_flight.max(b.in_flight);
+        Self(state)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().in_flight -= 1;
+    }
 }
 
 /// A running test backing store. Stops when dropped.
@@ -139,6 +160,18 @@ impl TestBackend {
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
     }
+
+    /// Record requests being answered now (a delayed one counts until it ends):
+    /// what tests check instead of timing, since a request still in flight
+    /// shows that whatever answered meanwhile did not wait for it.
+    pub fn in_flight(&self) -> usize {
+        self.state.lock().unwrap().in_flight
+    }
+
+    /// The most record requests ever answered at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.lock().unwrap().peak_in_flight
+    }
 }
 
 type Shared = State<Arc<Mutex<Behaviour>>>;
@@ -158,6 +191,7 @@ fn note(state: &Mutex<Behaviour>, path: String, headers: &HeaderMap) {
 
 async fn record(State(state): Shared, Path(key): Path<String>, headers: HeaderMap) -> Response {
     note(&state, format!("/records/{key}"), &headers);
+    let _answering = Answering::start(&state);
     if key == "redirect" {
         return redirect_answer(&state);
     }

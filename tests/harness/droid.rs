@@ -422,6 +422,32 @@ impl TestDroid {
         self.send(request, path).await
     }
 
+    /// Sends a request (`body` with a JSON content type, if any) to droid's
+    /// router in process, with no socket in between (`Router::oneshot`): for
+    /// tests of what the API answers (routes, extractors, errors) rather than
+    /// of the server loop.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&str>) -> TestResponse {
+        use tower::ServiceExt;
+        let mut request = axum::http::Request::builder().method(method).uri(path);
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request
+            .body(axum::body::Body::from(body.unwrap_or_default().to_owned()))
+            .expect("a request");
+        let router = droid_host::api::router(self.app().clone());
+        let response = router.oneshot(request).await.expect("the router answers");
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .expect("the whole body");
+        TestResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
     /// POSTs `body` (sent as is, with a JSON content type) to `path`.
     pub async fn post(&self, path: &str, body: &str) -> TestResponse {
         let request = self

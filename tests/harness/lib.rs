@@ -6,6 +6,7 @@ pub mod bench;
 pub mod droid;
 pub mod files;
 pub mod proxy;
+pub mod setup;
 pub mod sidecar;
 pub mod tokens;
 
@@ -13,4 +14,5 @@ pub use backend::TestBackend;
 pub use droid::{TestDroid, TestResponse};
 pub use droid_test_artifacts as plugins;
 pub use files::{Landing, eventually, land};
+pub use setup::Setup;
 pub use sidecar::TestSidecar;

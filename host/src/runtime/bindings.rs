@@ -81,10 +81,17 @@ impl From<types::EntityOp> for EntityOp {
     }
 }
 
-impl From<read_through::FetchOutcome> for FetchOutcome {
-    fn from(o: read_through::FetchOutcome) -> Self {
-        match o {
-            read_through::FetchOutcome::Found(e) => FetchOutcome::Found(e.into()),
+impl read_through::FetchOutcome {
+    /// The outcome of a fetch of `key` of `tenant`: a found record is that
+    /// key's, whatever the adapter might have wanted.
+    pub(crate) fn of(self, key: &str, tenant: &str) -> FetchOutcome {
+        match self {
+            read_through::FetchOutcome::Found(record) => FetchOutcome::Found(Entity {
+                key: key.to_owned(),
+                tenant: tenant.to_owned(),
+                body: record.body,
+                version: record.version,
+            }),
             read_through::FetchOutcome::NotFound => FetchOutcome::NotFound,
         }
     }

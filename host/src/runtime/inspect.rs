@@ -34,7 +34,7 @@ pub struct Inspection {
 /// One imported or exported item and, for interfaces, their functions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemSignature {
-    /// The item's full name, such as `droid:plugin/read-through@0.1.0`.
+    /// The item's full name, such as `droid:plugin/read-through@0.2.0`.
     pub name: String,
     /// Function signatures in WIT-like syntax.
     pub functions: Vec<String>,

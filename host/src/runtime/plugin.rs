@@ -145,7 +145,7 @@ impl AdapterPlugin {
         let max_error = ctx.limits.max_error_bytes as usize;
         let outcome = match (result, store.data_mut().limit_hit.take()) {
             (_, Some(limit)) => Err(FetchError::Call(limit)),
-            (Ok(Ok(found)), None) => check_found(found.into(), ctx, key, tenant),
+            (Ok(Ok(found)), None) => check_found(found.of(key, tenant), ctx),
             (Ok(Err(failure)), None) => Err(match store.data_mut().egress_denied.take() {
                 Some(reason) => FetchError::EgressDenied(reason),
                 None => FetchError::Plugin(cut_failure(failure.into(), max_error)),
@@ -185,24 +185,13 @@ impl AdapterPlugin {
     }
 }
 
-/// A found record must be the one asked for (its key and tenant), carry a
-/// JSON body within the record type's limits (what the API promises
-/// consumers) with its sensitive fields sealed, and a version droid can keep.
-fn check_found(
-    outcome: FetchOutcome,
-    ctx: &PluginContext,
-    key: &str,
-    tenant: &str,
-) -> Result<FetchOutcome, FetchError> {
+/// A found record must carry a JSON body within the record type's limits
+/// (what the API promises consumers) with its sensitive fields sealed, and a
+/// version droid can keep. Its key and tenant are the ones asked for: the
+/// adapter returns only body and version.
+fn check_found(outcome: FetchOutcome, ctx: &PluginContext) -> Result<FetchOutcome, FetchError> {
     if let FetchOutcome::Found(entity) = &outcome {
         let invalid = |reason| FetchError::Call(CallError::InvalidResult { reason });
-        if entity.key != key || entity.tenant != tenant {
-            return Err(invalid(format!(
-                "asked for key {key:?} of tenant {tenant:?}, it returned key {:?} of tenant {:?}",
-                logs::cut(&entity.key, 128),
-                logs::cut(&entity.tenant, 128)
-            )));
-        }
         if entity.version.is_some_and(|v| v > MAX_VERSION) {
             return Err(invalid(format!(
                 "the record's version is above {MAX_VERSION}, the largest droid keeps"

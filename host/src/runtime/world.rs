@@ -221,10 +221,31 @@ mod tests {
         assert!(WIT.contains(&format!("package droid:plugin@{};", *PACKAGE_VERSION)));
     }
 
+    /// Before 1.0 the minor version is the major one: components built
+    /// against 0.1 (whose `found` echoed key and tenant) are refused by name.
+    #[test]
+    fn only_semver_compatible_packages_are_accepted() {
+        let path = Path::new("p.wasm");
+        let accepted = |v: &str| check_version(Some(v), path).is_ok();
+        assert!(accepted(&PACKAGE_VERSION.to_string()));
+        let next_patch = Version {
+            patch: PACKAGE_VERSION.patch + 1,
+            ..PACKAGE_VERSION.clone()
+        };
+        assert!(accepted(&next_patch.to_string()));
+        assert!(!accepted("0.1.0"), "the 0.1 contract is gone");
+        assert!(!accepted("1.0.0"));
+        let refused = check_version(Some("0.1.0"), path).unwrap_err().to_string();
+        assert!(
+            refused.contains("0.1.0") && refused.contains(&ACCEPTED.to_string()),
+            "{refused}"
+        );
+    }
+
     #[test]
     fn imports_are_judged_by_world() {
-        assert!(check_import(WorldKind::Adapter, "droid:plugin/outbound-http@0.1.0").is_ok());
-        assert!(check_import(WorldKind::Transformer, "droid:plugin/outbound-http@0.1.0").is_err());
+        assert!(check_import(WorldKind::Adapter, "droid:plugin/outbound-http@0.2.0").is_ok());
+        assert!(check_import(WorldKind::Transformer, "droid:plugin/outbound-http@0.2.0").is_err());
         assert!(check_import(WorldKind::Transformer, "wasi:cli/environment@0.2.0").is_ok());
         assert!(check_import(WorldKind::Adapter, "wasi:http/outgoing-handler@0.2.0").is_err());
         assert!(check_import(WorldKind::Adapter, "wasi:cli/environment@0.3.0").is_err());

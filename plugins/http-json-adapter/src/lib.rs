@@ -17,7 +17,7 @@
 //! - `version_field`: a top-level numeric field of the JSON body that holds the
 //!   record's version.
 
-use droid_sdk::{Adapter, Entity, FetchOutcome, FetchRequest, PluginError, config, http};
+use droid_sdk::{Adapter, FetchOutcome, FetchRequest, Fetched, PluginError, config, http};
 
 /// The adapter.
 #[derive(Debug)]
@@ -41,12 +41,7 @@ impl Adapter for HttpJsonAdapter {
                     Some(field) => version_of(&body, &field)?,
                     None => None,
                 };
-                Ok(FetchOutcome::Found(Entity {
-                    key: req.key,
-                    tenant: req.tenant,
-                    body,
-                    version,
-                }))
+                Ok(FetchOutcome::Found(Fetched { body, version }))
             }
             404 => Ok(FetchOutcome::NotFound),
             status => {
@@ -98,14 +93,11 @@ mod tests {
         let outcome = host
             .fetch::<HttpJsonAdapter>("things", "K-1", "acme")
             .unwrap();
-        let FetchOutcome::Found(entity) = outcome else {
+        let FetchOutcome::Found(record) = outcome else {
             panic!("expected a record")
         };
-        assert_eq!(entity.body, r#"{"id":"K-1","version":4}"#);
-        assert_eq!(
-            (entity.key.as_str(), entity.tenant.as_str(), entity.version),
-            ("K-1", "acme", None)
-        );
+        assert_eq!(record.body, r#"{"id":"K-1","version":4}"#);
+        assert_eq!(record.version, None);
         assert_eq!(
             host.requests()[0].headers,
             vec![("accept".to_owned(), "application/json".to_owned())]

@@ -6,7 +6,7 @@
 //! follows a 3xx answer's `Location` itself. A request that goes through is
 //! answered as a record `{"status": N}`; a refused one fails the call.
 
-use droid_sdk::{Adapter, Entity, FetchOutcome, FetchRequest, PluginError, config, http};
+use droid_sdk::{Adapter, FetchOutcome, FetchRequest, Fetched, PluginError, config, http};
 
 /// The adapter.
 #[derive(Debug)]
@@ -28,9 +28,7 @@ impl Adapter for EgressProbe {
         {
             response = http::get(location)?;
         }
-        Ok(FetchOutcome::Found(Entity {
-            key: req.key,
-            tenant: req.tenant,
+        Ok(FetchOutcome::Found(Fetched {
             body: format!(r#"{{"status":{}}}"#, response.status),
             version: None,
         }))

@@ -3,8 +3,6 @@
 //!
 //! - `big-N`: a record with a string field of `N` bytes.
 //! - `deep-N`: a record nested `N` arrays deep.
-//! - `other-key`, `other-tenant`: a record that names another key or tenant
-//!   than the one asked for.
 //! - `requests-N`: sends `N` requests to its backing store, then answers.
 //! - `long-error-N`: fails with a message of `N` bytes.
 //! - `log-lines-N`, `log-big-N`, `log-forge`: log floods, as the transformer's.
@@ -14,7 +12,7 @@
 //! Built with the `sleep-at-start` feature, it waits two seconds in a host
 //! call while the component starts, before any export runs.
 
-use droid_sdk::{Adapter, Entity, FetchOutcome, FetchRequest, PluginError, http, log};
+use droid_sdk::{Adapter, FetchOutcome, FetchRequest, Fetched, PluginError, http, log};
 
 /// The adapter.
 #[derive(Debug)]
@@ -28,27 +26,14 @@ impl Adapter for Hostile {
             }
             _ => (req.key.clone(), 0),
         };
-        let found = |key: &str, tenant: &str, body: String| {
-            Ok(FetchOutcome::Found(Entity {
-                key: key.to_owned(),
-                tenant: tenant.to_owned(),
-                body,
-                version: None,
-            }))
-        };
+        let found = |body: String| Ok(FetchOutcome::Found(Fetched::body(body)));
         match what.as_str() {
-            "big" => found(
-                &req.key,
-                &req.tenant,
-                format!("{{\"pad\":\"{}\"}}", "x".repeat(n as usize)),
-            ),
-            "deep" => found(
-                &req.key,
-                &req.tenant,
-                format!("{}{}", "[".repeat(n as usize), "]".repeat(n as usize)),
-            ),
-            "other-key" => found("someone-else", &req.tenant, "{}".to_owned()),
-            "other-tenant" => found(&req.key, "another-tenant", "{}".to_owned()),
+            "big" => found(format!("{{\"pad\":\"{}\"}}", "x".repeat(n as usize))),
+            "deep" => found(format!(
+                "{}{}",
+                "[".repeat(n as usize),
+                "]".repeat(n as usize)
+            )),
             "requests" => {
                 let mut answered = 0;
                 for _ in 0..n {
@@ -56,26 +41,22 @@ impl Adapter for Hostile {
                         answered += 1;
                     }
                 }
-                found(
-                    &req.key,
-                    &req.tenant,
-                    format!("{{\"answered\":{answered}}}"),
-                )
+                found(format!("{{\"answered\":{answered}}}"))
             }
             "long-error" => Err(PluginError::Internal("e".repeat(n as usize))),
             "log-lines" => {
                 for i in 0..n {
                     log::info(&format!("line {i}"));
                 }
-                found(&req.key, &req.tenant, "{}".to_owned())
+                found("{}".to_owned())
             }
             "log-big" => {
                 log::info(&"L".repeat(n as usize));
-                found(&req.key, &req.tenant, "{}".to_owned())
+                found("{}".to_owned())
             }
             "log-forge" => {
                 log::info("innocent\n2026-01-01T00:00:00Z ERROR droid_host::server: FORGED");
-                found(&req.key, &req.tenant, "{}".to_owned())
+                found("{}".to_owned())
             }
             "spin" => {
                 let until = droid_sdk::clock::now_ms() + n;
@@ -85,9 +66,9 @@ impl Adapter for Hostile {
                         x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
                     }
                 }
-                found(&req.key, &req.tenant, format!("{{\"spun\":{n}}}"))
+                found(format!("{{\"spun\":{n}}}"))
             }
-            _ => found(&req.key, &req.tenant, r#"{"ok":true}"#.to_owned()),
+            _ => found(r#"{"ok":true}"#.to_owned()),
         }
     }
 }

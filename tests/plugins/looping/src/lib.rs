@@ -5,7 +5,7 @@
 //! waiting on host calls can stop it. Any other key is answered at once, to show
 //! the same plugin still works after its failed calls.
 
-use droid_sdk::{Adapter, Entity, FetchOutcome, FetchRequest, PluginError, http};
+use droid_sdk::{Adapter, FetchOutcome, FetchRequest, Fetched, PluginError, http};
 
 /// The adapter.
 #[derive(Debug)]
@@ -23,9 +23,7 @@ impl Adapter for Looping {
             "http" => loop {
                 let _ = http::get(http::url_for_key("slow"));
             },
-            _ => Ok(FetchOutcome::Found(Entity {
-                key: req.key,
-                tenant: req.tenant,
+            _ => Ok(FetchOutcome::Found(Fetched {
                 body: r#"{"ok":true}"#.to_owned(),
                 version: None,
             })),

@@ -2,7 +2,7 @@
 //! Key `bomb` keeps allocating and touching megabytes until something stops it;
 //! any other key is answered at once.
 
-use droid_sdk::{Adapter, Entity, FetchOutcome, FetchRequest, PluginError};
+use droid_sdk::{Adapter, FetchOutcome, FetchRequest, Fetched, PluginError};
 
 /// The adapter.
 #[derive(Debug)]
@@ -17,9 +17,7 @@ impl Adapter for MemoryBomb {
                 std::hint::black_box(&hoard);
             }
         }
-        Ok(FetchOutcome::Found(Entity {
-            key: req.key,
-            tenant: req.tenant,
+        Ok(FetchOutcome::Found(Fetched {
             body: r#"{"ok":true}"#.to_owned(),
             version: None,
         }))

@@ -1,7 +1,7 @@
 //! A misbehaving adapter that panics, for fault-isolation tests. Key `panic`
 //! panics with a recognisable message; any other key is answered at once.
 
-use droid_sdk::{Adapter, Entity, FetchOutcome, FetchRequest, PluginError};
+use droid_sdk::{Adapter, FetchOutcome, FetchRequest, Fetched, PluginError};
 
 /// The adapter.
 #[derive(Debug)]
@@ -12,9 +12,7 @@ impl Adapter for Panicking {
         if req.key == "panic" {
             panic!("the provider's code hit a bug on key {}", req.key);
         }
-        Ok(FetchOutcome::Found(Entity {
-            key: req.key,
-            tenant: req.tenant,
+        Ok(FetchOutcome::Found(Fetched {
             body: r#"{"ok":true}"#.to_owned(),
             version: None,
         }))

@@ -3,7 +3,7 @@
 //! `tests/artifacts`: version 1.0.0 (no features), 2.0.0 (`v2`) and a bad 3.0.0
 //! (`flaky`) that traps on about half of its calls.
 
-use droid_sdk::{Adapter, Entity, FetchOutcome, FetchRequest, PluginError};
+use droid_sdk::{Adapter, FetchOutcome, FetchRequest, Fetched, PluginError};
 
 #[cfg(feature = "flaky")]
 const VERSION: &str = "3.0.0";
@@ -27,9 +27,7 @@ impl Adapter for VersionEcho {
             r#"{{"key":{:?},"tenant":{:?},"version":{VERSION:?}}}"#,
             req.key, req.tenant
         );
-        Ok(FetchOutcome::Found(Entity {
-            key: req.key,
-            tenant: req.tenant,
+        Ok(FetchOutcome::Found(Fetched {
             body,
             version: None,
         }))
