@@ -83,7 +83,8 @@ dir = "plugins"
 cache_dir = "cache"
 
 [runtime]
-max_instances = 512
+# Above the record types' max_in_flight (576 together), as the pool rule asks.
+max_instances = 640
 
 [record_types.site]
 mode = "read-through"

@@ -47,6 +47,9 @@ enum Command {
     /// Events a running droid could not ingest: list, inspect and replay them.
     #[command(subcommand)]
     DeadLetters(cli::dead_letters::Command),
+    /// What a failed read's error id stands for, from a running droid: the
+    /// plugin's message, panic text or error chain its consumers never see.
+    Errors(cli::errors::Args),
     /// A running droid's ingestion sources and their failure states.
     Sources(cli::sources::Args),
     /// Make a key pair for signing service tokens: the public key into a key
@@ -103,6 +106,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::CheckConfig(args) => cli::check_config::run(args),
         Command::Plugins(command) => cli::plugins::run(command),
         Command::DeadLetters(command) => cli::dead_letters::run(command),
+        Command::Errors(args) => cli::errors::run(args),
         Command::Sources(args) => cli::sources::run(args),
         Command::Keygen(args) => cli::keygen::run(args),
         Command::Token(args) => cli::token::run(args),

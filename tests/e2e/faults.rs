@@ -137,7 +137,36 @@ async fn a_panic_fails_the_call_cleanly_without_its_message() {
         "{}",
         r.body
     );
-    assert!(r.body.contains("error id "), "{}", r.body);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    let id = message
+        .split_once("error id ")
+        .map(|(_, rest)| rest[..16].to_owned())
+        .unwrap_or_else(|| panic!("no error id in {message}"));
+    // The operator finds the detail under that id, in the admin API.
+    let detail = droid.get(&format!("/v1/admin/errors/{id}")).await;
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    let logged = &detail.json()["error"];
+    assert_eq!(logged["id"], id.as_str());
+    assert_eq!(
+        (logged["record_type"].as_str(), logged["key"].as_str()),
+        (Some("crash"), Some("panic"))
+    );
+    assert!(
+        logged["detail"].as_str().unwrap().contains("hit a bug"),
+        "{}",
+        detail.body
+    );
+    assert!(
+        logged["plugin_version"].as_str().is_some(),
+        "{}",
+        detail.body
+    );
+    for unknown in ["0000000000000000", "not-an-id"] {
+        droid
+            .get(&format!("/v1/admin/errors/{unknown}"))
+            .await
+            .assert_error(404, "unknown_error_id", unknown);
+    }
     let r = droid.get("/v1/entity/crash/fine").await;
     assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -8,6 +8,8 @@
 //! - `POST /v1/admin/plugins/{name}/rollback` (optional `{"reason": "..."}`)
 //! - `GET  /v1/admin/config`: the configuration file's status, last refusal included.
 //! - `POST /v1/admin/reload`: loads plugin files and the configuration again.
+//! - `GET  /v1/admin/errors/{id}`: a failed fetch's detail (panic text, error
+//!   chain, plugin version), by the error id its answer named.
 
 use std::sync::Arc;
 
@@ -16,8 +18,8 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use super::answers::{
-    ConfigAnswer, DeadLetterList, PluginList, Reloaded, Replayed, RolledBack as RolledBackAnswer,
-    Serving, SourceList,
+    ConfigAnswer, DeadLetterList, ErrorDetail, Logged, PluginList, Reloaded, Replayed,
+    RolledBack as RolledBackAnswer, Serving, SourceList,
 };
 use crate::app::App;
 use crate::config::Share;
@@ -154,6 +156,31 @@ fn control_error(e: ControlError) -> ApiError {
         ControlError::Conflict(_) => ErrorCode::PluginStateConflict,
     };
     ApiError::new(code, e.to_string())
+}
+
+/// A failed fetch's detail, while the journal holds it.
+pub(super) async fn error(
+    State(app): State<Arc<App>>,
+    ApiPath(id): ApiPath<String>,
+) -> Answer<ErrorDetail> {
+    let unknown = || {
+        ApiError::new(
+            ErrorCode::UnknownErrorId,
+            format!(
+                "no failure {id:?} is held (ids are 16 hex digits; older ones are only in the log, under error_id)"
+            ),
+        )
+    };
+    let id_value = crate::failure::ErrorId::parse(&id).ok_or_else(unknown)?;
+    let logged = app
+        .service
+        .read_through
+        .journal()
+        .get(id_value)
+        .ok_or_else(unknown)?;
+    Ok(Json(ErrorDetail {
+        error: Logged::clone(&logged),
+    }))
 }
 
 /// Every ingestion source's failures against its thresholds.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::app::{ConfigStatus, ReloadReport};
 use crate::config::Share;
+pub use crate::failure::Logged;
 pub use crate::ingest::{Health, Replayed};
 pub use crate::plugins::{LoadFailure, PluginStatus, Rollback};
 use crate::store::DeadLetter;
@@ -60,6 +61,13 @@ pub struct Reloaded {
 pub struct SourceList {
     /// One per configured source.
     pub sources: Vec<Health>,
+}
+
+/// `GET /v1/admin/errors/{id}`: a failed fetch's detail.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// The failure, as the journal keeps it.
+    pub error: Logged,
 }
 
 /// `GET /v1/admin/dead-letters`: the dead letters asked for.

@@ -141,6 +141,7 @@ fn administration(app: Arc<App>) -> Router<Arc<App>> {
         .route(routes::SOURCES, get(admin::sources))
         .route(routes::DEAD_LETTERS, get(admin::dead_letters))
         .route(routes::REPLAY, post(admin::replay))
+        .route(routes::ERROR, get(admin::error))
         .route_layer(middleware::from_fn_with_state(app, auth::admins_only))
 }
 

@@ -68,7 +68,10 @@ impl Service {
     ) -> Self {
         Self {
             feed: crate::feed::Shared::new(&config.feed),
-            read_through: ReadThrough::new(&registry),
+            read_through: ReadThrough::new(
+                &registry,
+                Arc::new(crate::failure::Journal::new(config.error_journal_bytes)),
+            ),
             request_metrics: RequestMetrics::new(config.record_types.keys().map(String::as_str)),
             authenticator,
             live: ArcSwap::from_pointee(Live {

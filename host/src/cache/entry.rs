@@ -7,7 +7,7 @@ use axum::http::HeaderValue;
 use bytes::Bytes;
 
 use crate::entity::FetchOutcome;
-use crate::failure::FetchError;
+use crate::failure::{Context, ErrorId, FetchError, Journal};
 
 /// The outcome of one fetch, as served from then on.
 #[derive(Debug, Clone)]
@@ -38,25 +38,10 @@ pub struct Failure {
     pub id: ErrorId,
 }
 
-/// The id of one logged failure: 16 hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ErrorId(u64);
-
-impl std::fmt::Display for ErrorId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
 impl Failure {
-    /// `error`, logged with its detail under a new id.
-    pub fn logged(error: FetchError) -> Self {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let id = ErrorId(
-            getrandom::u64()
-                .unwrap_or_else(|_| NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
-        );
-        tracing::info!(target: "droid::fetch", error_id = %id, detail = %error, "a read-through fetch failed");
+    /// `error`, logged with its detail in `journal` (and the log) under a new id.
+    pub fn logged(error: FetchError, journal: &Journal, at: Context<'_>) -> Self {
+        let id = journal.record(&error, at);
         Self { error, id }
     }
 }
@@ -125,7 +110,7 @@ const OVERHEAD: usize = 512;
 impl Cached {
     /// The entry for a fetch that finished at `now`, fresh for `ttl`.
     pub fn new(
-        fetched: Result<FetchOutcome, FetchError>,
+        fetched: Result<FetchOutcome, Failure>,
         producer: Producer,
         now: Instant,
         ttl: Duration,
@@ -140,7 +125,7 @@ impl Cached {
                 }
             }
             Ok(FetchOutcome::NotFound) => Outcome::NotFound,
-            Err(e) => Outcome::Failed(Failure::logged(e)),
+            Err(failure) => Outcome::Failed(failure),
         };
         Self {
             outcome,

@@ -18,7 +18,8 @@ use std::time::Duration;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
-pub use entry::{Cached, ErrorId, Failure, Kind, Outcome, Producer};
+pub use crate::failure::ErrorId;
+pub use entry::{Cached, Failure, Kind, Outcome, Producer};
 
 use crate::config::{CachePolicy, CacheSettings};
 use crate::metrics::{CACHE_BYTES, CACHE_CAPACITY_BYTES, CACHE_ENTRIES, CACHE_EVICTIONS};

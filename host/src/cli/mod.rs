@@ -8,6 +8,7 @@ pub mod backfill;
 pub mod check_config;
 pub mod credentials;
 pub mod dead_letters;
+pub mod errors;
 pub mod keygen;
 pub mod plugins;
 pub mod serve;

@@ -43,6 +43,9 @@ pub struct Config {
     pub max_batch_keys: usize,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: u64,
+    /// What the details of recent failed fetches may hold, in bytes, for the
+    /// admin API to show by error id (0 keeps none; the log has them all).
+    pub error_journal_bytes: u64,
     /// The change feed's heartbeats and its patience with slow subscribers.
     pub feed: FeedSettings,
     /// How many changes the change log keeps (older ones are trimmed; a

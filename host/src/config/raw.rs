@@ -75,6 +75,7 @@ pub(super) struct RawServer {
     pub listen: Option<String>,
     pub max_batch_keys: Option<usize>,
     pub max_body_bytes: Option<u64>,
+    pub error_journal_bytes: Option<u64>,
     pub feed_heartbeat_ms: Option<u64>,
     pub feed_send_timeout_ms: Option<u64>,
     pub feed_subscriber_bytes: Option<u64>,

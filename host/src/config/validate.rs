@@ -7,19 +7,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawPlugins, RawSource};
+use super::raw::{RawConfig, RawPlugins};
 use super::{
-    Config, ConfigError, Mode, PluginSettings, Problem, RecordTypeConfig, RolloutPolicy,
-    RuntimeSettings, Share, SourceConfig, StoreCache, TrustSettings,
+    Config, ConfigError, PluginSettings, Problem, RecordTypeConfig, RolloutPolicy, RuntimeSettings,
+    Share, StoreCache, TrustSettings,
 };
 
 mod grants;
 mod record_type;
 mod server;
+mod sources;
 
 pub(super) use record_type::DEFAULT_LIMITS;
 use record_type::{Defaults, cache, check_base_url, http, limits, record_type};
 pub(crate) use server::{RawConnections, check_connection_limits};
+use sources::sources;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -210,6 +212,14 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         1024,
         1024 * MIB,
     );
+    let error_journal_bytes = c.number(
+        "server",
+        "error_journal_bytes",
+        raw.server.error_journal_bytes,
+        4 * MIB,
+        0,
+        1024 * MIB,
+    );
     let feed = server::feed(&mut c, &raw.server);
     let connections = server::connection_limits(
         &mut c,
@@ -298,6 +308,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         connections,
         max_batch_keys,
         max_body_bytes,
+        error_journal_bytes,
         feed,
         change_log_retention,
         plugin_dir,
@@ -313,100 +324,6 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         admins,
         insecure_no_auth: false,
     })
-}
-
-/// `[sources.NAME]`: each names an ingested record type.
-fn sources(
-    c: &mut Checker,
-    raw: BTreeMap<String, RawSource>,
-    record_types: &BTreeMap<String, Arc<RecordTypeConfig>>,
-) -> BTreeMap<String, SourceConfig> {
-    let mut out = BTreeMap::new();
-    for (name, source) in raw {
-        let field = format!("sources.{name}");
-        if let Err(why) = check_record_type_name(&name) {
-            c.problem(&field, why.replace("record type", "source"));
-        }
-        let Some(record_type) = source.record_type else {
-            c.problem(
-                format!("{field}.record_type"),
-                "required: the ingested record type this source feeds",
-            );
-            continue;
-        };
-        let mut positive = |key: &str, value: Option<u64>| {
-            value.and_then(|v| {
-                let n = c.in_range(&format!("{field}.{key}"), v, 1, 10_000_000);
-                std::num::NonZeroU32::new(n as u32)
-            })
-        };
-        let rate_limit = positive("rate_limit", source.rate_limit);
-        let burst = positive("burst", source.burst);
-        if burst.is_some() && rate_limit.is_none() {
-            c.problem(
-                format!("{field}.burst"),
-                "a burst needs a rate_limit to go with it",
-            );
-        }
-        let failure_window = Duration::from_secs(c.number(
-            &field,
-            "failure_window_s",
-            source.failure_window_s,
-            300,
-            1,
-            86_400,
-        ));
-        let warn_above = c.number(&field, "warn_above", source.warn_above, 0, 0, u64::MAX);
-        let page_above = c.number(&field, "page_above", source.page_above, 100, 0, u64::MAX);
-        if page_above < warn_above {
-            c.problem(
-                format!("{field}.page_above"),
-                format!("must be at least warn_above ({warn_above}), found {page_above}"),
-            );
-        }
-        let publishers =
-            grants::issuers(c, &format!("{field}.publishers"), source.publishers, false);
-        let bootstrap_url = source.bootstrap_url.and_then(|text| {
-            check_base_url(&text)
-                .map_err(|why| c.problem(format!("{field}.bootstrap_url"), why))
-                .ok()
-        });
-        match record_types.get(&record_type).map(|rt| (&rt.mode, rt.max_in_flight)) {
-            Some((Mode::Ingested(_), type_in_flight)) => {
-                let max_in_flight = c.number(
-                    &field,
-                    "max_in_flight",
-                    source.max_in_flight.map(u64::from),
-                    u64::from(type_in_flight),
-                    1,
-                    10_000,
-                ) as u32;
-                out.insert(
-                    name,
-                    SourceConfig {
-                        record_type,
-                        rate_limit,
-                        burst,
-                        failure_window,
-                        warn_above,
-                        page_above,
-                        bootstrap_url,
-                        publishers,
-                        max_in_flight,
-                    },
-                );
-            }
-            Some((Mode::ReadThrough(_), _)) => c.problem(
-                format!("{field}.record_type"),
-                format!("record type {record_type:?} is read-through; a source feeds an ingested record type"),
-            ),
-            None => c.problem(
-                format!("{field}.record_type"),
-                format!("no record type named {record_type:?} is declared"),
-            ),
-        }
-    }
-    out
 }
 
 /// `[plugins]` beyond its folders: watching, rollout and trust.

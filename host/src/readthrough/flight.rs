@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use crate::cache::Cached;
-use crate::failure::{CallError, FetchError};
+use crate::cache::{Cached, Failure};
+use crate::failure::{CallError, Context, FetchError, Journal};
 
 /// The shared result of one fetch.
 pub(super) type FlightResult = Shared<BoxFuture<'static, Arc<Cached>>>;
@@ -50,7 +50,10 @@ impl Flights {
 }
 
 /// Wraps a spawned fetch so any number of waiters can await its result.
-pub(super) fn share(task: tokio::task::JoinHandle<Arc<Cached>>) -> FlightResult {
+pub(super) fn share(
+    task: tokio::task::JoinHandle<Arc<Cached>>,
+    journal: Arc<Journal>,
+) -> FlightResult {
     async move {
         match task.await {
             Ok(entry) => entry,
@@ -58,10 +61,17 @@ pub(super) fn share(task: tokio::task::JoinHandle<Arc<Cached>>) -> FlightResult 
             // shutdown, the waiters get a failure rather than hanging.
             Err(e) => {
                 tracing::error!(error = %e, "a fetch task failed");
+                let error = FetchError::Call(CallError::Trap {
+                    message: format!("the fetch task failed: {e}"),
+                });
+                let at = Context {
+                    record_type: "(unknown)",
+                    key: "",
+                    tenant: "",
+                    plugin_version: None,
+                };
                 Arc::new(Cached::new(
-                    Err(FetchError::Call(CallError::Trap {
-                        message: format!("the fetch task failed: {e}"),
-                    })),
+                    Err(Failure::logged(error, &journal, at)),
                     crate::cache::Producer::default(),
                     std::time::Instant::now(),
                     std::time::Duration::ZERO,

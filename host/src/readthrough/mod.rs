@@ -24,6 +24,7 @@ pub use reader::{Busy, Reader, Update, WhenBusy};
 
 use crate::cache::Cached;
 use crate::config::{Mode, RecordTypeConfig};
+use crate::failure::Journal;
 use crate::key::{EntityKey, TenantId};
 use crate::plugins::{Binding, Plugin, Registry};
 use origin::PluginOrigin;
@@ -90,6 +91,8 @@ pub enum ReadError {
 /// carry over with their caches.
 pub struct ReadThrough {
     readers: ArcSwap<Readers>,
+    /// Where every reader keeps its failures' details.
+    journal: Arc<Journal>,
 }
 
 /// The readers of one configuration.
@@ -138,11 +141,18 @@ impl std::fmt::Debug for ReadThrough {
 }
 
 impl ReadThrough {
-    /// Caches and read paths for every read-through record type in `registry`.
-    pub fn new(registry: &Registry) -> Self {
+    /// Caches and read paths for every read-through record type in
+    /// `registry`, keeping failed fetches' details in `journal`.
+    pub fn new(registry: &Registry, journal: Arc<Journal>) -> Self {
         Self {
-            readers: ArcSwap::from_pointee(build(registry, &Readers::default())),
+            readers: ArcSwap::from_pointee(build(registry, &Readers::default(), &journal)),
+            journal,
         }
+    }
+
+    /// Where failed fetches' details are kept, by error id.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
     }
 
     /// Switches to the record types of `registry`: unchanged ones keep their
@@ -150,7 +160,8 @@ impl ReadThrough {
     /// once the reads in flight on them end.
     pub fn rebind(&self, registry: &Registry) {
         let old = self.readers.load_full();
-        self.readers.store(Arc::new(build(registry, &old)));
+        self.readers
+            .store(Arc::new(build(registry, &old, &self.journal)));
     }
 
     /// Reads `key` of `tenant` from `record_type`.
@@ -233,7 +244,7 @@ impl ReadThrough {
 }
 
 /// The readers for `registry`, reusing those of `old` that still fit.
-fn build(registry: &Registry, old: &Readers) -> Readers {
+fn build(registry: &Registry, old: &Readers, journal: &Arc<Journal>) -> Readers {
     let mut readers = Readers::default();
     for (name, binding) in registry.iter() {
         let Mode::ReadThrough(config) = &binding.config.mode else {
@@ -252,6 +263,7 @@ fn build(registry: &Registry, old: &Readers) -> Readers {
                     config.cache,
                     binding.config.max_in_flight,
                     Arc::new(origin),
+                    journal.clone(),
                 ))
             }
         };

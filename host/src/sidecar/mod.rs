@@ -73,7 +73,10 @@ impl Sidecar {
                     record_type: Arc::from(name.as_str()),
                     upstream: upstream.clone(),
                 };
-                let reader = Reader::new(name, rt.cache, rt.max_in_flight, Arc::new(origin));
+                // A sidecar has no admin API: failures' details go to its log only.
+                let journal = Arc::new(crate::failure::Journal::new(0));
+                let reader =
+                    Reader::new(name, rt.cache, rt.max_in_flight, Arc::new(origin), journal);
                 (name.clone(), Arc::new(reader))
             })
             .collect::<HashMap<_, _>>();

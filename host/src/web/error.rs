@@ -97,6 +97,9 @@ error_codes! {
     ConfigRefused = ("config_refused", UNPROCESSABLE_ENTITY),
     /// No ingestion source of that name is configured.
     UnknownSource = ("unknown_source", NOT_FOUND),
+    /// The error id is not one droid still holds (malformed, or dropped from
+    /// the journal; the log keeps every one).
+    UnknownErrorId = ("unknown_error_id", NOT_FOUND),
     /// The store failed; nothing was written.
     StoreUnavailable = ("store_unavailable", SERVICE_UNAVAILABLE),
     /// The source is over its agreed ingestion rate.

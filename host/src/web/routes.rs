@@ -40,6 +40,8 @@ pub const SOURCES: &str = "/v1/admin/sources";
 pub const DEAD_LETTERS: &str = "/v1/admin/dead-letters";
 /// Replaying dead letters.
 pub const REPLAY: &str = "/v1/admin/dead-letters/{source}/replay";
+/// A failed fetch's detail, by the error id its answer named.
+pub const ERROR: &str = "/v1/admin/errors/{id}";
 /// Liveness.
 pub const HEALTHZ: &str = "/healthz";
 /// Prometheus metrics.
@@ -66,6 +68,7 @@ pub const ALL: &[(&str, &[&str])] = &[
     (SOURCES, &["GET"]),
     (DEAD_LETTERS, &["GET"]),
     (REPLAY, &["POST"]),
+    (ERROR, &["GET"]),
     (HEALTHZ, &["GET"]),
     (METRICS, &["GET"]),
 ];

@@ -208,6 +208,11 @@ const TABLE: &[(&str, &str, &str)] = &[
         "server.max_body_bytes: expected a number from 1024 to 1073741824, found 10",
     ),
     (
+        "an error journal over a gigabyte",
+        "[server]\nerror_journal_bytes = 2147483648\n{site}",
+        "server.error_journal_bytes: expected a number from 0 to 1073741824, found 2147483648",
+    ),
+    (
         "a feed budget smaller than one subscriber's share",
         "[server]\nfeed_subscriber_bytes = 4194304\nfeed_buffer_bytes = 1048576\n{site}",
         "server.feed_buffer_bytes: expected at least server.feed_subscriber_bytes (4194304), found 1048576",

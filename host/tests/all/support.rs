@@ -149,6 +149,25 @@ impl Serving {
         self.log.lock().unwrap().clone()
     }
 
+    /// The log once it holds every one of `needles` (droid writes its log from
+    /// a thread of its own, so a line can trail the answer it belongs to);
+    /// panics naming the missing ones after a generous wait.
+    pub fn log_containing(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            let missing: Vec<&&str> = needles.iter().filter(|n| !log.contains(**n)).collect();
+            if missing.is_empty() {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the log never showed {missing:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn stop(mut self) -> std::process::ExitStatus {
         self.terminate();
         self.child.wait().unwrap()

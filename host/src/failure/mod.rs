@@ -6,9 +6,13 @@
 //! plugin on droid, the upstream droid in a sidecar). Each maps to its own API
 //! error code and metric outcome.
 
+mod journal;
+
 use std::time::Duration;
 
 use crate::entity::PluginFailure;
+
+pub use journal::{Context, ErrorId, Journal, Logged};
 
 /// How a plugin call ended: its metric label, and what it says about the
 /// plugin (what rollout compares).

@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::flight::{Flight, FlightResult, Flights, share};
-use super::invalidation::{Applied, Invalidation, Mark};
+use super::invalidation::Mark;
 use super::origin::Origin;
 use super::{CacheStatus, Served};
-use crate::cache::{CacheKey, Cached, Kind, Outcome, RecordCache, cache_key, with_cache_key};
+use crate::cache::{
+    CacheKey, Cached, Failure, Kind, Outcome, RecordCache, cache_key, with_cache_key,
+};
 use crate::config::CacheSettings;
-use crate::entity::{Entity, FetchOutcome};
+use crate::entity::FetchOutcome;
+use crate::failure::{Context, Journal};
 use crate::key::{EntityKey, TenantId};
 use crate::metrics::{
     CACHE_HIT_RATIO, CACHE_INVALIDATIONS, CACHE_REQUESTS, FETCHES_IN_FLIGHT, FETCHES_REJECTED,
@@ -25,6 +28,10 @@ const INVALIDATION_MEMORY: Duration = Duration::from_secs(3600);
 /// The most keys whose last invalidation is remembered.
 const INVALIDATION_KEYS: u64 = 1_000_000;
 
+mod changes;
+
+pub use changes::Update;
+
 /// What to do when the in-flight limit is reached.
 #[derive(Debug, Clone, Copy)]
 pub enum WhenBusy {
@@ -33,23 +40,6 @@ pub enum WhenBusy {
     /// Wait for a slot until the given instant: batch reads, which spread their
     /// misses over the limit rather than failing most of them.
     WaitUntil(Instant),
-}
-
-/// A change to one key that its owner pushed (a sidecar following the change
-/// feed): applied in order, unconditionally, ahead of any fetch in flight.
-#[derive(Debug, Clone)]
-pub enum Update {
-    /// The record is now `body` at `version`.
-    Upsert {
-        /// The record as JSON.
-        body: String,
-        /// Its version.
-        version: u64,
-    },
-    /// The record is gone.
-    Delete,
-    /// Whatever is cached for the key is no longer valid.
-    Invalidate,
 }
 
 /// The read path of one record type.
@@ -66,6 +56,8 @@ pub struct Reader {
     cleared_seq: AtomicU64,
     invalidations: moka::sync::Cache<CacheKey, Mark>,
     metrics: ReaderMetrics,
+    /// Where failed fetches' details are kept, by the id answers name.
+    journal: Arc<Journal>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -138,12 +130,13 @@ enum Lookup {
 
 impl Reader {
     /// A reader of `name` with empty caches, fetching its misses from `origin`,
-    /// at most `max_in_flight` at once.
+    /// at most `max_in_flight` at once, keeping failures' details in `journal`.
     pub fn new(
         name: &str,
         cache: CacheSettings,
         max_in_flight: u32,
         origin: Arc<dyn Origin>,
+        journal: Arc<Journal>,
     ) -> Self {
         Self {
             name: name.to_owned(),
@@ -159,6 +152,7 @@ impl Reader {
                 .time_to_live(INVALIDATION_MEMORY)
                 .build(),
             metrics: ReaderMetrics::new(name),
+            journal,
         }
     }
 
@@ -334,6 +328,7 @@ impl Reader {
         let reader = Arc::clone(self);
         let task = tokio::spawn(async move {
             reader.metrics.in_flight.increment(1.0);
+            let (key_text, tenant_text) = (key.as_str().to_owned(), tenant.as_str().to_owned());
             let fetched = reader.origin.fetch(key, tenant).await;
             let now = Instant::now();
             let kind = match &fetched.result {
@@ -346,7 +341,17 @@ impl Reader {
                 None => reader.cache.ttl(kind),
             };
             let still_current = fetched.still_current;
-            let entry = Arc::new(Cached::new(fetched.result, fetched.producer, now, ttl));
+            let version = fetched.producer.label.as_ref();
+            let result = fetched.result.map_err(|error| {
+                let at = Context {
+                    record_type: &reader.name,
+                    key: &key_text,
+                    tenant: &tenant_text,
+                    plugin_version: version.and_then(|v| v.to_str().ok()),
+                };
+                Failure::logged(error, &reader.journal, at)
+            });
+            let entry = Arc::new(Cached::new(result, fetched.producer, now, ttl));
             {
                 let mut flights = reader.flights.lock();
                 let invalidated = reader.cleared_seq.load(Ordering::SeqCst) > started_seq
@@ -372,146 +377,8 @@ impl Reader {
         });
         Flight {
             id,
-            result: share(task),
+            result: share(task, self.journal.clone()),
         }
-    }
-
-    /// Applies an invalidation of `key` of `tenant`, unless it is older than what
-    /// the cache already saw for the key.
-    pub(super) fn invalidate(
-        &self,
-        event: &Invalidation,
-        key: &EntityKey,
-        tenant: &TenantId,
-    ) -> Applied {
-        let k = cache_key(tenant.as_str(), key.as_str());
-        let mut flights = self.flights.lock();
-        if let Some(mark) = self.invalidations.get(&k)
-            && mark.supersedes(event)
-        {
-            return Applied::Ignored {
-                reason: "an invalidation at least as new was already applied".to_owned(),
-            };
-        }
-        if let (Some(new), Some(cached)) = (
-            event.version,
-            self.cache.get(Kind::Found, &k).and_then(|e| e.version()),
-        ) && cached >= new
-        {
-            return Applied::Ignored {
-                reason: format!("the cache already holds version {cached}"),
-            };
-        }
-        let seq = self.invalidation_seq.fetch_add(1, Ordering::SeqCst) + 1;
-        self.invalidations.insert(
-            k.clone(),
-            Mark {
-                version: event.version,
-                timestamp: event.timestamp,
-                seq,
-            },
-        );
-        let removed = self.cache.remove(&k);
-        // Later misses start a new fetch; the one in flight will not write back.
-        flights.remove(&k);
-        self.metrics.invalidated.increment(1);
-        Applied::Invalidated { removed }
-    }
-
-    /// Applies a change its owner pushed for `key` of `tenant`, in order and
-    /// unconditionally: a fetch in flight for the key will not write back. An
-    /// upsert or delete replaces what is cached (or being fetched) for the key;
-    /// keys nobody asked for are not added. Says whether the key was held.
-    ///
-    /// `add`: store the change even for a key not held (a record type kept
-    /// whole).
-    pub fn apply(&self, key: &str, tenant: &str, update: Update, add: bool) -> bool {
-        let k = cache_key(tenant, key);
-        let mut flights = self.flights.lock();
-        let seq = self.invalidation_seq.fetch_add(1, Ordering::SeqCst) + 1;
-        self.invalidations.insert(
-            k.clone(),
-            Mark {
-                version: None,
-                timestamp: None,
-                seq,
-            },
-        );
-        let pending = flights.remove(&k).is_some();
-        let held = pending
-            || [Kind::Found, Kind::NotFound, Kind::Error]
-                .into_iter()
-                .any(|kind| self.cache.get(kind, &k).is_some());
-        let replacement = match update {
-            Update::Upsert { body, version } => Some(Ok(FetchOutcome::Found(Entity {
-                key: key.to_owned(),
-                tenant: tenant.to_owned(),
-                body,
-                version: Some(version),
-            }))),
-            Update::Delete => Some(Ok(FetchOutcome::NotFound)),
-            Update::Invalidate => None,
-        };
-        match replacement {
-            Some(outcome) if held || add => {
-                let kind = match outcome {
-                    Ok(FetchOutcome::Found(_)) => Kind::Found,
-                    _ => Kind::NotFound,
-                };
-                let entry = Cached::new(
-                    outcome,
-                    crate::cache::Producer::default(),
-                    Instant::now(),
-                    self.cache.ttl(kind),
-                );
-                // Replaces whatever the key held (a not-found answer is kept
-                // only where such answers are cached).
-                self.cache.store(&k, Arc::new(entry));
-            }
-            _ => {
-                self.cache.remove(&k);
-            }
-        }
-        if held {
-            self.metrics.invalidated.increment(1);
-        }
-        held
-    }
-
-    /// A marker to pass to [`Reader::seed`]: changes applied after it win
-    /// over records seeded with it.
-    pub fn marker(&self) -> u64 {
-        self.invalidation_seq.load(Ordering::SeqCst)
-    }
-
-    /// Stores a record read in bulk (a replica's initial load), unless the key
-    /// changed, or the caches were emptied, after `marker` was taken: the
-    /// change is newer than the bulk read. Says whether it was stored.
-    pub fn seed(&self, key: &str, tenant: &str, body: String, version: u64, marker: u64) -> bool {
-        let k = cache_key(tenant, key);
-        let _flights = self.flights.lock();
-        if self.cleared_seq.load(Ordering::SeqCst) > marker
-            || self
-                .invalidations
-                .get(&k)
-                .is_some_and(|mark| mark.seq > marker)
-        {
-            return false;
-        }
-        let entity = Entity {
-            key: key.to_owned(),
-            tenant: tenant.to_owned(),
-            body,
-            version: Some(version),
-        };
-        let entry = Cached::new(
-            Ok(FetchOutcome::Found(entity)),
-            crate::cache::Producer::default(),
-            Instant::now(),
-            self.cache.ttl(Kind::Found),
-        );
-        self.cache.store(&k, Arc::new(entry));
-        true
     }
 
     /// Empties the caches; fetches in flight will not write back. For a
