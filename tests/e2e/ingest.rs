@@ -471,16 +471,7 @@ async fn a_snapshot_batch_is_complete_or_invisible() {
     let r = droid.request(reqwest::Method::DELETE, &other_base).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(summary(&droid, "GONE-1").await, None);
-    assert!(
-        droid
-            .app()
-            .service
-            .store
-            .snapshots
-            .snapshots()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(no_open_snapshots(&droid));
 
     // Expiry: a one-second batch is gone once it lapses.
     let r = droid
@@ -493,17 +484,7 @@ async fn a_snapshot_batch_is_complete_or_invisible() {
     droid_e2e::eventually(
         std::time::Duration::from_secs(10),
         "the batch to expire",
-        || async {
-            droid
-                .app()
-                .service
-                .store
-                .snapshots
-                .snapshots()
-                .unwrap()
-                .is_empty()
-                .then_some(())
-        },
+        || async { no_open_snapshots(&droid).then_some(()) },
     )
     .await;
     assert_eq!(summary(&droid, "GONE-1").await, None);
@@ -565,15 +546,11 @@ async fn bad_snapshot_and_replay_requests_get_clear_errors() {
             r.body
         );
     }
-    assert!(
-        droid
-            .app()
-            .service
-            .store
-            .snapshots
-            .snapshots()
-            .unwrap()
-            .is_empty(),
-        "nothing opened"
-    );
+    assert!(no_open_snapshots(&droid), "nothing opened");
+}
+
+/// Whether droid's store holds no open snapshot batch.
+fn no_open_snapshots(droid: &TestDroid) -> bool {
+    let batches = &droid.app().service.store.snapshots;
+    batches.snapshots().unwrap().is_empty()
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use droid_test_artifacts as plugins;
 
-use crate::support::{Serving, config_dir, http};
+use crate::support::{Serving, config_dir, http, run_against};
 
 /// Started with `ulimit -n 1024`, droid holds 1,100 idle connections
 /// without running out of descriptors: the cap (derived from the limit)
@@ -179,5 +179,23 @@ fn a_plugin_panic_is_logged_under_the_id_the_answer_names() {
     assert!(
         detail.contains("panicked") && detail.contains("src/"),
         "{detail}"
+    );
+    // The operator's command finds the same detail by the id.
+    let printed = run_against(&format!("http://{}", serving.address), &["errors", id]);
+    assert!(
+        printed.contains(id) && printed.contains("crash") && printed.contains("panicked"),
+        "{printed}"
+    );
+    let unknown = crate::support::droid(&[
+        "errors",
+        "0000000000000000",
+        "--server",
+        &format!("http://{}", serving.address),
+    ]);
+    assert!(!unknown.status.success());
+    assert!(
+        crate::support::text(&unknown.stderr).contains("unknown_error_id"),
+        "{}",
+        crate::support::text(&unknown.stderr)
     );
 }
