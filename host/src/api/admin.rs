@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::answers::{
     ConfigAnswer, DeadLetterList, ErrorDetail, Logged, PluginList, Reloaded, Replayed,
-    RolledBack as RolledBackAnswer, Serving, SourceList,
+    RollbackDone, Serving, SourceList,
 };
 use crate::app::App;
 use crate::config::Share;
@@ -88,7 +88,7 @@ pub(super) async fn rollback(
     State(app): State<Arc<App>>,
     ApiPath(name): ApiPath<String>,
     ApiBody(body): ApiBody,
-) -> Answer<RolledBackAnswer> {
+) -> Answer<RollbackDone> {
     let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RollbackRequest::default()
     } else {
@@ -97,7 +97,7 @@ pub(super) async fn rollback(
     let done: RolledBack = blocking(move || app.control.rollback(&name, request.reason.as_deref()))
         .await?
         .map_err(control_error)?;
-    Ok(Json(RolledBackAnswer {
+    Ok(Json(RollbackDone {
         rollback: done.record,
     }))
 }

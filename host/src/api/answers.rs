@@ -32,7 +32,7 @@ pub struct Serving {
 
 /// `POST .../rollback`: the rollback that happened.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RolledBack {
+pub struct RollbackDone {
     /// What was taken back and what serves instead.
     pub rollback: Rollback,
 }

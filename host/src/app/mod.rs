@@ -17,7 +17,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::plugins::{Plugins, Registry, RegistryError, TrustError};
 use crate::runtime::{Runtime, RuntimeError};
-use crate::store::{CacheSize, Embedded, StoreError, Stores};
+use crate::store::{Embedded, StoreError, Stores};
 
 /// A running droid: what requests need, and its control plane.
 #[derive(Debug)]
@@ -76,10 +76,8 @@ impl App {
             Embedded::open_with_cache(&config.store_path, config.store_engine_cache_bytes)?;
         let store = Stores::of(
             embedded,
-            CacheSize {
-                capacity_bytes: config.store_cache.capacity_bytes,
-                ttl: config.store_cache.ttl,
-            },
+            config.store_cache.capacity_bytes,
+            config.store_cache.ttl,
         );
         let service = Arc::new(Service::new(
             config,

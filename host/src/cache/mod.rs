@@ -18,7 +18,6 @@ use std::time::Duration;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
-pub use crate::failure::ErrorId;
 pub use entry::{Cached, Failure, Kind, Outcome, Producer};
 
 use crate::config::{CachePolicy, CacheSettings};
@@ -34,6 +33,11 @@ pub fn cache_key(tenant: &str, key: &str) -> CacheKey {
     k.push('\u{0}');
     k.push_str(key);
     k
+}
+
+/// The tenant and key a cache key joins (the inverse of [`cache_key`]).
+pub fn split_cache_key(k: &str) -> (&str, &str) {
+    k.split_once('\u{0}').unwrap_or(("", k))
 }
 
 /// The longest cache key: the longest tenant, the separator and the longest key.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use droid_host::api::answers::{PluginList, RolledBack, Serving};
+use droid_host::api::answers::{PluginList, RollbackDone, Serving};
 use droid_host::config::{RecordTypeConfig, RuntimeSettings};
 use droid_host::entity::{EntityOp, SourceEvent};
 use droid_host::runtime::{LoadedPlugin, PluginContext, Runtime, WorldKind};
@@ -138,7 +138,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             reason,
             server,
         } => {
-            let done: RolledBack = server.connect()?.post(
+            let done: RollbackDone = server.connect()?.post(
                 &format!("/v1/admin/plugins/{name}/rollback"),
                 json!({ "reason": reason }),
             )?;

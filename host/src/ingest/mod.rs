@@ -265,25 +265,26 @@ pub async fn ingest_into(
         }
     }
     if !dead.is_empty() {
-        let store = store.clone();
-        store::blocking(move || store.dead_letters.put_dead_letters(&dead)).await?;
+        let letters = store.dead_letters.clone();
+        store::blocking(move || letters.put_dead_letters(&dead)).await?;
     }
 
     if !writes.is_empty() {
         // The change log follows the request's order, whatever the grouping.
         writes.sort_unstable_by_key(|(i, _)| *i);
-        let store = store.clone();
         let (indices, batch): (Vec<usize>, Vec<EventWrite>) = writes.into_iter().unzip();
         if let Target::Snapshot(id) = target {
             let id = id.to_owned();
             let count = batch.len();
-            store::blocking(move || store.snapshots.stage(&id, &batch)).await?;
+            let batches = store.snapshots.clone();
+            store::blocking(move || batches.stage(&id, &batch)).await?;
             for i in indices.into_iter().take(count) {
                 results[i] = Some(EventResult::Staged);
             }
             return Ok(finish(results));
         }
-        let outcomes = store::blocking(move || store.records.apply(&batch)).await?;
+        let records = store.records.clone();
+        let outcomes = store::blocking(move || records.apply(&batch)).await?;
         for (i, outcome) in indices.into_iter().zip(outcomes) {
             results[i] = Some(match outcome {
                 EventOutcome::Applied { seqs, stale } => EventResult::Applied { seqs, stale },

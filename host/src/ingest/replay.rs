@@ -33,7 +33,8 @@ pub async fn replay(
     let mut letters =
         store::blocking(move || reading.dead_letters(Some(&wanted), usize::MAX)).await?;
     if let Some(ids) = ids {
-        letters.retain(|l| ids.contains(&l.event_id));
+        let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        letters.retain(|l| wanted.contains(l.event_id.as_str()));
     }
     let events = letters
         .iter()

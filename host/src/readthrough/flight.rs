@@ -14,7 +14,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
 use crate::cache::{Cached, Failure};
-use crate::failure::{CallError, Context, FetchError, Journal};
+use crate::failure::{CallError, FetchError};
 
 /// The shared result of one fetch.
 pub(super) type FlightResult = Shared<BoxFuture<'static, Arc<Cached>>>;
@@ -49,10 +49,11 @@ impl Flights {
     }
 }
 
-/// Wraps a spawned fetch so any number of waiters can await its result.
+/// Wraps a spawned fetch so any number of waiters can await its result;
+/// `failed` records a failure of the task itself.
 pub(super) fn share(
     task: tokio::task::JoinHandle<Arc<Cached>>,
-    journal: Arc<Journal>,
+    failed: impl FnOnce(FetchError) -> Failure + Send + 'static,
 ) -> FlightResult {
     async move {
         match task.await {
@@ -64,14 +65,8 @@ pub(super) fn share(
                 let error = FetchError::Call(CallError::Trap {
                     message: format!("the fetch task failed: {e}"),
                 });
-                let at = Context {
-                    record_type: "(unknown)",
-                    key: "",
-                    tenant: "",
-                    plugin_version: None,
-                };
                 Arc::new(Cached::new(
-                    Err(Failure::logged(error, &journal, at)),
+                    Err(failed(error)),
                     crate::cache::Producer::default(),
                     std::time::Instant::now(),
                     std::time::Duration::ZERO,

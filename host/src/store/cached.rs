@@ -240,7 +240,6 @@ impl Records for Cached {
 #[cfg(test)]
 mod tests {
     use super::super::conformance::{event, id, upsert};
-    use super::super::stores::CacheSize;
     use super::super::{Embedded, Op, Snapshot, Stores};
     use super::*;
 
@@ -320,13 +319,7 @@ mod tests {
     #[test]
     fn a_committed_snapshot_replaces_cached_records() {
         let (_dir, backend) = embedded();
-        let stores = Stores::of(
-            backend,
-            CacheSize {
-                capacity_bytes: 1 << 20,
-                ttl: Duration::from_secs(60),
-            },
-        );
+        let stores = Stores::of(backend, 1 << 20, Duration::from_secs(60));
         let store = &*stores.records;
         store
             .apply(&[event("e1", vec![upsert("K", 1, "{\"v\":1}")])])

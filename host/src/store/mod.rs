@@ -27,7 +27,7 @@ mod traits;
 
 pub use cached::Cached;
 pub use embedded::Embedded;
-pub use stores::{CacheSize, Stores};
+pub use stores::Stores;
 pub use traits::{DeadLetters, Records, Snapshots};
 
 /// Names one record.

@@ -18,27 +18,18 @@ pub struct Stores {
     pub snapshots: Arc<dyn Snapshots>,
 }
 
-/// The read cache in front of records: at most `capacity_bytes`, each entry
-/// kept at most `ttl`.
-#[derive(Debug, Clone, Copy)]
-pub struct CacheSize {
-    /// Its bound in bytes; 0 for no cache.
-    pub capacity_bytes: u64,
-    /// How long an entry is kept at most.
-    pub ttl: Duration,
-}
-
 impl Stores {
-    /// All three from one backend, with a read cache of `cache` in front of its
-    /// records (none when its capacity is 0).
-    pub fn of<B>(backend: B, cache: CacheSize) -> Self
+    /// All three from one backend, with a read cache of at most
+    /// `cache_bytes` (none when 0), each entry kept at most `cache_ttl`, in
+    /// front of its records.
+    pub fn of<B>(backend: B, cache_bytes: u64, cache_ttl: Duration) -> Self
     where
         B: Records + DeadLetters + Snapshots + 'static,
     {
         let backend = Arc::new(backend);
-        let records: Arc<dyn Records> = match cache.capacity_bytes {
+        let records: Arc<dyn Records> = match cache_bytes {
             0 => backend.clone(),
-            capacity => Arc::new(Cached::new(backend.clone(), capacity, cache.ttl)),
+            capacity => Arc::new(Cached::new(backend.clone(), capacity, cache_ttl)),
         };
         Self {
             records,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use droid_test_artifacts as plugins;
 
-use crate::support::{Serving, config_dir, http, run_against};
+use crate::support::{Serving, config_dir, config_dir_with, http, run_against};
 
 /// Started with `ulimit -n 1024`, droid holds 1,100 idle connections
 /// without running out of descriptors: the cap (derived from the limit)
@@ -50,14 +50,10 @@ fn healthz_answers_under_more_idle_connections_than_open_files() {
 /// flood stops at the call's budget, with one line saying how much went.
 #[test]
 fn a_plugin_cannot_forge_or_flood_the_log() {
-    let (dir, path) = config_dir(
+    let (_dir, path) = config_dir_with(
         "[record_types.bad]\nmode = \"read-through\"\nadapter = \"hostile_adapter.wasm\"\nbase_url = \"http://127.0.0.1:9/x\"\nlimits = { deadline_ms = 20000 }\n",
+        &[plugins::HOSTILE_ADAPTER],
     );
-    std::fs::copy(
-        plugins::HOSTILE_ADAPTER,
-        dir.path().join("plugins/hostile_adapter.wasm"),
-    )
-    .unwrap();
     let serving = Serving::start(Path::new(&path));
     for key in ["log-forge", "log-lines-100000", "log-big-10000000"] {
         let (status, body) = http(
@@ -125,14 +121,10 @@ fn a_plugin_cannot_forge_or_flood_the_log() {
 /// starts: a load failure with the reason, not a panic.
 #[test]
 fn check_config_refuses_a_plugin_that_waits_at_start_up() {
-    let (dir, path) = config_dir(
+    let (_dir, path) = config_dir_with(
         "[runtime]\nstartup_deadline_ms = 300\n\n[record_types.sleepy]\nmode = \"read-through\"\nadapter = \"hostile_adapter_sleepy.wasm\"\nbase_url = \"http://127.0.0.1:9/x\"\n",
+        &[plugins::HOSTILE_ADAPTER_SLEEPY],
     );
-    std::fs::copy(
-        plugins::HOSTILE_ADAPTER_SLEEPY,
-        dir.path().join("plugins/hostile_adapter_sleepy.wasm"),
-    )
-    .unwrap();
     let out = crate::support::droid(&["check-config", path.to_str().unwrap()]);
     let stderr = crate::support::text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -147,14 +139,10 @@ fn check_config_refuses_a_plugin_that_waits_at_start_up() {
 /// the error id the consumer's answer names; the answer itself holds neither.
 #[test]
 fn a_plugin_panic_is_logged_under_the_id_the_answer_names() {
-    let (dir, path) = config_dir(
+    let (_dir, path) = config_dir_with(
         "[record_types.crash]\nmode = \"read-through\"\nadapter = \"panicking.wasm\"\nbase_url = \"http://127.0.0.1:9/x\"\n",
+        &[plugins::PANICKING],
     );
-    std::fs::copy(
-        plugins::PANICKING,
-        dir.path().join("plugins/panicking.wasm"),
-    )
-    .unwrap();
     let serving = Serving::start(Path::new(&path));
     let (status, body) = http(&serving.address, "GET", "/v1/entity/crash/panic", "").unwrap();
     assert_eq!(status, 502, "{body}");

@@ -2,18 +2,13 @@
 //! goes to dead letters with the field named, a sealed value passes, and
 //! nothing droid logs (at trace level) carries the raw value or the keys.
 
-use crate::support::{Serving, config_dir, http, ticket_change};
+use crate::support::{Serving, config_dir_with, http, ticket_change};
 
 #[test]
 fn plain_pii_is_refused_sealed_pii_passes_and_logs_never_carry_either() {
     let key = "5e".repeat(32);
-    let (dir, path) = config_dir("");
+    let (dir, path) = config_dir_with("", &[droid_test_artifacts::TICKET_TRANSFORMER]);
     std::fs::write(dir.path().join("ticket.seal"), format!("{key}\n")).unwrap();
-    std::fs::copy(
-        droid_test_artifacts::TICKET_TRANSFORMER,
-        dir.path().join("plugins/ticket_transformer.wasm"),
-    )
-    .unwrap();
     let mut config = std::fs::read_to_string(&path).unwrap();
     for (name, email) in [("plain", "plain"), ("sealed", "hash")] {
         config.push_str(&format!(

@@ -3,30 +3,24 @@
 
 use std::time::Duration;
 
-use droid_host::store::{CacheSize, Embedded, Stores, conformance};
+use droid_host::store::{Embedded, Stores, conformance};
 
-fn embedded(cache: CacheSize) -> (tempfile::TempDir, Stores) {
+/// A fresh embedded store, with a read cache of `cache_bytes` (0: none).
+fn embedded(cache_bytes: u64) -> (tempfile::TempDir, Stores) {
     let dir = tempfile::tempdir().unwrap();
     let backend = Embedded::open(&dir.path().join("store.redb")).unwrap();
-    (dir, Stores::of(backend, cache))
+    (
+        dir,
+        Stores::of(backend, cache_bytes, Duration::from_secs(60)),
+    )
 }
 
 #[test]
 fn the_embedded_store_conforms() {
-    conformance::run(|| {
-        embedded(CacheSize {
-            capacity_bytes: 0,
-            ttl: Duration::ZERO,
-        })
-    });
+    conformance::run(|| embedded(0));
 }
 
 #[test]
 fn the_embedded_store_behind_the_read_cache_conforms() {
-    conformance::run(|| {
-        embedded(CacheSize {
-            capacity_bytes: 1 << 20,
-            ttl: Duration::from_secs(60),
-        })
-    });
+    conformance::run(|| embedded(1 << 20));
 }

@@ -24,9 +24,18 @@ pub fn text(bytes: &[u8]) -> String {
 /// A folder with `droid.toml` (the given record types) and a plugin folder
 /// holding the example adapter and the wrong-world component.
 pub fn config_dir(record_types: &str) -> (tempfile::TempDir, PathBuf) {
+    config_dir_with(record_types, &[])
+}
+
+/// Like [`config_dir`], with more built plugins (artifact paths) in the
+/// plugin folder, under their own file names.
+pub fn config_dir_with(record_types: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("plugins")).unwrap();
-    for file in [plugins::HTTP_JSON_ADAPTER, plugins::WRONG_WORLD] {
+    for file in [plugins::HTTP_JSON_ADAPTER, plugins::WRONG_WORLD]
+        .iter()
+        .chain(extra)
+    {
         let file = Path::new(file);
         std::fs::copy(
             file,
@@ -237,13 +246,10 @@ pub fn ticket_config_dir() -> (tempfile::TempDir, PathBuf) {
 
 /// [`ticket_config_dir`], with more settings (TOML lines) for the source.
 pub fn ticket_config_dir_with(source_settings: &str) -> (tempfile::TempDir, PathBuf) {
-    let (dir, path) = config_dir(&format!(
-        "[record_types.ticket]\nmode = \"ingested\"\ntransformer = \"ticket_transformer.wasm\"\n\n[sources.tracker]\nrecord_type = \"ticket\"\n{source_settings}"
-    ));
-    std::fs::copy(
-        plugins::TICKET_TRANSFORMER,
-        dir.path().join("plugins/ticket_transformer.wasm"),
+    config_dir_with(
+        &format!(
+            "[record_types.ticket]\nmode = \"ingested\"\ntransformer = \"ticket_transformer.wasm\"\n\n[sources.tracker]\nrecord_type = \"ticket\"\n{source_settings}"
+        ),
+        &[plugins::TICKET_TRANSFORMER],
     )
-    .unwrap();
-    (dir, path)
 }

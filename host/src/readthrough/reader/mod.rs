@@ -12,11 +12,12 @@ use super::invalidation::Mark;
 use super::origin::Origin;
 use super::{CacheStatus, Served};
 use crate::cache::{
-    CacheKey, Cached, Failure, Kind, Outcome, RecordCache, cache_key, with_cache_key,
+    CacheKey, Cached, Failure, Kind, Outcome, RecordCache, cache_key, split_cache_key,
+    with_cache_key,
 };
 use crate::config::CacheSettings;
 use crate::entity::FetchOutcome;
-use crate::failure::{Context, Journal};
+use crate::failure::{Context, FetchError, Journal};
 use crate::key::{EntityKey, TenantId};
 use crate::metrics::{
     CACHE_HIT_RATIO, CACHE_INVALIDATIONS, CACHE_REQUESTS, FETCHES_IN_FLIGHT, FETCHES_REJECTED,
@@ -154,6 +155,18 @@ impl Reader {
             metrics: ReaderMetrics::new(name),
             journal,
         }
+    }
+
+    /// A failure of a fetch task itself (a panic, a shutdown), kept in the
+    /// journal like any failed fetch.
+    fn task_failed(&self, error: FetchError) -> Failure {
+        let at = Context {
+            record_type: &self.name,
+            key: "",
+            tenant: "",
+            plugin_version: None,
+        };
+        Failure::logged(error, &self.journal, at)
     }
 
     /// The most fetches it runs at once.
@@ -328,7 +341,6 @@ impl Reader {
         let reader = Arc::clone(self);
         let task = tokio::spawn(async move {
             reader.metrics.in_flight.increment(1.0);
-            let (key_text, tenant_text) = (key.as_str().to_owned(), tenant.as_str().to_owned());
             let fetched = reader.origin.fetch(key, tenant).await;
             let now = Instant::now();
             let kind = match &fetched.result {
@@ -343,10 +355,11 @@ impl Reader {
             let still_current = fetched.still_current;
             let version = fetched.producer.label.as_ref();
             let result = fetched.result.map_err(|error| {
+                let (tenant, key) = split_cache_key(&k);
                 let at = Context {
                     record_type: &reader.name,
-                    key: &key_text,
-                    tenant: &tenant_text,
+                    key,
+                    tenant,
                     plugin_version: version.and_then(|v| v.to_str().ok()),
                 };
                 Failure::logged(error, &reader.journal, at)
@@ -377,7 +390,10 @@ impl Reader {
         });
         Flight {
             id,
-            result: share(task, self.journal.clone()),
+            result: share(task, {
+                let reader = Arc::clone(self);
+                move |error| reader.task_failed(error)
+            }),
         }
     }
 
