@@ -22,11 +22,13 @@ mod cached;
 mod codec;
 pub mod conformance;
 mod embedded;
+mod postgres;
 mod stores;
 mod traits;
 
 pub use cached::Cached;
 pub use embedded::Embedded;
+pub use postgres::{Postgres, PostgresOptions};
 pub use stores::Stores;
 pub use traits::{DeadLetters, Records, Snapshots};
 
@@ -191,6 +193,19 @@ pub enum StoreError {
         operation: &'static str,
         /// Why.
         reason: String,
+    },
+    /// The store's schema is newer than this droid knows: a newer droid
+    /// migrated it, and this one would misread it.
+    #[error(
+        "the store's schema {schema:?} is at version {found}, newer than this droid knows ({known}): run the newer droid, or give this one a schema of its own (store.schema)"
+    )]
+    NewerSchema {
+        /// The schema.
+        schema: String,
+        /// Its version.
+        found: i64,
+        /// The newest version this droid knows.
+        known: i64,
     },
     /// Stored bytes do not decode (a bug or corruption).
     #[error("the store holds a damaged entry: {0}")]
