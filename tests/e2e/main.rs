@@ -4,6 +4,7 @@
 mod auth;
 mod batch;
 mod caching;
+mod cluster;
 mod config_reload;
 mod egress;
 mod faults;

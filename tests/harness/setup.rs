@@ -47,6 +47,14 @@ impl Setup {
         self.raw(&format!("[server]\n{lines}\n"))
     }
 
+    /// A `[store]` on PostgreSQL at `url`, in schema `schema`: several droids
+    /// with the same one share records and the change log.
+    pub fn postgres(self, url: &str, schema: &str) -> Self {
+        self.raw(&format!(
+            "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nschema = \"{schema}\"\npool_size = 8\npoll_interval_ms = 200\nstatement_timeout_ms = 20000\n"
+        ))
+    }
+
     /// Any other TOML, as written (each chunk starting with its table).
     pub fn raw(mut self, toml: &str) -> Self {
         self.toml.push('\n');

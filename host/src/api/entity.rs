@@ -100,7 +100,7 @@ async fn read(
         }
         // Ingested record types are read from the store.
         Err(ReadError::NotReadThrough(_)) => {
-            match stored(app, record_type, &key, &tenant, headers) {
+            match stored(app, record_type, &key, &tenant, headers).await {
                 Ok((response, outcome)) => {
                     app.service
                         .request_metrics
@@ -114,9 +114,9 @@ async fn read(
     }
 }
 
-/// A record of an ingested record type, from the store. Deleted records
-/// (tombstones) are not found.
-fn stored(
+/// A record of an ingested record type, from the read cache or else the
+/// store (on the blocking pool). Deleted records (tombstones) are not found.
+async fn stored(
     app: &App,
     record_type: &str,
     key: &EntityKey,
@@ -128,7 +128,14 @@ fn stored(
         tenant: tenant.as_str().to_owned(),
         key: key.as_str().to_owned(),
     };
-    let record = app.service.store.records.get(&id)?;
+    let records = &app.service.store.records;
+    let record = match records.cached(&id) {
+        Some(record) => Some(record),
+        None => {
+            let (records, id) = (records.clone(), id.clone());
+            crate::store::blocking(move || records.get(&id)).await?
+        }
+    };
     let Some((body, version)) = record.and_then(|r| Some((r.body?, r.version))) else {
         return Err(ApiError::new(
             ErrorCode::NotFound,

@@ -330,6 +330,10 @@ fn keep_restart_settings(new: &mut Config, running: &Config) -> Vec<String> {
         changed.push("plugins.cache_dir".to_owned());
         new.cache_dir = running.cache_dir.clone();
     }
+    if new.store_backend != running.store_backend {
+        changed.push("store.backend/url/schema".to_owned());
+        new.store_backend = running.store_backend.clone();
+    }
     if new.store_path != running.store_path {
         changed.push("store.path".to_owned());
         new.store_path = running.store_path.clone();

@@ -5,6 +5,7 @@
 //! [`App`], which holds the two.
 
 mod control;
+mod peers;
 mod service;
 mod upkeep;
 
@@ -14,10 +15,10 @@ pub use control::{ConfigStatus, Control, ReloadError, ReloadFailure, ReloadRepor
 pub use service::Service;
 
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
 use crate::plugins::{Plugins, Registry, RegistryError, TrustError};
 use crate::runtime::{Runtime, RuntimeError};
-use crate::store::{Embedded, StoreError, Stores};
+use crate::store::{Embedded, Postgres, StoreError, Stores};
 
 /// A running droid: what requests need, and its control plane.
 #[derive(Debug)]
@@ -51,6 +52,19 @@ pub enum StartError {
     NoAuth(String),
 }
 
+/// The store the configuration names, behind its read cache.
+fn open_store(config: &Config) -> Result<Stores, StoreError> {
+    let (bytes, ttl) = (config.store_cache.capacity_bytes, config.store_cache.ttl);
+    Ok(match &config.store_backend {
+        StoreBackend::Embedded => Stores::of(
+            Embedded::open_with_cache(&config.store_path, config.store_engine_cache_bytes)?,
+            bytes,
+            ttl,
+        ),
+        StoreBackend::Postgres(options) => Stores::of(Postgres::open(options)?, bytes, ttl),
+    })
+}
+
 impl App {
     /// Starts the runtime, loads every record type's plugin and opens the
     /// store. Compiling plugins is CPU-bound: call this from a blocking
@@ -72,13 +86,7 @@ impl App {
             }
             (None, false) => return Err(StartError::NoAuth(config.source.display().to_string())),
         };
-        let embedded =
-            Embedded::open_with_cache(&config.store_path, config.store_engine_cache_bytes)?;
-        let store = Stores::of(
-            embedded,
-            config.store_cache.capacity_bytes,
-            config.store_cache.ttl,
-        );
+        let store = open_store(&config)?;
         let service = Arc::new(Service::new(
             config,
             registry,
@@ -111,11 +119,19 @@ impl App {
     }
 
     /// Starts what a serving app needs in the background: the upkeep loop,
-    /// and watching the plugin folder and the configuration file when
-    /// `plugins.watch` is on. Calls after the first do nothing.
+    /// following other nodes' changes when the store is shared (on the
+    /// current tokio runtime), and watching the plugin folder and the
+    /// configuration file when `plugins.watch` is on. Calls after the first
+    /// do nothing.
     pub fn spawn_background(&self) {
         self.background.call_once(|| {
             upkeep::start(&self.service, &self.control);
+            if matches!(
+                self.service.config().store_backend,
+                StoreBackend::Postgres(_)
+            ) {
+                peers::start(&self.service);
+            }
             self.control.start_watching();
         });
     }

@@ -61,6 +61,8 @@ pub struct Config {
     pub runtime: RuntimeSettings,
     /// The declared record types, by name.
     pub record_types: BTreeMap<String, Arc<RecordTypeConfig>>,
+    /// Which store holds records and the change log.
+    pub store_backend: StoreBackend,
     /// The embedded store's file.
     pub store_path: PathBuf,
     /// The read cache in front of the store.
@@ -115,6 +117,16 @@ pub struct ConnectionLimits {
     /// Connections served beyond the cap when none is idle, for operations
     /// only (`/healthz`, `/metrics`, the admin API), one request each.
     pub reserve_connections: usize,
+}
+
+/// Where records and the change log live (`store.backend`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// One redb file on this machine (`store.path`): nothing to install, one
+    /// node.
+    Embedded,
+    /// A PostgreSQL schema several nodes share.
+    Postgres(crate::store::PostgresOptions),
 }
 
 /// The read cache in front of the store (ingested records).

@@ -48,6 +48,13 @@ pub(super) struct RawAuth {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
+    pub backend: Option<String>,
+    pub url: Option<String>,
+    pub schema: Option<String>,
+    pub pool_size: Option<u64>,
+    pub statement_timeout_ms: Option<u64>,
+    pub connect_timeout_ms: Option<u64>,
+    pub poll_interval_ms: Option<u64>,
     pub path: Option<String>,
     pub cache_bytes: Option<u64>,
     pub cache_ttl_ms: Option<u64>,

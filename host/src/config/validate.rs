@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawPlugins};
+use super::raw::{RawConfig, RawPlugins, RawStore};
 use super::{
     Config, ConfigError, PluginSettings, Problem, RecordTypeConfig, RolloutPolicy, RuntimeSettings,
-    Share, StoreCache, TrustSettings,
+    Share, StoreBackend, StoreCache, TrustSettings,
 };
 
 mod grants;
@@ -254,6 +254,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     let sources = sources(&mut c, raw.sources, &record_types);
     pool_shares(&mut c, &runtime, &record_types);
     let (auth, admins) = grants::auth(&mut c, &base_dir, raw.auth);
+    let store_backend = store_backend(&mut c, &raw.store);
     let store_path = resolve_dir(
         &mut c,
         &base_dir,
@@ -316,6 +317,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         plugins,
         runtime,
         record_types,
+        store_backend,
         store_path,
         store_cache,
         store_engine_cache_bytes,
@@ -324,6 +326,117 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         admins,
         insecure_no_auth: false,
     })
+}
+
+/// `store.backend` and, for PostgreSQL, how to reach it.
+fn store_backend(c: &mut Checker, raw: &RawStore) -> StoreBackend {
+    let postgres_only = [
+        ("url", raw.url.is_some()),
+        ("schema", raw.schema.is_some()),
+        ("pool_size", raw.pool_size.is_some()),
+        ("statement_timeout_ms", raw.statement_timeout_ms.is_some()),
+        ("connect_timeout_ms", raw.connect_timeout_ms.is_some()),
+        ("poll_interval_ms", raw.poll_interval_ms.is_some()),
+    ];
+    match raw.backend.as_deref().unwrap_or("embedded") {
+        "embedded" => {
+            for (key, set) in postgres_only {
+                if set {
+                    c.problem(
+                        format!("store.{key}"),
+                        "applies to backend = \"postgres\" only (this store is embedded)",
+                    );
+                }
+            }
+            StoreBackend::Embedded
+        }
+        "postgres" => {
+            if raw.path.is_some() || raw.engine_cache_bytes.is_some() {
+                c.problem(
+                    "store.path",
+                    "path and engine_cache_bytes apply to the embedded store only (backend is \"postgres\")",
+                );
+            }
+            let url = match raw.url.as_deref() {
+                None | Some("") => {
+                    c.problem(
+                        "store.url",
+                        "backend = \"postgres\" needs the database's URL (postgresql://user:password@host:port/database)",
+                    );
+                    String::new()
+                }
+                Some(url) => {
+                    if let Err(e) = url.parse::<postgres::Config>() {
+                        c.problem(
+                            "store.url",
+                            format!("not a PostgreSQL connection string or URL: {e}"),
+                        );
+                    }
+                    url.to_owned()
+                }
+            };
+            let schema = raw.schema.clone().unwrap_or_else(|| "droid".to_owned());
+            if let Err(why) = check_schema_name(&schema) {
+                c.problem("store.schema", why);
+            }
+            StoreBackend::Postgres(crate::store::PostgresOptions {
+                url,
+                schema,
+                pool_size: c.number("store", "pool_size", raw.pool_size, 16, 1, 1_000) as u32,
+                statement_timeout: c.millis(
+                    "store",
+                    "statement_timeout_ms",
+                    raw.statement_timeout_ms,
+                    Duration::from_secs(5),
+                    1,
+                    3_600_000,
+                ),
+                connect_timeout: c.millis(
+                    "store",
+                    "connect_timeout_ms",
+                    raw.connect_timeout_ms,
+                    Duration::from_secs(5),
+                    1,
+                    600_000,
+                ),
+                poll_interval: c.millis(
+                    "store",
+                    "poll_interval_ms",
+                    raw.poll_interval_ms,
+                    Duration::from_secs(1),
+                    10,
+                    600_000,
+                ),
+            })
+        }
+        other => {
+            c.problem(
+                "store.backend",
+                format!("expected \"embedded\" or \"postgres\", found {other:?}"),
+            );
+            StoreBackend::Embedded
+        }
+    }
+}
+
+/// A schema name droid can put in SQL as it is: lower-case letters, digits
+/// and `_`, not starting with a digit, at most 48 bytes (PostgreSQL's limit
+/// is 63, and droid names its notification channel after the schema).
+fn check_schema_name(name: &str) -> Result<(), String> {
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    let starts_well = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+    if plain && starts_well && name.len() <= 48 && !name.starts_with("pg_") {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected a plain schema name (a-z, 0-9 and _, not starting with a digit or pg_, at most 48 bytes), found {name:?}"
+        ))
+    }
 }
 
 /// `[plugins]` beyond its folders: watching, rollout and trust.

@@ -25,7 +25,8 @@ use std::time::Duration;
 use moka::ops::compute::Op as CacheOp;
 
 use super::{
-    Change, EventOutcome, EventWrite, InvalidatedKey, RecordId, Records, StoreError, StoredRecord,
+    Change, ChangeKind, EventOutcome, EventWrite, InvalidatedKey, RecordId, Records, StoreError,
+    StoredRecord,
 };
 
 /// What the cache holds for a record.
@@ -159,10 +160,17 @@ impl Records for Cached {
     }
 
     fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StoreError> {
-        if let Some(Slot::Record(record)) = self.records.get(id) {
-            return Ok(Some(StoredRecord::clone(&record)));
+        if let Some(record) = self.cached(id) {
+            return Ok(Some(record));
         }
         self.read_through(id)
+    }
+
+    fn cached(&self, id: &RecordId) -> Option<StoredRecord> {
+        match self.records.get(id) {
+            Some(Slot::Record(record)) => Some(StoredRecord::clone(&record)),
+            _ => None,
+        }
     }
 
     fn records(
@@ -233,6 +241,21 @@ impl Records for Cached {
                 tracing::warn!(%error, "the read cache is emptied: a snapshot commit's changes cannot be read");
                 self.records.invalidate_all();
             }
+        }
+    }
+
+    fn heard(&self, changes: &[Change]) {
+        let pending = crate::locks::lock(&self.pending);
+        for change in changes {
+            if matches!(change.kind, ChangeKind::Invalidate) {
+                continue;
+            }
+            let id = RecordId {
+                record_type: change.record_type.clone(),
+                tenant: change.tenant.clone(),
+                key: change.key.clone(),
+            };
+            self.mark_one(&pending, &id, change.seq);
         }
     }
 }

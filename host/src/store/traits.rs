@@ -20,6 +20,14 @@ pub trait Records: Send + Sync + Debug {
     /// The record, tombstones included (their `body` is `None`).
     fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StoreError>;
 
+    /// The record if it is at hand without touching the backend (the read
+    /// cache holds it): what an async caller asks first, going to the
+    /// blocking pool for [`Records::get`] only when this says `None`.
+    fn cached(&self, id: &RecordId) -> Option<StoredRecord> {
+        let _ = id;
+        None
+    }
+
     /// Up to `limit` live records (tombstones skipped) of `record_type`, in
     /// tenant and key order, after the record of `after` (tenant, key) when
     /// given: the pages of an export.
@@ -69,6 +77,13 @@ pub trait Records: Send + Sync + Debug {
     /// forgets what they changed. [`super::Stores::commit_snapshot`] calls it.
     fn committed_elsewhere(&self, outcomes: &[EventOutcome]) {
         let _ = outcomes;
+    }
+
+    /// Hears of `changes` another node sharing the backend committed, read
+    /// from the change log: a backend has nothing to do; the read cache
+    /// forgets the records they changed.
+    fn heard(&self, changes: &[Change]) {
+        let _ = changes;
     }
 }
 

@@ -7,5 +7,6 @@ mod config;
 mod hardening;
 mod layers;
 mod sensitive;
+mod shared_log;
 mod store_conformance;
 mod support;

@@ -33,6 +33,10 @@ impl PostgresServer {
     }
 
     fn start_with(durable: bool) -> Self {
+        off_runtime(move || Self::start_here(durable))
+    }
+
+    fn start_here(durable: bool) -> Self {
         let bin = binaries();
         let dir = tempfile::Builder::new()
             .prefix("droid-pg-")
@@ -68,7 +72,7 @@ impl PostgresServer {
             user,
             child: None,
         };
-        server.resume();
+        server.resume_here();
         let mut admin = server.client("postgres");
         admin
             .batch_execute("CREATE DATABASE droid")
@@ -91,7 +95,8 @@ impl PostgresServer {
         self.port
     }
 
-    /// A client of `database`.
+    /// A client of `database` (the synchronous client: call it off any async
+    /// runtime's threads, as in `spawn_blocking`).
     pub fn client(&self, database: &str) -> postgres::Client {
         postgres::Client::connect(&self.url_of(database), postgres::NoTls)
             .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL: {e}"))
@@ -109,6 +114,10 @@ impl PostgresServer {
     /// Starts the server again on the same folder and port; waits until it
     /// accepts connections.
     pub fn resume(&mut self) {
+        off_runtime(|| self.resume_here());
+    }
+
+    fn resume_here(&mut self) {
         assert!(self.child.is_none(), "the server is running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -173,6 +182,17 @@ impl Drop for PostgresServer {
             let _ = child.wait();
         }
     }
+}
+
+/// Runs `f` on a thread of its own: the synchronous PostgreSQL client may
+/// not block a thread that drives async tasks, and tests call from both.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(f)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// The folder of PostgreSQL's server programs: `DROID_PG_BIN`, else the

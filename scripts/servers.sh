@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the servers the tests start for themselves (PostgreSQL's server
+# programs) when they are missing, with apt-get. Installing creates no
+# cluster and starts nothing: every test initialises its own in a temporary
+# folder, on a free loopback port, and stops it by PID. Safe to run again.
+set -euo pipefail
+
+have_postgres() {
+    [ -n "${DROID_PG_BIN:-}" ] && [ -x "$DROID_PG_BIN/postgres" ] && return 0
+    compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null
+}
+
+missing=()
+have_postgres || missing+=(postgresql)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+    echo "servers: install ${missing[*]} (the tests start their own servers from it)" >&2
+    exit 1
+fi
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+# The package would create and start a cluster of its own; the tests need none.
+conf=/etc/postgresql-common/createcluster.conf
+if [ -f "$conf" ]; then
+    $sudo sed -i 's/^#\?[[:space:]]*create_main_cluster.*/create_main_cluster = false/' "$conf"
+else
+    $sudo mkdir -p "$(dirname "$conf")"
+    echo "create_main_cluster = false" | $sudo tee "$conf" >/dev/null
+fi
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
