@@ -1,10 +1,12 @@
 //! Several droid nodes on one PostgreSQL store (a server of the test's own):
 //! what one node commits, the others serve; an invalidation posted to one
-//! reaches every node's caches through the shared change log.
+//! reaches every node's caches through the shared change log; a sidecar
+//! moves from a node that went away to another without a gap or a repeat.
 
 use std::time::{Duration, Instant};
 
-use droid_e2e::{Setup, TestBackend, TestDroid};
+use droid_e2e::sidecar::FAST_FEED;
+use droid_e2e::{Setup, TestBackend, TestDroid, TestSidecar};
 use droid_test_servers::PostgresServer;
 use serde_json::{Value, json};
 
@@ -140,4 +142,164 @@ async fn an_invalidation_posted_to_one_node_empties_every_nodes_cache() {
         .await;
     }
     assert_eq!(a.get("/v1/entity/site/s1").await.json()["name"], "two");
+}
+
+#[tokio::test]
+async fn a_sidecar_follows_one_node_and_fails_over_to_another_without_a_gap_or_a_repeat() {
+    let pg = PostgresServer::start();
+    let setup = Setup::new().tickets().postgres(&pg.url(), "shared");
+    let [a, mut b, c] = three_nodes(&setup).await;
+    let ingest = async |node: &TestDroid, events: Vec<Value>| {
+        let r = node
+            .post("/v1/ingest/tracker", &Value::from(events).to_string())
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    ingest(&a, vec![ticket("e1", "OPS-1", 1, "one")]).await;
+    let upstreams = format!("{},{}", b.url(""), c.url(""));
+    let sidecar =
+        TestSidecar::start(&upstreams, &format!("{FAST_FEED}[record_types.ticket]\n")).await;
+    sidecar.wait_in_sync().await;
+    let joined = sidecar.sidecar().sync().position().unwrap();
+    assert_eq!(
+        sidecar.sidecar().upstream_base(),
+        b.url("").trim_end_matches('/')
+    );
+
+    // Written through A, seen through the sidecar following B.
+    ingest(&a, vec![ticket("e2", "OPS-2", 1, "two")]).await;
+    sidecar.wait_position(2).await;
+    let r = sidecar.get("/v1/entity/ticket/OPS-2?tenant=acme").await;
+    assert_eq!(r.json()["summary"], "two", "{}", r.body);
+
+    // B goes away; what A commits meanwhile arrives through C.
+    b.halt().await;
+    for n in 3..=12 {
+        ingest(
+            &a,
+            vec![ticket(&format!("e{n}"), &format!("OPS-{n}"), 1, "later")],
+        )
+        .await;
+    }
+    sidecar.wait_position(12).await;
+    sidecar.wait_in_sync().await;
+    assert_eq!(
+        sidecar.sidecar().upstream_base(),
+        c.url("").trim_end_matches('/')
+    );
+    let report = sidecar.sidecar().sync().report();
+    assert_eq!(
+        report.applied,
+        12 - joined,
+        "every change after joining applied once: {report:?}"
+    );
+    assert_eq!(report.resyncs, 0, "{report:?}");
+    for n in 1..=12 {
+        let r = sidecar
+            .get(&format!("/v1/entity/ticket/OPS-{n}?tenant=acme"))
+            .await;
+        assert_eq!(r.status, 200, "OPS-{n}: {}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn with_postgres_down_cached_reads_go_on_the_rest_says_503_and_all_resumes_when_it_is_back() {
+    let mut pg = PostgresServer::start();
+    let backend = TestBackend::start().await;
+    backend.put("s1", r#"{"name":"one","version":1}"#);
+    let droid = Setup::new()
+        .tickets()
+        .site(&backend, "[record_types.site.cache.found]\nttl_ms = 600000")
+        .postgres(&pg.url(), "outage")
+        .start()
+        .await;
+    let post = async |events: Vec<Value>| {
+        droid
+            .post("/v1/ingest/tracker", &Value::from(events).to_string())
+            .await
+    };
+    assert_eq!(
+        post(vec![ticket("e1", "OPS-1", 1, "kept")]).await.status,
+        200
+    );
+    assert_eq!(summary(&droid, "OPS-1").await.as_deref(), Some("kept"));
+    assert_eq!(droid.get("/v1/entity/site/s1").await.status, 200);
+
+    pg = tokio::task::spawn_blocking(move || {
+        pg.stop();
+        pg
+    })
+    .await
+    .unwrap();
+    // What the caches hold is still served.
+    assert_eq!(droid.get("/v1/entity/site/s1").await.cache(), "hit");
+    assert_eq!(summary(&droid, "OPS-1").await.as_deref(), Some("kept"));
+    // What needs the store is refused, to be sent again.
+    let r = droid.get("/v1/entity/ticket/OPS-2?tenant=acme").await;
+    r.assert_error(503, "store_unavailable", "a read the store must answer");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let r = post(vec![ticket("e2", "OPS-2", 1, "after")]).await;
+    r.assert_error(503, "store_unavailable", "ingestion with the store down");
+    assert_eq!(r.header("retry-after"), Some("1"));
+
+    // Back on the same port: everything resumes, nothing was lost.
+    pg = tokio::task::spawn_blocking(move || {
+        pg.resume();
+        pg
+    })
+    .await
+    .unwrap();
+    let r = post(vec![ticket("e2", "OPS-2", 1, "after")]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["applied"], 1, "{}", r.body);
+    assert_eq!(summary(&droid, "OPS-2").await.as_deref(), Some("after"));
+    let r = post(vec![ticket("e1", "OPS-1", 1, "kept")]).await;
+    assert_eq!(r.json()["results"][0]["status"], "duplicate", "{}", r.body);
+    drop(pg);
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_be_used_stops_droid_at_start_naming_the_field_and_why() {
+    let pg = PostgresServer::start();
+    let closed = droid_test_servers::free_port();
+    let e = Setup::new()
+        .tickets()
+        .postgres(&format!("postgresql://droid@127.0.0.1:{closed}/droid"), "s")
+        .try_start()
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("store.url") && e.contains(&closed.to_string()),
+        "{e}"
+    );
+    assert!(e.to_lowercase().contains("connect"), "{e}");
+
+    let e = Setup::new()
+        .tickets()
+        .postgres(&pg.url().replace("droid@", "intruder@"), "s")
+        .try_start()
+        .await
+        .unwrap_err();
+    assert!(e.contains("store.url") && e.contains("intruder"), "{e}");
+
+    // A schema a newer droid migrated is refused, not misread.
+    Setup::new()
+        .tickets()
+        .postgres(&pg.url(), "ahead")
+        .start()
+        .await;
+    pg.execute(
+        "INSERT INTO ahead.refinery_schema_history (version, name, applied_on, checksum) \
+         VALUES (999, 'from_the_future', '2030-01-01', '0')",
+    );
+    let e = Setup::new()
+        .tickets()
+        .postgres(&pg.url(), "ahead")
+        .try_start()
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("\"ahead\" is at version 999, newer than this droid knows"),
+        "{e}"
+    );
 }

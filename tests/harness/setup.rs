@@ -51,7 +51,7 @@ impl Setup {
     /// with the same one share records and the change log.
     pub fn postgres(self, url: &str, schema: &str) -> Self {
         self.raw(&format!(
-            "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nschema = \"{schema}\"\npool_size = 8\npoll_interval_ms = 200\nstatement_timeout_ms = 20000\n"
+            "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nschema = \"{schema}\"\npool_size = 8\npoll_interval_ms = 200\nstatement_timeout_ms = 20000\nconnect_timeout_ms = 2000\n"
         ))
     }
 

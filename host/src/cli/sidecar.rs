@@ -14,7 +14,8 @@ pub struct Args {
     /// The sidecar's configuration file.
     #[arg(long, short)]
     config: PathBuf,
-    /// The upstream droid's base URL, over the file's `upstream.url`.
+    /// The upstream droid's base URL, over the file's `upstream.url`; several
+    /// nodes of one fleet separated by commas.
     #[arg(long)]
     upstream: Option<String>,
     /// Listen here instead of the file's `listen`.
@@ -54,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(
             address = %listener.local_addr()?,
-            upstream = %sidecar.config().upstream.url,
+            upstream = %sidecar.upstream_base(),
             record_types = sidecar.config().record_types.len(),
             "sidecar is serving"
         );

@@ -38,8 +38,11 @@ pub struct SidecarConfig {
 /// The droid a sidecar reads through.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
-    /// Its base URL.
-    pub url: url::Url,
+    /// The base URLs of the droid nodes it may use, in order of preference:
+    /// it reads through and follows one, and moves to the next when that one
+    /// cannot be reached (nodes sharing a store number changes alike, so the
+    /// feed goes on without a gap or a repeat).
+    pub urls: Vec<url::Url>,
     /// The private key (from `droid keygen`) the sidecar signs its tokens with;
     /// none for a droid that checks no credentials.
     pub key_file: Option<PathBuf>,
@@ -103,12 +106,20 @@ struct Raw {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
-    url: Option<String>,
+    url: Option<OneOrMany>,
     key_file: Option<PathBuf>,
     audience: Option<String>,
     token_lifetime_s: Option<u64>,
     connect_timeout_ms: Option<u64>,
     request_timeout_ms: Option<u64>,
+}
+
+/// A URL, or several.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -272,25 +283,35 @@ fn upstream(
         5000,
         problem,
     );
-    let Some(text) = overrides.upstream.clone().or(raw.url) else {
+    // `--upstream` takes one URL or several separated by commas.
+    let texts = match (overrides.upstream.clone(), raw.url) {
+        (Some(text), _) => text.split(',').map(|t| t.trim().to_owned()).collect(),
+        (None, Some(OneOrMany::One(text))) => vec![text],
+        (None, Some(OneOrMany::Many(texts))) => texts,
+        (None, None) => Vec::new(),
+    };
+    if texts.is_empty() {
         problem(
             "upstream.url",
-            "no upstream droid: set upstream.url or pass --upstream URL".to_owned(),
+            "no upstream droid: set upstream.url (one URL or a list) or pass --upstream URL[,URL...]"
+                .to_owned(),
         );
         return None;
-    };
-    let url = match url::Url::parse(&text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
-        _ => {
-            problem(
+    }
+    let mut urls = Vec::with_capacity(texts.len());
+    for text in texts {
+        match url::Url::parse(&text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                urls.push(url);
+            }
+            _ => problem(
                 "upstream.url",
                 format!("{text:?} is not an http:// or https:// URL"),
-            );
-            return None;
+            ),
         }
-    };
+    }
     Some(UpstreamConfig {
-        url,
+        urls,
         key_file,
         audience: overrides
             .audience
@@ -445,7 +466,7 @@ mod tests {
         };
         let config =
             SidecarConfig::parse(Path::new("/etc/droid/s.toml"), text, &overrides).unwrap();
-        assert_eq!(config.upstream.url.as_str(), "https://other:9000/");
+        assert_eq!(config.upstream.urls[0].as_str(), "https://other:9000/");
         assert_eq!(
             config.upstream.key_file.as_deref(),
             Some(Path::new("mine.key"))
@@ -475,7 +496,9 @@ mod tests {
         );
         assert_eq!(
             problems("[record_types.t]\n"),
-            ["upstream.url: no upstream droid: set upstream.url or pass --upstream URL"]
+            [
+                "upstream.url: no upstream droid: set upstream.url (one URL or a list) or pass --upstream URL[,URL...]"
+            ]
         );
     }
 

@@ -88,6 +88,7 @@ impl Follower {
         let resyncs = metrics::counter!(SIDECAR_RESYNCS);
         let mut wait = self.config.reconnect_initial;
         loop {
+            let base = self.upstream.base().to_owned();
             let ended = tokio::select! {
                 ended = self.stream() => ended,
                 _ = closing.wait_for(|c| *c) => Ended::Closing,
@@ -106,7 +107,9 @@ impl Follower {
                     continue;
                 }
                 Ended::Lost { why, streamed } => {
-                    if streamed {
+                    // Another node, if there is one, is tried at once.
+                    self.upstream.fail_over(&base);
+                    if streamed || self.upstream.base() != base {
                         wait = self.config.reconnect_initial;
                     }
                     tracing::warn!(

@@ -104,6 +104,11 @@ impl Sidecar {
         &self.config
     }
 
+    /// The base URL of the droid node it uses now.
+    pub fn upstream_base(&self) -> &str {
+        self.upstream.base()
+    }
+
     /// Its progress following the droid.
     pub fn sync(&self) -> &SyncState {
         &self.sync

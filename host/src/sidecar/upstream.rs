@@ -1,12 +1,18 @@
 //! The droid a sidecar reads through: its record reads (the sidecar's
 //! backing store) and the credentials every call carries.
 //!
+//! `upstream.url` may list several nodes of one fleet: the sidecar uses one
+//! and moves to the next when it cannot be reached (a read is tried once
+//! more there; the feed reconnects there from the same position, which every
+//! node sharing the store numbers alike).
+//!
 //! A sidecar signs its own short-lived tokens with its key and reuses each for
 //! most of its life: droid remembers a verified token, so a reused one costs it
 //! a lookup instead of a signature check. Read replay protection on the droid
 //! (`auth.replay_protect_reads`) would refuse that reuse; sidecars want it off.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,7 +39,10 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 /// A connection to the upstream droid.
 #[derive(Debug)]
 pub struct Upstream {
-    base: String,
+    /// The nodes' base URLs, without a trailing `/`.
+    bases: Vec<String>,
+    /// The one in use (an index into `bases`, modulo its length).
+    current: AtomicUsize,
     client: reqwest::Client,
     /// For the change feed: no overall timeout (the stream is endless).
     streaming: reqwest::Client,
@@ -50,7 +59,12 @@ impl Upstream {
                 .pool_idle_timeout(Duration::from_secs(60))
         };
         Ok(Self {
-            base: config.url.as_str().trim_end_matches('/').to_owned(),
+            bases: config
+                .urls
+                .iter()
+                .map(|url| url.as_str().trim_end_matches('/').to_owned())
+                .collect(),
+            current: AtomicUsize::new(0),
             client: builder().timeout(config.request_timeout).build()?,
             streaming: builder().build()?,
             tokens: Tokens {
@@ -62,9 +76,23 @@ impl Upstream {
         })
     }
 
-    /// The upstream's base URL.
+    /// The base URL of the node in use.
     pub fn base(&self) -> &str {
-        &self.base
+        &self.bases[self.current.load(Ordering::Relaxed) % self.bases.len()]
+    }
+
+    /// Moves to the next node, if there is another, after `from` (the base
+    /// that failed: a move another caller already made is not repeated).
+    pub fn fail_over(&self, from: &str) {
+        if self.bases.len() < 2 || self.base() != from {
+            return;
+        }
+        let next = self.current.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(
+            from,
+            to = %self.bases[next % self.bases.len()],
+            "the upstream droid cannot be reached; using the next one"
+        );
     }
 
     /// Opens the change feed after `since` (`None`: from now on) for
@@ -82,7 +110,7 @@ impl Upstream {
             .collect();
         let url = format!(
             "{}/v1/changes?since={since}&record_types={}&heartbeat_ms={}",
-            self.base,
+            self.base(),
             types.join(","),
             heartbeat.as_millis()
         );
@@ -110,7 +138,7 @@ impl Upstream {
     ) -> Result<Page, String> {
         let mut url = format!(
             "{}/v1/records/{}?limit={limit}",
-            self.base,
+            self.base(),
             utf8_percent_encode(record_type, UNRESERVED)
         );
         if let Some((tenant, key)) = after {
@@ -137,16 +165,34 @@ impl Upstream {
             .map_err(|e| format!("an export page that does not parse: {e}"))
     }
 
-    /// Reads `key` of `tenant` from `record_type` on the droid.
+    /// Reads `key` of `tenant` from `record_type` on the droid; once more on
+    /// the next node when this one cannot be connected to.
     async fn get(
         &self,
         record_type: &str,
         key: &EntityKey,
         tenant: &TenantId,
     ) -> Result<reqwest::Response, UpstreamError> {
+        let base = self.base().to_owned();
+        match self.get_from(&base, record_type, key, tenant).await {
+            Err(UpstreamError::Http(e)) if e.is_connect() && self.bases.len() > 1 => {
+                self.fail_over(&base);
+                let next = self.base().to_owned();
+                self.get_from(&next, record_type, key, tenant).await
+            }
+            answer => answer,
+        }
+    }
+
+    async fn get_from(
+        &self,
+        base: &str,
+        record_type: &str,
+        key: &EntityKey,
+        tenant: &TenantId,
+    ) -> Result<reqwest::Response, UpstreamError> {
         let mut url = format!(
-            "{}/v1/entity/{}/{}",
-            self.base,
+            "{base}/v1/entity/{}/{}",
             utf8_percent_encode(record_type, UNRESERVED),
             utf8_percent_encode(key.as_str(), UNRESERVED)
         );

@@ -127,14 +127,11 @@ fn transactions_held_open_after_numbering_do_not_let_later_ones_pass() {
     let nodes: Vec<_> = (0..NODES).map(|_| node(&server, "held")).collect();
     // Every write transaction sleeps once its changes are numbered and
     // inserted, before it commits.
-    let mut client = server.client("droid");
-    client
-        .batch_execute(
-            "CREATE FUNCTION held.linger() RETURNS trigger LANGUAGE plpgsql AS
-               $$ BEGIN PERFORM pg_sleep(0.001 + random() * 0.004); RETURN NULL; END $$;
-             CREATE TRIGGER linger AFTER INSERT ON held.changes
-               FOR EACH STATEMENT EXECUTE FUNCTION held.linger();",
-        )
-        .expect("the trigger is created");
+    server.execute(
+        "CREATE FUNCTION held.linger() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN PERFORM pg_sleep(0.001 + random() * 0.004); RETURN NULL; END $$;
+         CREATE TRIGGER linger AFTER INSERT ON held.changes
+           FOR EACH STATEMENT EXECUTE FUNCTION held.linger();",
+    );
     writers_and_a_follower(&nodes);
 }

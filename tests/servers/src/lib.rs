@@ -7,3 +7,4 @@ mod postgres_server;
 mod process;
 
 pub use postgres_server::PostgresServer;
+pub use process::free_port;

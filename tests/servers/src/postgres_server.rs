@@ -102,6 +102,16 @@ impl PostgresServer {
             .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL: {e}"))
     }
 
+    /// Runs `sql` (statements separated by `;`) in database `droid`, from
+    /// any thread.
+    pub fn execute(&self, sql: &str) {
+        off_runtime(|| {
+            self.client("droid")
+                .batch_execute(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        });
+    }
+
     /// Stops the server the way an operator would (fast shutdown: clients
     /// are disconnected, committed work is kept), and waits for it to end.
     pub fn stop(&mut self) {

@@ -53,7 +53,8 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 /// The store in a PostgreSQL schema.
 #[derive(Debug)]
 pub struct Postgres {
-    pool: Pool,
+    /// Always `Some` until dropped (see the `Drop` impl).
+    pool: Option<Pool>,
     /// The notification channel of this schema's log.
     channel: String,
     /// The last sequence number known committed, for followers of the log;
@@ -84,7 +85,7 @@ impl Postgres {
             .test_on_check_out(false)
             .build_unchecked(manager);
         let store = Self {
-            pool,
+            pool: Some(pool),
             channel: channel(&options.schema),
             grown: Arc::new(tokio::sync::watch::Sender::new(last as u64)),
         };
@@ -97,24 +98,29 @@ impl Postgres {
         Ok(store)
     }
 
-    /// Runs `f` with a pooled connection; once more with another if the
-    /// first turned out closed (the server restarted since it was last used).
-    /// Every write is safe to run twice: events are idempotent by id.
+    /// Runs `f` with a pooled connection; again with another while the one
+    /// it had turns out closed (the server restarted since the connection
+    /// was last used: the pool may hold several such). Every write is safe
+    /// to run twice: events are idempotent by id.
     fn with_client<T>(
         &self,
         operation: &'static str,
         mut f: impl FnMut(&mut postgres::Client) -> Result<T, Failed>,
     ) -> Result<T, StoreError> {
+        let pool = self
+            .pool
+            .as_ref()
+            .expect("the pool lives as long as the store");
         let mut tries = 0;
         loop {
             tries += 1;
-            let mut client = self.pool.get().map_err(|e| StoreError::Io {
+            let mut client = pool.get().map_err(|e| StoreError::Io {
                 operation,
                 reason: format!("no connection to PostgreSQL: {e}"),
             })?;
             match f(&mut client) {
                 Ok(value) => return Ok(value),
-                Err(Failed::Db(e)) if e.is_closed() && tries < 2 => continue,
+                Err(Failed::Db(_)) if client.is_closed() && tries <= pool.max_size() => {}
                 Err(Failed::Db(e)) => return Err(io(operation)(e)),
                 Err(Failed::Store(e)) => return Err(e),
             }
@@ -140,6 +146,22 @@ impl Postgres {
         });
         if let Some(last) = last.max() {
             self.grew_to(last);
+        }
+    }
+}
+
+/// Closing a connection blocks on its own little runtime, which may not
+/// happen on a thread that drives async tasks, where a store is often
+/// dropped (a server shutting down): the pool closes on a thread of its own.
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let closed = std::thread::Builder::new()
+                .name("droid-store-close".to_owned())
+                .spawn(move || drop(pool));
+            if let Err(e) = closed {
+                tracing::warn!(error = %e, "cannot start a thread to close the PostgreSQL connections");
+            }
         }
     }
 }
