@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the servers the tests start for themselves (PostgreSQL's server
-# programs) when they are missing, with apt-get. Installing creates no
+# programs, nats-server) when they are missing, with apt-get. Installing creates no
 # cluster and starts nothing: every test initialises its own in a temporary
 # folder, on a free loopback port, and stops it by PID. Safe to run again.
 set -euo pipefail
@@ -12,6 +12,7 @@ have_postgres() {
 
 missing=()
 have_postgres || missing+=(postgresql)
+command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null; then

@@ -97,6 +97,11 @@ pub const FEED_BUFFER_FULL: &str = "droid_feed_buffer_full_total";
 pub const KEY_FETCHES: &str = "droid_auth_key_fetches_total";
 /// Key lookups refused without a fetch, by reason (issuer not granted, too many fetches, negative cache).
 pub const KEY_LOOKUPS_REFUSED: &str = "droid_auth_key_lookups_refused_total";
+/// Events handed back to JetStream for another delivery (the store failed, or
+/// more arrived at once than the source's burst), by source.
+pub const INGEST_STREAM_NAKS: &str = "droid_ingest_stream_naks_total";
+/// Times pulling a source's events from JetStream failed and started again.
+pub const INGEST_STREAM_RECONNECTS: &str = "droid_ingest_stream_reconnects_total";
 /// Ingestion requests refused because their source has `max_in_flight` requests running.
 pub const INGEST_BUSY: &str = "droid_ingest_busy_total";
 

@@ -258,6 +258,7 @@ async fn launch(
         .expect("build task")
         .map_err(|e| e.to_string())?;
     let app = Arc::new(app);
+    app.start_streams().await.map_err(|e| e.to_string())?;
     // Watching starts before the test goes on, so no change it makes is missed.
     app.spawn_background();
     let listener = tokio::net::TcpListener::bind(addr.unwrap_or(([127, 0, 0, 1], 0).into()))

@@ -15,10 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::app::App;
-use crate::ingest::{
-    EventResult, IncomingEvent, Refusal, State as SourceState, Target, ingest_into,
-};
-use crate::metrics::{INGEST_EVENTS, INGEST_SOURCE_STATE};
+use crate::ingest::{EventResult, IncomingEvent, Refusal, Target, ingest_into};
 use crate::web::extract::{ApiPath, body_error};
 use crate::web::{ApiError, ErrorCode};
 
@@ -104,7 +101,9 @@ pub(super) async fn answer(
         .clone();
     let results = ingest_into(&app.service.store, &binding, source, events, target).await?;
     let count = |f: fn(&EventResult) -> bool| results.iter().filter(|r| f(r)).count();
-    note_outcomes(app, source, source_config, &results);
+    app.service
+        .source_health
+        .note_outcomes(source, source_config, &results);
     Ok(Json(json!({
         "applied": count(|r| matches!(r, EventResult::Applied { .. })),
         "duplicate": count(|r| matches!(r, EventResult::Duplicate)),
@@ -115,52 +114,6 @@ pub(super) async fn answer(
         "results": results,
     }))
     .into_response())
-}
-
-/// Counts outcomes and failures against the source's thresholds.
-pub(super) fn note_outcomes(
-    app: &App,
-    source: &str,
-    config: &crate::config::SourceConfig,
-    results: &[EventResult],
-) {
-    let mut failures = 0u64;
-    for result in results {
-        let outcome = match result {
-            EventResult::Applied { .. } => "applied",
-            EventResult::Duplicate => "duplicate",
-            EventResult::Staged => "staged",
-            EventResult::Invalid { .. } => "invalid",
-            EventResult::Rejected { .. } => "rejected",
-            EventResult::Failed { .. } => "failed",
-        };
-        if !matches!(outcome, "applied" | "duplicate" | "staged") {
-            failures += 1;
-        }
-        metrics::counter!(INGEST_EVENTS, "source" => source.to_owned(), "outcome" => outcome)
-            .increment(1);
-    }
-    let health =
-        app.service
-            .source_health
-            .record(source, config, failures, std::time::Instant::now());
-    metrics::gauge!(INGEST_SOURCE_STATE, "source" => source.to_owned()).set(health.state.gauge());
-    match health.state {
-        SourceState::Ok => {}
-        SourceState::Warning if failures > 0 => tracing::warn!(
-            source,
-            failures = health.failures,
-            window_s = health.window_s,
-            "ingestion failures above the warning threshold"
-        ),
-        SourceState::Incident if failures > 0 => tracing::error!(
-            source,
-            failures = health.failures,
-            window_s = health.window_s,
-            "ingestion failures above the paging threshold: incident"
-        ),
-        _ => {}
-    }
 }
 
 /// A JSON array of events, or one event per line. Each element that is not an

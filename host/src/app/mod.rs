@@ -7,6 +7,7 @@
 mod control;
 mod peers;
 mod service;
+mod streams;
 mod upkeep;
 
 use std::sync::Arc;
@@ -50,6 +51,9 @@ pub enum StartError {
         "{0}: no [auth] section: configure service authentication (see the README), or pass --insecure-no-auth for local play"
     )]
     NoAuth(String),
+    /// A source's JetStream stream cannot be consumed.
+    #[error(transparent)]
+    Stream(#[from] streams::StreamError),
 }
 
 /// The store the configuration names, behind its read cache.
@@ -116,6 +120,16 @@ impl App {
         )?);
         let registry = Arc::new(Registry::bind(&plugins, config, None)?);
         Ok((plugins, registry))
+    }
+
+    /// Connects every source that pulls from NATS JetStream and starts
+    /// consuming (on the current tokio runtime). Fails, naming the source's
+    /// `stream` field and why, when a server cannot be reached or a stream
+    /// does not exist: call it before serving.
+    pub async fn start_streams(&self) -> Result<(), StartError> {
+        let consumers = streams::connect(&self.service.config()).await?;
+        streams::start(&self.service, consumers);
+        Ok(())
     }
 
     /// Starts what a serving app needs in the background: the upkeep loop,

@@ -36,6 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let shutdown = droid_host::server::shutdown_signal();
         let addr = config.listen;
         let app = tokio::task::spawn_blocking(move || App::build(config)).await??;
+        app.start_streams().await?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;

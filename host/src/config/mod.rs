@@ -162,6 +162,28 @@ pub struct SourceConfig {
     pub publishers: Vec<String>,
     /// The most of its requests transformed at once; past it, `429`.
     pub max_in_flight: u32,
+    /// The NATS JetStream stream its events are also pulled from, if any.
+    pub stream: Option<StreamSource>,
+}
+
+/// A JetStream stream a source's events arrive on (`sources.NAME.stream`).
+/// Every node pulls from one durable consumer, so each event is handled by
+/// one node, and acknowledged only once its changes are committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSource {
+    /// The NATS server (`nats://host:4222`; several separated by commas).
+    pub url: String,
+    /// The stream's name (it must exist).
+    pub stream: String,
+    /// The subject events are published on (filters the consumer).
+    pub subject: String,
+    /// The durable consumer the nodes share (created if missing).
+    pub durable: String,
+    /// The most events pulled and committed at once.
+    pub batch: usize,
+    /// How long JetStream waits for an acknowledgement before it delivers an
+    /// event again (to this node or another).
+    pub ack_wait: Duration,
 }
 
 /// How plugin files are picked up, rolled out and trusted.

@@ -74,6 +74,18 @@ pub(super) struct RawSource {
     pub bootstrap_url: Option<String>,
     pub publishers: Option<Vec<String>>,
     pub max_in_flight: Option<u32>,
+    pub stream: Option<RawStream>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStream {
+    pub url: Option<String>,
+    pub stream: Option<String>,
+    pub subject: Option<String>,
+    pub durable: Option<String>,
+    pub batch: Option<u64>,
+    pub ack_wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

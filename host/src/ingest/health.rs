@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::EventResult;
 use crate::config::SourceConfig;
+use crate::metrics::{INGEST_EVENTS, INGEST_SOURCE_STATE};
 
 /// A source's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +89,45 @@ impl SourceHealth {
     pub fn health(&self, source: &str, config: &SourceConfig, now: Instant) -> Health {
         self.record(source, config, 0, now)
     }
+
+    /// Counts outcomes and failures against the source's thresholds.
+    pub fn note_outcomes(&self, source: &str, config: &SourceConfig, results: &[EventResult]) {
+        let mut failures = 0u64;
+        for result in results {
+            let outcome = match result {
+                EventResult::Applied { .. } => "applied",
+                EventResult::Duplicate => "duplicate",
+                EventResult::Staged => "staged",
+                EventResult::Invalid { .. } => "invalid",
+                EventResult::Rejected { .. } => "rejected",
+                EventResult::Failed { .. } => "failed",
+            };
+            if !matches!(outcome, "applied" | "duplicate" | "staged") {
+                failures += 1;
+            }
+            metrics::counter!(INGEST_EVENTS, "source" => source.to_owned(), "outcome" => outcome)
+                .increment(1);
+        }
+        let health = self.record(source, config, failures, Instant::now());
+        metrics::gauge!(INGEST_SOURCE_STATE, "source" => source.to_owned())
+            .set(health.state.gauge());
+        match health.state {
+            State::Ok => {}
+            State::Warning if failures > 0 => tracing::warn!(
+                source,
+                failures = health.failures,
+                window_s = health.window_s,
+                "ingestion failures above the warning threshold"
+            ),
+            State::Incident if failures > 0 => tracing::error!(
+                source,
+                failures = health.failures,
+                window_s = health.window_s,
+                "ingestion failures above the paging threshold: incident"
+            ),
+            _ => {}
+        }
+    }
 }
 
 fn health(
@@ -138,6 +179,7 @@ mod tests {
             bootstrap_url: None,
             publishers: Vec::new(),
             max_in_flight: 16,
+            stream: None,
         };
         let health = SourceHealth::default();
         let start = Instant::now();

@@ -87,6 +87,7 @@ mod tests {
             bootstrap_url: None,
             publishers: Vec::new(),
             max_in_flight: 16,
+            stream: None,
         }
     }
 

@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod hardening;
 mod layers;
+mod nats_ingest;
 mod sensitive;
 mod shared_log;
 mod store_conformance;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::super::raw::RawSource;
-use super::super::{Mode, RecordTypeConfig, SourceConfig};
+use super::super::raw::{RawSource, RawStream};
+use super::super::{Mode, RecordTypeConfig, SourceConfig, StreamSource};
 use super::{Checker, check_base_url, check_record_type_name, grants};
 
 /// `[sources.NAME]`: each names an ingested record type.
@@ -65,6 +65,9 @@ pub(super) fn sources(
                 .map_err(|why| c.problem(format!("{field}.bootstrap_url"), why))
                 .ok()
         });
+        let stream = source
+            .stream
+            .and_then(|raw| stream_source(c, &format!("{field}.stream"), raw));
         match record_types.get(&record_type).map(|rt| (&rt.mode, rt.max_in_flight)) {
             Some((Mode::Ingested(_), type_in_flight)) => {
                 let max_in_flight = c.number(
@@ -87,6 +90,7 @@ pub(super) fn sources(
                         bootstrap_url,
                         publishers,
                         max_in_flight,
+                        stream,
                     },
                 );
             }
@@ -101,4 +105,68 @@ pub(super) fn sources(
         }
     }
     out
+}
+
+/// `sources.NAME.stream`: where on NATS JetStream the source's events arrive.
+fn stream_source(c: &mut Checker, field: &str, raw: RawStream) -> Option<StreamSource> {
+    let mut required = |key: &str, value: Option<String>, what: &str| match value {
+        Some(v) if !v.trim().is_empty() => Some(v),
+        _ => {
+            c.problem(format!("{field}.{key}"), format!("required: {what}"));
+            None
+        }
+    };
+    let url = required("url", raw.url, "the NATS server, as nats://host:port");
+    let stream = required("stream", raw.stream, "the JetStream stream's name");
+    let subject = required(
+        "subject",
+        raw.subject,
+        "the subject events are published on",
+    );
+    let durable = required(
+        "durable",
+        raw.durable,
+        "the durable consumer the nodes share",
+    );
+    if let Some(url) = &url {
+        for server in url.split(',') {
+            if server.trim().parse::<async_nats::ServerAddr>().is_err() {
+                c.problem(
+                    format!("{field}.url"),
+                    format!("{server:?} is not a NATS server address (nats://host:port)"),
+                );
+            }
+        }
+    }
+    for (key, name) in [("stream", &stream), ("durable", &durable)] {
+        if let Some(name) = name
+            && name
+                .chars()
+                .any(|ch| ch.is_whitespace() || matches!(ch, '.' | '*' | '>' | '/' | '\\'))
+        {
+            c.problem(
+                format!("{field}.{key}"),
+                format!(
+                    "{name:?}: JetStream names may not hold spaces, '.', '*', '>', '/' or '\\'"
+                ),
+            );
+        }
+    }
+    let batch = c.number(field, "batch", raw.batch, 500, 1, 10_000) as usize;
+    let ack_wait = c.millis(
+        field,
+        "ack_wait_ms",
+        raw.ack_wait_ms,
+        Duration::from_secs(30),
+        100,
+        3_600_000,
+    );
+    Some(StreamSource {
+        url: url?,
+        stream: stream?,
+        subject: subject?,
+        durable: durable?,
+        batch,
+        ack_wait,
+    })
 }

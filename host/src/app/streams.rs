@@ -1,0 +1,283 @@
+//! Sources whose events arrive on NATS JetStream (`sources.NAME.stream`).
+//!
+//! Every node pulls from one durable consumer, so JetStream hands each event
+//! to one node at a time. A node takes what is ready (up to `batch`), runs it
+//! through the same ingestion as `POST /v1/ingest` (rate limit, transformer,
+//! checks, one store transaction, dead letters, failure thresholds, metrics)
+//! and acknowledges each event only once its changes are committed. An event
+//! that cannot be ingested (not an event, refused or failed by the
+//! transformer) is kept as a dead letter and acknowledged, so it never blocks
+//! the stream. When the store fails nothing is acknowledged: JetStream
+//! delivers the events again, to this node or another, and the store's
+//! idempotency by event id makes a second delivery change nothing (the
+//! stream's own duplicate window is shorter than a redelivery can be late).
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::{AckKind, Message};
+use futures::StreamExt;
+
+use super::Service;
+use crate::config::{Config, StreamSource};
+use crate::ingest::{EventResult, IncomingEvent, Refusal, Target, ingest_into};
+use crate::metrics::{INGEST_STREAM_NAKS, INGEST_STREAM_RECONNECTS};
+use crate::store::{self, DeadLetter};
+
+/// How long connecting to NATS may take at start.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long to wait before pulling again after the stream failed.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// How soon JetStream offers an event again after the store failed.
+const REDELIVER_AFTER: Duration = Duration::from_secs(1);
+
+/// Why a stream source cannot be consumed: named by its field.
+#[derive(Debug, thiserror::Error)]
+#[error("sources.{name}.stream: {reason}")]
+pub struct StreamError {
+    /// The source.
+    pub name: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A source's consumer, connected.
+#[derive(Debug)]
+pub(super) struct Consumer {
+    source: String,
+    settings: StreamSource,
+    consumer: PullConsumer,
+}
+
+/// Connects to every stream source's server, finds its stream and binds the
+/// shared durable consumer (creating it if missing): what must work before
+/// droid serves.
+pub(super) async fn connect(config: &Config) -> Result<Vec<Consumer>, StreamError> {
+    let mut out = Vec::new();
+    for (source, source_config) in &config.sources {
+        let Some(settings) = &source_config.stream else {
+            continue;
+        };
+        let failed = |reason: String| StreamError {
+            name: source.clone(),
+            reason,
+        };
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("droid source {source}"))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .connect(settings.url.as_str())
+            .await
+            .map_err(|e| failed(format!("cannot connect to NATS at {}: {e}", settings.url)))?;
+        let jetstream = async_nats::jetstream::new(client);
+        let stream = jetstream.get_stream(&settings.stream).await.map_err(|e| {
+            failed(format!(
+                "stream {:?} on {}: {e} (create it, with subject {:?})",
+                settings.stream, settings.url, settings.subject
+            ))
+        })?;
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(
+                &settings.durable,
+                pull::Config {
+                    durable_name: Some(settings.durable.clone()),
+                    filter_subject: settings.subject.clone(),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: settings.ack_wait,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| {
+                failed(format!(
+                    "durable consumer {:?} of stream {:?}: {e}",
+                    settings.durable, settings.stream
+                ))
+            })?;
+        out.push(Consumer {
+            source: source.clone(),
+            settings: settings.clone(),
+            consumer,
+        });
+    }
+    Ok(out)
+}
+
+/// Starts consuming, one task per source on the current runtime; each ends
+/// when the server shuts down or the service goes.
+pub(super) fn start(service: &Arc<Service>, consumers: Vec<Consumer>) {
+    for consumer in consumers {
+        tokio::spawn(consume(Arc::downgrade(service), consumer));
+    }
+}
+
+async fn consume(service: Weak<Service>, consumer: Consumer) {
+    let Some(mut closing) = service.upgrade().map(|s| s.closing()) else {
+        return;
+    };
+    let source = consumer.source.as_str();
+    let reconnects = metrics::counter!(INGEST_STREAM_RECONNECTS, "source" => source.to_owned());
+    loop {
+        if *closing.borrow() {
+            return;
+        }
+        let messages = consumer
+            .consumer
+            .stream()
+            .max_messages_per_batch(consumer.settings.batch)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await;
+        let mut chunks = match messages {
+            Ok(messages) => messages.ready_chunks(consumer.settings.batch),
+            Err(e) => {
+                tracing::warn!(source, error = %e, "cannot pull from JetStream; retrying");
+                reconnects.increment(1);
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY) => continue,
+                    _ = closing.changed() => return,
+                }
+            }
+        };
+        loop {
+            let chunk = tokio::select! {
+                chunk = chunks.next() => chunk,
+                _ = closing.changed() => return,
+            };
+            let Some(chunk) = chunk else { break };
+            let (messages, errors): (Vec<_>, Vec<_>) = chunk.into_iter().partition(Result::is_ok);
+            let messages: Vec<Message> = messages.into_iter().filter_map(Result::ok).collect();
+            let Some(service) = service.upgrade() else {
+                return;
+            };
+            if !messages.is_empty() {
+                handle(&service, &consumer, messages).await;
+            }
+            if let Some(Err(e)) = errors.into_iter().next() {
+                tracing::warn!(source, error = %e, "pulling from JetStream failed; pulling again");
+                reconnects.increment(1);
+                break;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RETRY) => {}
+            _ = closing.changed() => return,
+        }
+    }
+}
+
+/// Ingests one chunk of messages and acknowledges what is done with.
+async fn handle(service: &Service, consumer: &Consumer, messages: Vec<Message>) {
+    let source = consumer.source.as_str();
+    let config = service.config();
+    let (Some(source_config), Some(binding)) = (
+        config.sources.get(source),
+        config
+            .sources
+            .get(source)
+            .and_then(|s| service.registry().get(&s.record_type).cloned()),
+    ) else {
+        // The source left the configuration: another node may still serve it.
+        nak(source, &messages).await;
+        return;
+    };
+    // The agreed rate applies as over HTTP: the node pulls no faster.
+    let count = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+    loop {
+        match service.rate_limits.admit(source, source_config, count) {
+            Ok(()) => break,
+            Err(Refusal::Later(wait)) => tokio::time::sleep(wait).await,
+            // More than the burst at once: the excess is offered again soon.
+            Err(Refusal::TooMany { burst }) => {
+                let mut messages = messages;
+                let rest = messages.split_off((burst as usize).min(messages.len()).max(1));
+                nak(source, &rest).await;
+                return Box::pin(handle(service, consumer, messages)).await;
+            }
+        }
+    }
+    let events: Vec<Result<IncomingEvent, String>> = messages
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).map_err(|e| format!("not an event: {e}")))
+        .collect();
+    let results = match ingest_into(&service.store, &binding, source, events, Target::Live).await {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::warn!(source, error = %e, events = messages.len(), "the store failed; the events stay unacknowledged and come again");
+            nak(source, &messages).await;
+            return;
+        }
+    };
+    service
+        .source_health
+        .note_outcomes(source, source_config, &results);
+    // Events that are not events at all are kept too, so nothing vanishes.
+    let letters: Vec<DeadLetter> = messages
+        .iter()
+        .zip(&results)
+        .filter_map(|(message, result)| match result {
+            EventResult::Invalid { reason } => Some(invalid_letter(consumer, message, reason)),
+            _ => None,
+        })
+        .collect();
+    if !letters.is_empty() {
+        let store = service.store.dead_letters.clone();
+        if let Err(e) = store::blocking(move || store.put_dead_letters(&letters)).await {
+            tracing::warn!(source, error = %e, "cannot keep invalid events as dead letters; they come again");
+            nak(source, &messages).await;
+            return;
+        }
+    }
+    for message in &messages {
+        if let Err(e) = message.ack().await {
+            tracing::warn!(source, error = %e, "an acknowledgement did not reach JetStream; the event comes again (and is a duplicate)");
+        }
+    }
+}
+
+/// A dead letter for a message that is not a valid event, named by its id
+/// when it has one, else by its place in the stream.
+fn invalid_letter(consumer: &Consumer, message: &Message, reason: &str) -> DeadLetter {
+    let value: Option<serde_json::Value> = serde_json::from_slice(&message.payload).ok();
+    let field = |name: &str| {
+        value
+            .as_ref()
+            .and_then(|v| v.get(name))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let place = message
+        .info()
+        .map(|info| format!("{}:{}", consumer.settings.stream, info.stream_sequence))
+        .unwrap_or_else(|_| consumer.settings.stream.clone());
+    DeadLetter {
+        source: consumer.source.clone(),
+        event_id: field("id")
+            .filter(|id| !id.is_empty() && id.len() <= 256)
+            .unwrap_or(place),
+        kind: field("kind").unwrap_or_default(),
+        tenant: field("tenant").unwrap_or_default(),
+        occurred_at_ms: value
+            .as_ref()
+            .and_then(|v| v.get("occurred_at"))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0),
+        payload: String::from_utf8_lossy(&message.payload).into_owned(),
+        reason: reason.to_owned(),
+        plugin_version: String::new(),
+        at_ms: store::now_ms(),
+        attempts: 1,
+    }
+}
+
+/// Hands `messages` back to JetStream for another delivery soon.
+async fn nak(source: &str, messages: &[Message]) {
+    metrics::counter!(INGEST_STREAM_NAKS, "source" => source.to_owned())
+        .increment(messages.len() as u64);
+    for message in messages {
+        let _ = message.ack_with(AckKind::Nak(Some(REDELIVER_AFTER))).await;
+    }
+}
