@@ -303,3 +303,102 @@ async fn a_store_that_cannot_be_used_stops_droid_at_start_naming_the_field_and_w
         "{e}"
     );
 }
+
+/// Reads a fresh key of `echo` from `node` (nothing cached for it) and says
+/// which version answered.
+async fn echo_version(node: &TestDroid, n: &std::sync::atomic::AtomicUsize) -> String {
+    let key = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::reload::serving(node, &format!("fresh-{key}"), "acme").await
+}
+
+#[tokio::test]
+async fn a_plugin_pushed_through_one_node_serves_on_all_and_a_rollback_on_one_applies_to_all() {
+    let pg = PostgresServer::start();
+    let record_types = format!(
+        "{}\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\nschema = \"plugins\"\nconnect_timeout_ms = 2000\npoll_interval_ms = 200\n",
+        crate::reload::ECHO,
+        pg.url()
+    );
+    let v1 = crate::reload::bytes(droid_e2e::plugins::VERSION_ECHO_V1);
+    let mut nodes = Vec::new();
+    for n in 0..3 {
+        nodes.push(
+            TestDroid::start_with_plugin_settings(
+                "watch = false\n",
+                &format!("{record_types}\n[server]\nnode_name = \"node-{n}\"\n"),
+                &[("echo.wasm", &v1)],
+            )
+            .await,
+        );
+    }
+    let fresh = std::sync::atomic::AtomicUsize::new(0);
+    for node in &nodes {
+        assert_eq!(echo_version(node, &fresh).await, "1.0.0");
+    }
+
+    // Pushed to A, kept in the store, loaded by B and C from there.
+    let v2 = crate::reload::bytes(droid_e2e::plugins::VERSION_ECHO_V2);
+    let r = reqwest::Client::new()
+        .post(nodes[0].url("/v1/admin/plugins/files/echo@2.0.0.wasm"))
+        .header("content-type", "application/wasm")
+        .body(v2)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["shared"], true, "{body}");
+    assert_eq!(body["serving"], "current", "{body}");
+    for node in &nodes {
+        eventually("the pushed version serves on every node", async || {
+            echo_version(node, &fresh).await == "2.0.0"
+        })
+        .await;
+    }
+    // Every node says what it holds.
+    eventually("every node reports both versions", async || {
+        let fleet = nodes[1].get("/v1/admin/fleet").await.json();
+        fleet["nodes"].as_array().is_some_and(|all| {
+            all.len() == 3
+                && all
+                    .iter()
+                    .all(|n| n["plugins"][0]["versions"].as_array().map(Vec::len) == Some(2))
+        })
+    })
+    .await;
+
+    // Rolled back on C: A and B take it back too.
+    let r = nodes[2]
+        .post(
+            "/v1/admin/plugins/echo/rollback",
+            r#"{"reason":"fleet test"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for node in &nodes {
+        eventually("the rollback applies on every node", async || {
+            echo_version(node, &fresh).await == "1.0.0"
+        })
+        .await;
+    }
+    let list = crate::reload::admin_plugins(&nodes[0]).await;
+    assert!(
+        list.to_string().contains("fleet test"),
+        "the rollback's reason reached A: {list}"
+    );
+
+    // A file that does not load is refused and kept nowhere.
+    let r = reqwest::Client::new()
+        .post(nodes[0].url("/v1/admin/plugins/files/echo@3.0.0.wasm"))
+        .body(b"not a component".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "plugin_refused", "{body}");
+    assert!(!nodes[0].plugin_dir().join("echo@3.0.0.wasm").exists());
+    let fleet = nodes[0].get("/v1/admin/fleet").await.json();
+    assert_eq!(fleet["files"].as_array().unwrap().len(), 1, "{fleet}");
+}

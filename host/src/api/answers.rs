@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::app::{ConfigStatus, ReloadReport};
+pub use crate::app::{ConfigStatus, NodeStatus, Pushed, ReloadReport};
 use crate::config::Share;
 pub use crate::failure::Logged;
 pub use crate::ingest::{Health, Replayed};
@@ -75,4 +75,30 @@ pub struct ErrorDetail {
 pub struct DeadLetterList {
     /// In source and event id order.
     pub dead_letters: Vec<DeadLetter>,
+}
+
+/// `GET /v1/admin/fleet`: what each node said it holds and serves, and the
+/// plugin files pushed to the fleet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FleetAnswer {
+    /// Whether this node shares a store with others (otherwise it is alone,
+    /// and both lists hold only what it knows).
+    pub shared: bool,
+    /// Each node's last report.
+    pub nodes: Vec<NodeStatus>,
+    /// The pushed files.
+    pub files: Vec<PushedFileAnswer>,
+}
+
+/// A pushed plugin file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushedFileAnswer {
+    /// Its name.
+    pub file: String,
+    /// Its SHA-256 (hex).
+    pub sha256: String,
+    /// Whether it came with a signature.
+    pub signed: bool,
+    /// When it was pushed (ms since the epoch).
+    pub pushed_at_ms: u64,
 }

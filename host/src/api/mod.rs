@@ -12,6 +12,7 @@ mod auth;
 mod batch;
 mod entity;
 mod feed;
+mod fleet;
 mod ingest;
 mod invalidate;
 mod ops;
@@ -136,6 +137,8 @@ fn administration(app: Arc<App>) -> Router<Arc<App>> {
         .route(routes::ROLLOUT, post(admin::rollout))
         .route(routes::PROMOTE, post(admin::promote))
         .route(routes::ROLLBACK, post(admin::rollback))
+        .route(routes::PLUGIN_FILE, post(fleet::push))
+        .route(routes::FLEET, get(fleet::nodes))
         .route(routes::CONFIG, get(admin::config))
         .route(routes::RELOAD, post(admin::reload))
         .route(routes::SOURCES, get(admin::sources))

@@ -73,12 +73,12 @@ pub enum ReloadError {
 /// The control plane of a running droid.
 #[derive(Debug)]
 pub struct Control {
-    service: Arc<Service>,
+    pub(super) service: Arc<Service>,
     /// Every plugin and its versions.
     pub plugins: Arc<Plugins>,
     status: Mutex<ConfigStatus>,
     /// Serialises changes (reloads, file events, rollouts asked for by operators).
-    changing: Mutex<()>,
+    pub(super) changing: Mutex<()>,
     watcher: Mutex<Option<watch::Watcher>>,
 }
 

@@ -5,6 +5,7 @@
 //! [`App`], which holds the two.
 
 mod control;
+mod fleet;
 mod peers;
 mod service;
 mod streams;
@@ -13,6 +14,7 @@ mod upkeep;
 use std::sync::Arc;
 
 pub use control::{ConfigStatus, Control, ReloadError, ReloadFailure, ReloadReport};
+pub use fleet::{NodePlugin, NodeStatus, NodeVersion, PushError, Pushed};
 pub use service::Service;
 
 use crate::auth::Authenticator;
@@ -28,6 +30,8 @@ pub struct App {
     pub service: Arc<Service>,
     /// The changes it takes while running.
     pub control: Arc<Control>,
+    /// Its name in the fleet's reports.
+    node_name: String,
     background: std::sync::Once,
 }
 
@@ -65,7 +69,7 @@ fn open_store(config: &Config) -> Result<Stores, StoreError> {
             bytes,
             ttl,
         ),
-        StoreBackend::Postgres(options) => Stores::of(Postgres::open(options)?, bytes, ttl),
+        StoreBackend::Postgres(options) => Stores::shared(Postgres::open(options)?, bytes, ttl),
     })
 }
 
@@ -100,6 +104,7 @@ impl App {
         ));
         let control = Arc::new(Control::new(service.clone(), plugins));
         Ok(Self {
+            node_name: fleet::node_name(&service),
             service,
             control,
             background: std::sync::Once::new(),
@@ -132,9 +137,15 @@ impl App {
         Ok(())
     }
 
+    /// This node's name in the fleet's reports.
+    pub fn node_name(&self) -> String {
+        self.node_name.clone()
+    }
+
     /// Starts what a serving app needs in the background: the upkeep loop,
     /// following other nodes' changes when the store is shared (on the
-    /// current tokio runtime), and watching the plugin folder and the
+    /// current tokio runtime) and their plugin files and decisions, and
+    /// watching the plugin folder and the
     /// configuration file when `plugins.watch` is on. Calls after the first
     /// do nothing.
     pub fn spawn_background(&self) {
@@ -145,6 +156,9 @@ impl App {
                 StoreBackend::Postgres(_)
             ) {
                 peers::start(&self.service);
+            }
+            if let Some(fleet) = &self.service.store.fleet {
+                fleet::start(&self.service, &self.control, fleet.clone(), &self.node_name);
             }
             self.control.start_watching();
         });

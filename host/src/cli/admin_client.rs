@@ -50,6 +50,26 @@ impl Server {
         )
     }
 
+    /// POSTs `bytes` (of `content_type`, with `headers`) to `path` and
+    /// returns the answer.
+    pub fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, String)],
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<T> {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(bytes);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        self.send(request)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -1,13 +1,13 @@
 //! `droid plugins ...`: plugin files on this machine (`inspect`, `transform`,
-//! `sign`, `keygen`), and the plugins of a running droid (`list`, `rollout`,
-//! `promote`, `rollback`).
+//! `sign`, `keygen`), and the plugins of a running droid and its fleet
+//! (`list`, `push`, `fleet`, `rollout`, `promote`, `rollback`).
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use droid_host::api::answers::{PluginList, RollbackDone, Serving};
+use droid_host::api::answers::{FleetAnswer, PluginList, Pushed, RollbackDone, Serving};
 use droid_host::config::{RecordTypeConfig, RuntimeSettings};
 use droid_host::entity::{EntityOp, SourceEvent};
 use droid_host::runtime::{LoadedPlugin, PluginContext, Runtime, WorldKind};
@@ -71,6 +71,24 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Push a plugin file to a running droid, and through its store to every node of its fleet.
+    Push {
+        /// The `.wasm` component, named NAME.wasm or NAME@VERSION.wasm.
+        file: PathBuf,
+        /// Its signature (default: FILE.sig, when it exists).
+        #[arg(long)]
+        sig: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show a running droid's fleet: each node's versions and what they serve, and the pushed files.
+    Fleet {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print the admin API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sign a plugin file with an ed25519 private key, writing FILE.sig.
     Sign {
         /// The private key (PKCS#8 PEM, from `droid plugins keygen`).
@@ -84,6 +102,82 @@ pub enum Command {
         /// Path prefix of the two files.
         prefix: PathBuf,
     },
+}
+
+/// `droid plugins push`.
+fn push(file: &Path, sig: Option<&Path>, server: &ServerArgs) -> anyhow::Result<()> {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} has no file name", file.display()))?;
+    let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let default_sig = PathBuf::from(format!("{}.sig", file.display()));
+    let sig = match sig {
+        Some(path) => Some(path.to_path_buf()),
+        None => default_sig.exists().then_some(default_sig),
+    };
+    let mut headers = Vec::new();
+    if let Some(path) = &sig {
+        use base64::Engine;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        headers.push((
+            "droid-plugin-signature",
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        ));
+    }
+    let pushed: Pushed = server.connect()?.post_bytes(
+        &format!("/v1/admin/plugins/files/{name}"),
+        "application/wasm",
+        &headers,
+        wasm,
+    )?;
+    let reach = if pushed.shared {
+        "every node of the fleet loads it"
+    } else {
+        "this droid is alone (its store is not shared)"
+    };
+    match (&pushed.version, &pushed.serving) {
+        (Some(version), Some(serving)) => {
+            println!("{}: loaded as {version}, {serving}; {reach}", pushed.file);
+        }
+        _ => println!(
+            "{}: kept ({}), not in use: no record type names the plugin yet; {reach}",
+            pushed.file, pushed.outcome
+        ),
+    }
+    Ok(())
+}
+
+/// `droid plugins fleet`.
+fn fleet(server: &ServerArgs, json: bool) -> anyhow::Result<()> {
+    let answer: FleetAnswer = server.connect()?.get("/v1/admin/fleet")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    let now = droid_host::store::now_ms();
+    for node in &answer.nodes {
+        let age = now.saturating_sub(node.at_ms) as f64 / 1000.0;
+        println!("{}  (reported {age:.1} s ago)", node.node);
+        for plugin in &node.plugins {
+            for version in &plugin.versions {
+                println!(
+                    "  {:<20} {:<40} {:<12} {}",
+                    plugin.name, version.label, version.state, version.share
+                );
+            }
+        }
+    }
+    for file in &answer.files {
+        println!(
+            "pushed {} {} {}",
+            file.file,
+            &file.sha256[..12.min(file.sha256.len())],
+            if file.signed { "signed" } else { "unsigned" }
+        );
+    }
+    Ok(())
 }
 
 fn parse_assignment(text: &str) -> Result<(String, String), String> {
@@ -133,6 +227,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             println!("{name}: {} now serves every tenant", serving.version);
             Ok(())
         }
+        Command::Push { file, sig, server } => push(&file, sig.as_deref(), &server),
+        Command::Fleet { server, json } => fleet(&server, json),
         Command::Rollback {
             name,
             reason,

@@ -37,6 +37,9 @@ pub struct Config {
     pub source: PathBuf,
     /// Where the HTTP API listens.
     pub listen: SocketAddr,
+    /// This node's name in the fleet's reports (`server.node_name`); `None`:
+    /// the host name and port.
+    pub node_name: Option<String>,
     /// How long clients may take and how many may be connected.
     pub connections: ConnectionLimits,
     /// The most keys one batch read may ask for.

@@ -92,6 +92,7 @@ pub(super) struct RawStream {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
     pub listen: Option<String>,
+    pub node_name: Option<String>,
     pub max_batch_keys: Option<usize>,
     pub max_body_bytes: Option<u64>,
     pub error_journal_bytes: Option<u64>,

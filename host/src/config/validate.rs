@@ -254,6 +254,15 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     let sources = sources(&mut c, raw.sources, &record_types);
     pool_shares(&mut c, &runtime, &record_types);
     let (auth, admins) = grants::auth(&mut c, &base_dir, raw.auth);
+    let node_name = raw.server.node_name.clone();
+    if let Some(name) = &node_name
+        && (name.is_empty() || name.len() > 128 || name.chars().any(char::is_control))
+    {
+        c.problem(
+            "server.node_name",
+            "expected 1 to 128 characters without control characters",
+        );
+    }
     let store_backend = store_backend(&mut c, &raw.store);
     let store_path = resolve_dir(
         &mut c,
@@ -306,6 +315,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     Ok(Config {
         source: path.to_path_buf(),
         listen,
+        node_name,
         connections,
         max_batch_keys,
         max_body_bytes,

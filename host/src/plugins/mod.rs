@@ -41,6 +41,7 @@ use crate::config::{PluginSettings, RolloutPolicy, Share};
 use crate::locks::{lock, read, write};
 use crate::metrics::{PLUGIN_ROLLBACKS, PLUGINS_LOADED};
 use crate::runtime::Runtime;
+use crate::store::Fleet;
 
 /// Every plugin droid holds, and the failures of files that did not load.
 #[derive(Debug)]
@@ -57,6 +58,9 @@ pub struct Plugins {
     /// Rollout decisions kept across restarts.
     saved_file: SavedFile,
     saved: Mutex<Saved>,
+    /// Where decisions are shared with the other nodes, when the store is
+    /// shared: theirs are applied here, ours are kept there.
+    fleet: RwLock<Option<Arc<dyn Fleet>>>,
 }
 
 /// What became of a changed file.
@@ -104,7 +108,69 @@ impl Plugins {
             failures: Mutex::default(),
             next_id: AtomicU64::new(1),
             loading: Mutex::new(()),
+            fleet: RwLock::new(None),
         })
+    }
+
+    /// Shares rollout decisions through `fleet` from now on: the fleet's
+    /// decisions replace this node's, and plugins the fleet has none about
+    /// get this node's. Returns the versions taken out of service here.
+    pub fn share_decisions(&self, fleet: Arc<dyn Fleet>) -> Vec<Arc<Version>> {
+        *write(&self.fleet) = Some(fleet.clone());
+        let theirs = match fleet.decisions() {
+            Ok((_, theirs)) => theirs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the fleet's rollout decisions; this node's stand until they can be read");
+                return Vec::new();
+            }
+        };
+        let taken = self.apply_decisions(&theirs);
+        let plugins: Vec<_> = read(&self.plugins).values().cloned().collect();
+        for plugin in plugins.iter().filter(|p| !theirs.contains_key(p.name())) {
+            self.save(plugin);
+        }
+        taken
+    }
+
+    /// Applies decisions other nodes made (plugin name → decisions as JSON)
+    /// to the plugins held here, as far as the versions they name are
+    /// loaded; returns the versions that served before and no longer do.
+    pub fn apply_decisions(&self, decisions: &BTreeMap<String, String>) -> Vec<Arc<Version>> {
+        let mut taken = Vec::new();
+        for (name, text) in decisions {
+            let Some(plugin) = self.get(name) else {
+                continue;
+            };
+            let theirs: SavedPlugin = match serde_json::from_str(text) {
+                Ok(theirs) => theirs,
+                Err(e) => {
+                    tracing::warn!(plugin = %name, error = %e, "the fleet's rollout decisions do not parse; ignored");
+                    continue;
+                }
+            };
+            if plugin.saved() == theirs {
+                continue;
+            }
+            let before = plugin.deployment();
+            plugin.restore(&theirs);
+            let after = plugin.deployment();
+            let serves = |v: &Arc<Version>| {
+                Arc::ptr_eq(v, &after.current)
+                    || after
+                        .candidate
+                        .as_ref()
+                        .is_some_and(|c| Arc::ptr_eq(v, &c.version))
+            };
+            let serving_before = std::iter::once(&before.current)
+                .chain(before.candidate.as_ref().map(|c| &c.version));
+            taken.extend(serving_before.filter(|v| !serves(v)).cloned());
+            tracing::info!(plugin = %name, current = after.current.label(), "rollout decisions from the fleet applied");
+            lock(&self.saved)
+                .plugins
+                .insert(name.clone(), plugin.saved());
+            self.publish_loaded(&plugin);
+        }
+        taken
     }
 
     /// Applies new rollout and trust settings (a configuration reload). Versions
@@ -227,10 +293,49 @@ impl Plugins {
         self.save(plugin);
     }
 
-    /// Keeps `plugin`'s decisions for the next start.
+    /// Keeps `plugin`'s decisions for the next start, and for the other
+    /// nodes when decisions are shared. A version the fleet took out of
+    /// service is never brought back by this node: then the fleet's
+    /// decisions are applied here instead.
     fn save(&self, plugin: &Plugin) {
+        let mut decisions = plugin.saved();
+        let fleet = read(&self.fleet).clone();
+        if let Some(fleet) = fleet {
+            let theirs = fleet.decisions().map(|(_, all)| {
+                all.get(plugin.name())
+                    .and_then(|text| serde_json::from_str::<SavedPlugin>(text).ok())
+            });
+            match theirs {
+                Ok(Some(theirs)) => {
+                    let revived = |sha: &Option<String>| {
+                        sha.as_ref().is_some_and(|sha| {
+                            theirs.rolled_back.contains_key(sha)
+                                && !decisions.rolled_back.contains_key(sha)
+                        })
+                    };
+                    let candidate = decisions.candidate.as_ref().map(|(sha, _)| sha.clone());
+                    if revived(&decisions.current) || revived(&candidate) {
+                        plugin.restore(&theirs);
+                        decisions = plugin.saved();
+                    } else {
+                        decisions.rolled_back.extend(theirs.rolled_back);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(plugin = plugin.name(), error = %e, "cannot read the fleet's rollout decisions; this node's are kept locally");
+                }
+            }
+            match serde_json::to_string(&decisions) {
+                Ok(text) => {
+                    if let Err(e) = fleet.put_decisions(plugin.name(), &text) {
+                        tracing::warn!(plugin = plugin.name(), error = %e, "cannot share a rollout decision with the fleet; other nodes keep theirs");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot encode rollout decisions"),
+            }
+        }
         let mut saved = lock(&self.saved);
-        let decisions = plugin.saved();
         if saved.plugins.get(plugin.name()) != Some(&decisions) {
             saved.plugins.insert(plugin.name().to_owned(), decisions);
             self.saved_file.store(&saved);

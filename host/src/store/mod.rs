@@ -30,7 +30,7 @@ pub use cached::Cached;
 pub use embedded::Embedded;
 pub use postgres::{Postgres, PostgresOptions};
 pub use stores::Stores;
-pub use traits::{DeadLetters, Records, Snapshots};
+pub use traits::{DeadLetters, Fleet, Records, Snapshots};
 
 /// Names one record.
 #[derive(
@@ -261,6 +261,43 @@ pub struct DeadLetter {
     pub attempts: u32,
 }
 
+/// A plugin file an operator pushed to the fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedPlugin {
+    /// Its file name (`NAME.wasm` or `NAME@VERSION.wasm`).
+    pub file: String,
+    /// The component.
+    pub wasm: Vec<u8>,
+    /// Its `.sig` file, if signed.
+    pub signature: Option<Vec<u8>>,
+    /// When it was pushed (ms since the epoch).
+    pub pushed_at_ms: u64,
+}
+
+/// A pushed plugin file, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedFile {
+    /// Its file name.
+    pub file: String,
+    /// The SHA-256 (hex) of the component.
+    pub sha256: String,
+    /// Whether it came with a signature.
+    pub signed: bool,
+    /// When it was pushed (ms since the epoch).
+    pub pushed_at_ms: u64,
+}
+
+/// What a node last said it holds and serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeReport {
+    /// The node's name.
+    pub node: String,
+    /// Its report (JSON).
+    pub report: String,
+    /// When it reported (ms since the epoch).
+    pub at_ms: u64,
+}
+
 /// Runs the store call `f` on tokio's blocking pool, as every store call from
 /// async code must: calls block on disk and network, which must not hold up
 /// the workers serving requests.
@@ -275,7 +312,8 @@ pub async fn blocking<T: Send + 'static>(
         })?
 }
 
-pub(crate) fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch, as the store stamps things.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

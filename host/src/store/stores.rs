@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Cached, DeadLetters, EventOutcome, Records, Snapshots, StoreError, VerifySnapshot};
+use super::{
+    Cached, DeadLetters, EventOutcome, Fleet, Records, Snapshots, StoreError, VerifySnapshot,
+};
 
 /// The records (through the read cache when there is one), dead letters and
 /// snapshot batches droid works with. Records are reached only through
@@ -16,6 +18,9 @@ pub struct Stores {
     pub dead_letters: Arc<dyn DeadLetters>,
     /// Snapshot batches being staged.
     pub snapshots: Arc<dyn Snapshots>,
+    /// What a fleet of nodes shares, when the backend is shared (`None`: this
+    /// node is alone, and plugin files and decisions stay on its disk).
+    pub fleet: Option<Arc<dyn Fleet>>,
 }
 
 impl Stores {
@@ -26,7 +31,26 @@ impl Stores {
     where
         B: Records + DeadLetters + Snapshots + 'static,
     {
+        Self::around(Arc::new(backend), cache_bytes, cache_ttl)
+    }
+
+    /// All four from a backend several nodes share (see [`Stores::of`]).
+    pub fn shared<B>(backend: B, cache_bytes: u64, cache_ttl: Duration) -> Self
+    where
+        B: Records + DeadLetters + Snapshots + Fleet + 'static,
+    {
         let backend = Arc::new(backend);
+        let fleet: Arc<dyn Fleet> = backend.clone();
+        Self {
+            fleet: Some(fleet),
+            ..Self::around(backend, cache_bytes, cache_ttl)
+        }
+    }
+
+    fn around<B>(backend: Arc<B>, cache_bytes: u64, cache_ttl: Duration) -> Self
+    where
+        B: Records + DeadLetters + Snapshots + 'static,
+    {
         let records: Arc<dyn Records> = match cache_bytes {
             0 => backend.clone(),
             capacity => Arc::new(Cached::new(backend.clone(), capacity, cache_ttl)),
@@ -35,6 +59,7 @@ impl Stores {
             records,
             dead_letters: backend.clone(),
             snapshots: backend,
+            fleet: None,
         }
     }
 

@@ -4,8 +4,8 @@
 use std::fmt::Debug;
 
 use super::{
-    Change, DeadLetter, EventOutcome, EventWrite, InvalidatedKey, RecordId, Snapshot, StoreError,
-    StoredRecord, VerifySnapshot,
+    Change, DeadLetter, EventOutcome, EventWrite, InvalidatedKey, NodeReport, PushedFile,
+    PushedPlugin, RecordId, Snapshot, StoreError, StoredRecord, VerifySnapshot,
 };
 
 /// Records and the change log: the core every backend implements, and what the
@@ -135,4 +135,34 @@ pub trait Snapshots: Send + Sync + Debug {
 
     /// Every open snapshot batch.
     fn snapshots(&self) -> Result<Vec<Snapshot>, StoreError>;
+}
+
+/// What the nodes of a fleet share besides records (a backend several nodes
+/// use implements it): plugin files operators pushed, the rollout decisions
+/// about each plugin, and what each node says it holds and serves.
+pub trait Fleet: Send + Sync + Debug {
+    /// Keeps `plugin`, replacing an earlier push of the same file name.
+    fn push_plugin(&self, plugin: &PushedPlugin) -> Result<(), StoreError>;
+
+    /// Every pushed file, without its bytes.
+    fn pushed_files(&self) -> Result<Vec<PushedFile>, StoreError>;
+
+    /// The pushed file `file`, with its bytes.
+    fn pushed_plugin(&self, file: &str) -> Result<Option<PushedPlugin>, StoreError>;
+
+    /// Keeps `decisions` (JSON) about `plugin`.
+    fn put_decisions(&self, plugin: &str, decisions: &str) -> Result<(), StoreError>;
+
+    /// The largest revision of any decision: what a node compares with the
+    /// last one it applied.
+    fn decisions_revision(&self) -> Result<u64, StoreError>;
+
+    /// Every plugin's decisions (JSON), and the revision they are at.
+    fn decisions(&self) -> Result<(u64, std::collections::BTreeMap<String, String>), StoreError>;
+
+    /// Keeps what node `node` reports (JSON), with the time.
+    fn report_node(&self, node: &str, report: &str) -> Result<(), StoreError>;
+
+    /// Every node's last report.
+    fn node_reports(&self) -> Result<Vec<NodeReport>, StoreError>;
 }

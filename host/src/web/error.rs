@@ -93,6 +93,10 @@ error_codes! {
     AmbiguousVersion = ("ambiguous_version", CONFLICT),
     /// The plugin's state does not allow the change (nothing to promote, ...).
     PluginStateConflict = ("plugin_state_conflict", CONFLICT),
+    /// A pushed plugin file did not load (trust, world, compile); nothing was kept.
+    PluginRefused = ("plugin_refused", UNPROCESSABLE_ENTITY),
+    /// A pushed file's name is not `NAME.wasm` or `NAME@VERSION.wasm`.
+    InvalidPluginFile = ("invalid_plugin_file", BAD_REQUEST),
     /// The configuration file was refused; the running configuration stays.
     ConfigRefused = ("config_refused", UNPROCESSABLE_ENTITY),
     /// No ingestion source of that name is configured.

@@ -32,6 +32,10 @@ pub const PROMOTE: &str = "/v1/admin/plugins/{name}/promote";
 pub const ROLLBACK: &str = "/v1/admin/plugins/{name}/rollback";
 /// The configuration's status.
 pub const CONFIG: &str = "/v1/admin/config";
+/// `POST`: push a plugin file (the body; its signature in `Droid-Plugin-Signature`, base64) to every node.
+pub const PLUGIN_FILE: &str = "/v1/admin/plugins/files/{file}";
+/// `GET`: the fleet's nodes (what each holds and serves) and the pushed files.
+pub const FLEET: &str = "/v1/admin/fleet";
 /// Loading files again.
 pub const RELOAD: &str = "/v1/admin/reload";
 /// Ingestion sources and their states.

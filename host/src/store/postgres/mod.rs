@@ -24,6 +24,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use super::{EventOutcome, StoreError};
 
 mod dead_letters;
+mod fleet;
 mod follow;
 mod records;
 mod snapshots;
