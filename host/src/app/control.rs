@@ -278,10 +278,6 @@ impl Control {
             Ok(watcher) => {
                 tracing::info!(dirs = ?dirs, "watching for plugin and configuration changes");
                 *lock(&self.watcher) = Some(watcher);
-                // Files that changed between loading and watching were missed:
-                // look at them once now (known contents cost a hash each).
-                let _changing = lock(&self.changing);
-                self.plugins.rescan();
             }
             Err(e) => {
                 tracing::error!(error = %e, dirs = ?dirs, "cannot watch for changes; use POST /v1/admin/reload after changing files")
@@ -297,6 +293,14 @@ impl Control {
         let spawned = std::thread::Builder::new()
             .name("droid-loader".into())
             .spawn(move || {
+                // Files that changed between loading and watching were
+                // missed: look at them once first (known contents cost a
+                // hash each). Here, not on the caller's thread: it may be an
+                // async worker, and loading compiles and saves decisions.
+                if let Some(app) = app.upgrade() {
+                    let _changing = lock(&app.changing);
+                    app.plugins.rescan();
+                }
                 for path in changed {
                     let Some(app) = app.upgrade() else {
                         break;

@@ -79,8 +79,9 @@ fn store(pg: &PostgresServer) -> Postgres {
     .unwrap()
 }
 
-/// Waits until the change log holds at least `n` changes.
-fn wait_for_changes(pg: &PostgresServer, n: u64, what: &str) {
+/// Waits until the change log holds at least `n` changes; fails with the
+/// nodes' logs.
+fn wait_for_changes(pg: &PostgresServer, n: u64, what: &str, nodes: &[&Serving]) {
     let store = store(pg);
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
@@ -88,7 +89,13 @@ fn wait_for_changes(pg: &PostgresServer, n: u64, what: &str) {
         if last >= n {
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: {last} of {n} changes");
+        if Instant::now() > deadline {
+            let logs: Vec<String> = nodes.iter().map(|node| node.log()).collect();
+            panic!(
+                "{what}: {last} of {n} changes; the nodes logged:\n{}",
+                logs.join("\n---\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -104,7 +111,7 @@ fn stream_events_are_applied_once_each_across_a_kill_and_server_restarts() {
 
     publish(&nats, (1..=EVENTS / 2).map(ticket_event));
     // A dies mid-stream, holding events it has not acknowledged.
-    wait_for_changes(&pg, 500, "before the kill");
+    wait_for_changes(&pg, 500, "before the kill", &[&a, &b]);
     a.child.kill().unwrap();
     a.child.wait().unwrap();
     let a = Serving::start(&path);
@@ -123,7 +130,7 @@ fn stream_events_are_applied_once_each_across_a_kill_and_server_restarts() {
     std::thread::sleep(Duration::from_secs(2));
     pg.resume();
 
-    wait_for_changes(&pg, EVENTS, "after the restarts");
+    wait_for_changes(&pg, EVENTS, "after the restarts", &[&a, &b]);
     let store = store(&pg);
     let log = store.changes(0, EVENTS as usize + 10).unwrap();
     assert_eq!(log.len() as u64, EVENTS, "one change per event, none twice");
