@@ -100,6 +100,9 @@ pub const KEY_LOOKUPS_REFUSED: &str = "droid_auth_key_lookups_refused_total";
 /// Events handed back to JetStream for another delivery (the store failed, or
 /// more arrived at once than the source's burst), by source.
 pub const INGEST_STREAM_NAKS: &str = "droid_ingest_stream_naks_total";
+/// Invalidations from the invalidation stream that did not apply (not an
+/// invalidation, an unknown record type, a bad key) and were dropped.
+pub const INVALIDATION_STREAM_REFUSED: &str = "droid_invalidation_stream_refused_total";
 /// Times pulling a source's events from JetStream failed and started again.
 pub const INGEST_STREAM_RECONNECTS: &str = "droid_ingest_stream_reconnects_total";
 /// Ingestion requests refused because their source has `max_in_flight` requests running.

@@ -10,23 +10,15 @@
 //! Run with `cargo bench -p droid-e2e --bench ingest`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use droid_e2e::TestDroid;
-
 use droid_e2e::droid::TICKETS;
-const IN_FLIGHT: u64 = 4;
+use droid_e2e::load::{IN_FLIGHT, ingest_rate, sidecar_lags, ticket_event};
 
 fn event(n: u64) -> String {
-    event_at(n, 1)
-}
-
-fn event_at(n: u64, version: u64) -> String {
-    format!(
-        r#"{{"id":"ev-{n}-{version}","kind":"ticket.updated","tenant":"tenant-{}","occurred_at":1763633700000,"payload":{{"ticket":{{"key":"OPS-{n}","summary":"Checkout latency above SLO","description":"Customers report slow checkouts.","status":"open","priority":"high","labels":["payments"],"updated_at":"2026-11-20T10:15:00Z","version":{version}}},"project":{{"key":"OPS","name":"Operations"}},"assignee":null,"reporter":{{"account_id":"u-7","display_name":"Grace Hopper","email":"grace@example.com"}}}}}}"#,
-        n % 50,
-    )
+    ticket_event(n, 1)
 }
 
 fn main() {
@@ -37,36 +29,10 @@ fn main() {
             "ingestion, ~{} byte events, {IN_FLIGHT} requests in flight",
             event(1).len()
         );
-        let next = Arc::new(AtomicU64::new(0));
+        let next = AtomicU64::new(0);
         for (batch, total) in [(1u64, 2_000u64), (100, 20_000), (1_000, 60_000)] {
-            let started = Instant::now();
-            let mut tasks = Vec::new();
-            for _ in 0..IN_FLIGHT {
-                let (droid, next) = (droid.clone(), next.clone());
-                tasks.push(tokio::spawn(async move {
-                    let mut sent = 0;
-                    while sent < total / IN_FLIGHT {
-                        let first = next.fetch_add(batch, Ordering::Relaxed);
-                        let body = format!(
-                            "[{}]",
-                            (first..first + batch).map(event).collect::<Vec<_>>().join(",")
-                        );
-                        let r = droid.post("/v1/ingest/tracker", &body).await;
-                        assert_eq!(r.status, 200, "{}", r.body);
-                        assert_eq!(r.json()["applied"], batch, "{}", r.body);
-                        sent += batch;
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await.unwrap();
-            }
-            let elapsed = started.elapsed();
-            println!(
-                "  batch {batch:>5}: {:>8.0} events/s ({total} events in {:.2} s)",
-                total as f64 / elapsed.as_secs_f64(),
-                elapsed.as_secs_f64()
-            );
+            let rate = ingest_rate(std::slice::from_ref(&droid), batch, total, &next).await;
+            println!("  batch {batch:>5}: {rate:>8.0} events/s ({total} events)");
         }
 
         // From acknowledgement to readable: the read right after the answer.
@@ -99,7 +65,7 @@ fn main() {
             us(lags[lags.len() - 1])
         );
 
-        let (lags, early) = sidecar_lags(&droid).await;
+        let (lags, early) = sidecar_lags(&droid, &droid).await;
         println!(
             "  acknowledgement to sidecar visibility at 1,000 events/s ({} updates of held keys; {early} visible before their acknowledgement, counted as 0): p50 {:.0} us, p99 {:.0} us, max {:.0} us",
             lags.len(),
@@ -108,108 +74,6 @@ fn main() {
             us(lags[lags.len() - 1])
         );
     });
-}
-
-/// Posts batches of 10 updates every 10 ms for 5 s to keys a sidecar holds;
-/// returns, sorted, each update's time from its acknowledgement to the sidecar
-/// having applied it (visible to reads), and how many were visible first.
-async fn sidecar_lags(droid: &Arc<TestDroid>) -> (Vec<Duration>, usize) {
-    const KEYS: u64 = 5_000;
-    let first_key = 30_000_000;
-    let keys = first_key..first_key + KEYS;
-    for chunk in keys.clone().collect::<Vec<_>>().chunks(500) {
-        let body = format!(
-            "[{}]",
-            chunk
-                .iter()
-                .map(|n| event_at(*n, 1))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        assert_eq!(droid.post("/v1/ingest/tracker", &body).await.status, 200);
-    }
-    let sidecar = droid_e2e::TestSidecar::start(
-        &droid.url(""),
-        &format!("{}[record_types.ticket]\n", droid_e2e::sidecar::FAST_FEED),
-    )
-    .await;
-    sidecar.wait_in_sync().await;
-    for n in keys.clone() {
-        let r = sidecar
-            .get(&format!(
-                "/v1/entity/ticket/OPS-{n}?tenant=tenant-{}",
-                n % 50
-            ))
-            .await;
-        assert_eq!(r.status, 200, "{}", r.body);
-    }
-    // Every position the sidecar reaches, with when.
-    let mut position = sidecar.sidecar().sync().watch_position();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
-    let watcher = tokio::spawn(async move {
-        while position.changed().await.is_ok() {
-            let seq = *position.borrow_and_update();
-            if tx.send((seq, Instant::now())).is_err() {
-                return;
-            }
-        }
-    });
-    let mut acked_at = Vec::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(10));
-    for round in 0..500u64 {
-        ticker.tick().await;
-        let first = first_key + (round * 10) % KEYS;
-        let body = format!(
-            "[{}]",
-            (first..first + 10)
-                .map(|n| event_at(n, 2 + round))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        let r = droid.post("/v1/ingest/tracker", &body).await;
-        let acked = Instant::now();
-        assert_eq!(r.status, 200, "{}", r.body);
-        for result in r.json()["results"].as_array().unwrap() {
-            acked_at.push((result["seqs"][0].as_u64().unwrap(), acked));
-        }
-    }
-    let last = acked_at.iter().map(|(seq, _)| *seq).max().unwrap();
-    let mut reached = Vec::new();
-    while reached.last().is_none_or(|(seq, _)| *seq < last) {
-        let step = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("the sidecar applied every change")
-            .unwrap();
-        reached.push(step);
-    }
-    watcher.abort();
-    let (mut lags, mut early) = (Vec::new(), 0);
-    for (seq, acked) in acked_at {
-        let (_, at) = reached.iter().find(|(p, _)| *p >= seq).unwrap();
-        match at.checked_duration_since(acked) {
-            Some(lag) => lags.push(lag),
-            None => {
-                early += 1;
-                lags.push(Duration::ZERO);
-            }
-        }
-    }
-    // Spot check over HTTP: the last update is what the sidecar serves.
-    let n = first_key + (499 * 10) % KEYS + 9;
-    let r = sidecar
-        .get(&format!(
-            "/v1/entity/ticket/OPS-{n}?tenant=tenant-{}",
-            n % 50
-        ))
-        .await;
-    assert_eq!(
-        (r.status, r.header("etag")),
-        (200, Some("\"v501\"")),
-        "{}",
-        r.body
-    );
-    lags.sort();
-    (lags, early)
 }
 
 /// Posts batches of 10 events every 10 ms for 5 s while a follower reads the

@@ -402,3 +402,61 @@ async fn a_plugin_pushed_through_one_node_serves_on_all_and_a_rollback_on_one_ap
     let fleet = nodes[0].get("/v1/admin/fleet").await.json();
     assert_eq!(fleet["files"].as_array().unwrap().len(), 1, "{fleet}");
 }
+
+#[tokio::test]
+async fn invalidations_published_to_a_stream_empty_every_nodes_cache() {
+    let pg = PostgresServer::start();
+    let nats = droid_test_servers::NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    jetstream
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "INVALIDATIONS".into(),
+            subjects: vec!["invalidations.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let backend = TestBackend::start().await;
+    backend.put("s1", r#"{"name":"one","version":1}"#);
+    let setup = Setup::new()
+        .site(&backend, "[record_types.site.cache.found]\nttl_ms = 600000")
+        .raw(&format!(
+            "[invalidations]\nstream = {{ url = \"{}\", stream = \"INVALIDATIONS\", subject = \"invalidations.sites\", durable = \"droid\", ack_wait_ms = 1000 }}\n",
+            nats.url()
+        ))
+        .postgres(&pg.url(), "shared");
+    let [a, b, c] = three_nodes(&setup).await;
+    for node in [&a, &b, &c] {
+        node.get("/v1/entity/site/s1").await;
+        assert_eq!(node.get("/v1/entity/site/s1").await.cache(), "hit");
+    }
+    backend.put("s1", r#"{"name":"two","version":2}"#);
+    for payload in [
+        "not an invalidation",
+        r#"{"record_type":"nosuch","key":"s1"}"#,
+        r#"{"record_type":"site","key":"s1","version":2}"#,
+    ] {
+        jetstream
+            .publish("invalidations.sites", payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    for node in [&a, &b, &c] {
+        eventually("the streamed invalidation reaches the node", async || {
+            node.get("/v1/entity/site/s1").await.json()["name"] == "two"
+        })
+        .await;
+    }
+    // The two that do not apply were dropped, not left to come again.
+    let stream = jetstream.get_stream("INVALIDATIONS").await.unwrap();
+    eventually("every message is done with", async || {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer("droid").await.unwrap();
+        let info = consumer.info().await.unwrap();
+        info.num_pending == 0 && info.num_ack_pending == 0
+    })
+    .await;
+}

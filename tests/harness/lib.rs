@@ -5,6 +5,7 @@ pub mod backend;
 pub mod bench;
 pub mod droid;
 pub mod files;
+pub mod load;
 pub mod proxy;
 pub mod setup;
 pub mod sidecar;

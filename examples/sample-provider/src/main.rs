@@ -7,8 +7,11 @@
 //! would; nothing else about it is configurable, on purpose.
 //!
 //! It also plays the ticket tracker's bootstrap endpoint
-//! (`GET /tickets/bootstrap`, see [`tickets`]) for `droid backfill ticket`.
+//! (`GET /tickets/bootstrap`, see [`tickets`]) for `droid backfill ticket`,
+//! and, as `sample-provider publish`, the tracker publishing its events to
+//! NATS JetStream (see [`publish`]).
 
+mod publish;
 mod tickets;
 
 use std::collections::HashMap;
@@ -42,6 +45,14 @@ struct Args {
     /// How many tickets the tracker's bootstrap endpoint pages through.
     #[arg(long, default_value_t = 2_000)]
     tickets: usize,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Publish events (JSON lines) to a NATS JetStream stream and exit.
+    Publish(publish::Publish),
 }
 
 #[derive(Debug)]
@@ -51,8 +62,11 @@ struct Sites {
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Some(Command::Publish(publish)) = args.command {
+        return publish::run(publish).await;
+    }
     let sites = Arc::new(Sites {
         by_key: generate(args.records, args.pad_bytes),
         latency: Duration::from_millis(args.latency_ms),
@@ -74,7 +88,8 @@ async fn main() -> std::io::Result<()> {
         1,
         width = args.records.to_string().len().max(4)
     );
-    axum::serve(listener, app).await
+    axum::serve(listener, app).await?;
+    Ok(())
 }
 
 async fn site(State(sites): State<Arc<Sites>>, Path(key): Path<String>) -> Response {

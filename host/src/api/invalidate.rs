@@ -19,12 +19,11 @@ use serde_json::{Value, json};
 
 use crate::access::{Action, Caller};
 use crate::app::App;
+use crate::app::InvalidationError;
 use crate::auth::CallKind;
-use crate::key::{EntityKey, TenantId};
 use crate::readthrough::{Applied, Invalidation};
-use crate::store::{InvalidatedKey, RecordId};
+use crate::store::InvalidatedKey;
 use crate::web::extract::body_error;
-use crate::web::read::parse_tenant;
 use crate::web::respond;
 use crate::web::{ApiError, ErrorCode};
 
@@ -105,23 +104,12 @@ fn answer(
         .map(|event| {
             let head = json!({ "record_type": event.record_type, "key": event.key });
             match apply(app, event) {
-                Ok(Applied::Invalidated { removed }) => {
+                Ok((Applied::Invalidated { removed }, key)) => {
                     invalidated += 1;
-                    logged.push(InvalidatedKey {
-                        id: RecordId {
-                            record_type: event.record_type.clone(),
-                            tenant: event
-                                .tenant
-                                .clone()
-                                .unwrap_or_else(|| TenantId::default_tenant().as_str().to_owned()),
-                            key: event.key.clone(),
-                        },
-                        version: event.version,
-                        occurred_at_ms: event.timestamp,
-                    });
+                    logged.extend(key);
                     merge(head, json!({ "outcome": "invalidated", "removed": removed }))
                 }
-                Ok(Applied::Ignored { reason }) => {
+                Ok((Applied::Ignored { reason }, _)) => {
                     ignored += 1;
                     merge(head, json!({ "outcome": "ignored", "reason": reason }))
                 }
@@ -142,19 +130,12 @@ fn answer(
     Ok((response, logged))
 }
 
-fn apply(app: &App, event: &Invalidation) -> Result<Applied, ApiError> {
-    let key = EntityKey::parse(&event.key)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidKey, format!("key {e}")))?;
-    let tenant = parse_tenant(event.tenant.as_deref())
-        .map_err(|m| ApiError::new(ErrorCode::InvalidTenant, m))?;
-    app.service
-        .read_through
-        .check(&event.record_type)
-        .map_err(|e| respond::read_error(&e))?;
-    app.service
-        .read_through
-        .invalidate(event, &key, &tenant)
-        .map_err(|e| respond::read_error(&e))
+fn apply(app: &App, event: &Invalidation) -> Result<(Applied, Option<InvalidatedKey>), ApiError> {
+    app.service.invalidate(event).map_err(|e| match e {
+        InvalidationError::Key(why) => ApiError::new(ErrorCode::InvalidKey, format!("key {why}")),
+        InvalidationError::Tenant(why) => ApiError::new(ErrorCode::InvalidTenant, why),
+        InvalidationError::RecordType(e) => respond::read_error(&e),
+    })
 }
 
 fn merge(mut head: Value, tail: Value) -> Value {

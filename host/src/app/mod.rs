@@ -6,6 +6,7 @@
 
 mod control;
 mod fleet;
+mod invalidation;
 mod peers;
 mod service;
 mod streams;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 pub use control::{ConfigStatus, Control, ReloadError, ReloadFailure, ReloadReport};
 pub use fleet::{NodePlugin, NodeStatus, NodeVersion, PushError, Pushed};
+pub use invalidation::InvalidationError;
 pub use service::Service;
 
 use crate::auth::Authenticator;

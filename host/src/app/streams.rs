@@ -11,6 +11,11 @@
 //! delivers the events again, to this node or another, and the store's
 //! idempotency by event id makes a second delivery change nothing (the
 //! stream's own duplicate window is shorter than a redelivery can be late).
+//!
+//! Invalidations of read-through keys may arrive on a stream too
+//! (`invalidations.stream`): one node applies each and logs it, and the
+//! others follow the log (see `peers`). The stream is the operator's, so
+//! its messages are not checked against `invalidators`.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -22,7 +27,8 @@ use futures::StreamExt;
 use super::Service;
 use crate::config::{Config, StreamSource};
 use crate::ingest::{EventResult, IncomingEvent, Refusal, Target, ingest_into};
-use crate::metrics::{INGEST_STREAM_NAKS, INGEST_STREAM_RECONNECTS};
+use crate::metrics::{INGEST_STREAM_NAKS, INGEST_STREAM_RECONNECTS, INVALIDATION_STREAM_REFUSED};
+use crate::readthrough::Invalidation;
 use crate::store::{self, DeadLetter};
 
 /// How long connecting to NATS may take at start.
@@ -34,20 +40,31 @@ const RETRY: Duration = Duration::from_secs(1);
 /// How soon JetStream offers an event again after the store failed.
 const REDELIVER_AFTER: Duration = Duration::from_secs(1);
 
-/// Why a stream source cannot be consumed: named by its field.
+/// Why a stream cannot be consumed: named by its field.
 #[derive(Debug, thiserror::Error)]
-#[error("sources.{name}.stream: {reason}")]
+#[error("{field}: {reason}")]
 pub struct StreamError {
-    /// The source.
-    pub name: String,
+    /// The field (`sources.NAME.stream`, `invalidations.stream`).
+    pub field: String,
     /// Why.
     pub reason: String,
 }
 
-/// A source's consumer, connected.
+/// What a stream carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Carries {
+    /// A source's events, to ingest.
+    Events,
+    /// Invalidations of read-through keys.
+    Invalidations,
+}
+
+/// A stream's consumer, connected.
 #[derive(Debug)]
 pub(super) struct Consumer {
+    /// The source, or `invalidations`.
     source: String,
+    carries: Carries,
     settings: StreamSource,
     consumer: PullConsumer,
 }
@@ -56,53 +73,70 @@ pub(super) struct Consumer {
 /// shared durable consumer (creating it if missing): what must work before
 /// droid serves.
 pub(super) async fn connect(config: &Config) -> Result<Vec<Consumer>, StreamError> {
+    let streams = config
+        .sources
+        .iter()
+        .filter_map(|(name, source)| {
+            Some((name.as_str(), Carries::Events, source.stream.as_ref()?))
+        })
+        .chain(
+            config
+                .invalidation_stream
+                .as_ref()
+                .map(|settings| ("invalidations", Carries::Invalidations, settings)),
+        );
     let mut out = Vec::new();
-    for (source, source_config) in &config.sources {
-        let Some(settings) = &source_config.stream else {
-            continue;
+    for (name, carries, settings) in streams {
+        let field = match carries {
+            Carries::Events => format!("sources.{name}.stream"),
+            Carries::Invalidations => "invalidations.stream".to_owned(),
         };
-        let failed = |reason: String| StreamError {
-            name: source.clone(),
-            reason,
-        };
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("droid source {source}"))
-            .connection_timeout(CONNECT_TIMEOUT)
-            .connect(settings.url.as_str())
-            .await
-            .map_err(|e| failed(format!("cannot connect to NATS at {}: {e}", settings.url)))?;
-        let jetstream = async_nats::jetstream::new(client);
-        let stream = jetstream.get_stream(&settings.stream).await.map_err(|e| {
-            failed(format!(
-                "stream {:?} on {}: {e} (create it, with subject {:?})",
-                settings.stream, settings.url, settings.subject
-            ))
-        })?;
-        let consumer: PullConsumer = stream
-            .get_or_create_consumer(
-                &settings.durable,
-                pull::Config {
-                    durable_name: Some(settings.durable.clone()),
-                    filter_subject: settings.subject.clone(),
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: settings.ack_wait,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| {
-                failed(format!(
-                    "durable consumer {:?} of stream {:?}: {e}",
-                    settings.durable, settings.stream
-                ))
-            })?;
         out.push(Consumer {
-            source: source.clone(),
+            source: name.to_owned(),
+            consumer: bind(settings, name)
+                .await
+                .map_err(|reason| StreamError { field, reason })?,
+            carries,
             settings: settings.clone(),
-            consumer,
         });
     }
     Ok(out)
+}
+
+/// Connects to `settings`' server, finds its stream and binds the durable
+/// consumer, creating it if missing.
+async fn bind(settings: &StreamSource, name: &str) -> Result<PullConsumer, String> {
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("droid {name}"))
+        .connection_timeout(CONNECT_TIMEOUT)
+        .connect(settings.url.as_str())
+        .await
+        .map_err(|e| format!("cannot connect to NATS at {}: {e}", settings.url))?;
+    let jetstream = async_nats::jetstream::new(client);
+    let stream = jetstream.get_stream(&settings.stream).await.map_err(|e| {
+        format!(
+            "stream {:?} on {}: {e} (create it, with subject {:?})",
+            settings.stream, settings.url, settings.subject
+        )
+    })?;
+    stream
+        .get_or_create_consumer(
+            &settings.durable,
+            pull::Config {
+                durable_name: Some(settings.durable.clone()),
+                filter_subject: settings.subject.clone(),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: settings.ack_wait,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "durable consumer {:?} of stream {:?}: {e}",
+                settings.durable, settings.stream
+            )
+        })
 }
 
 /// Starts consuming, one task per source on the current runtime; each ends
@@ -154,7 +188,10 @@ async fn consume(service: Weak<Service>, consumer: Consumer) {
                 return;
             };
             if !messages.is_empty() {
-                handle(&service, &consumer, messages).await;
+                match consumer.carries {
+                    Carries::Events => handle(&service, &consumer, messages).await,
+                    Carries::Invalidations => invalidate(&service, messages).await,
+                }
             }
             if let Some(Err(e)) = errors.into_iter().next() {
                 tracing::warn!(source, error = %e, "pulling from JetStream failed; pulling again");
@@ -234,6 +271,47 @@ async fn handle(service: &Service, consumer: &Consumer, messages: Vec<Message>) 
     for message in &messages {
         if let Err(e) = message.ack().await {
             tracing::warn!(source, error = %e, "an acknowledgement did not reach JetStream; the event comes again (and is a duplicate)");
+        }
+    }
+}
+
+/// Applies a chunk of invalidations (each the `POST /v1/invalidate` shape)
+/// and logs those that invalidated, so sidecars and the other nodes drop the
+/// keys too; acknowledged once logged. One that does not apply (not an
+/// invalidation, an unknown record type, a bad key) is logged here and
+/// terminated: delivering it again would not help.
+async fn invalidate(service: &Service, messages: Vec<Message>) {
+    let mut logged = Vec::new();
+    let mut refused = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let applied = serde_json::from_slice::<Invalidation>(&message.payload)
+            .map_err(|e| format!("not an invalidation: {e}"))
+            .and_then(|event| service.invalidate(&event).map_err(|e| e.to_string()));
+        match applied {
+            Ok((_, key)) => logged.extend(key),
+            Err(why) => {
+                tracing::warn!(reason = %why, "an invalidation from the stream does not apply; dropped");
+                refused.push(i);
+            }
+        }
+    }
+    if !logged.is_empty() {
+        let records = service.store.records.clone();
+        if let Err(e) = store::blocking(move || records.log_invalidations(&logged)).await {
+            tracing::warn!(error = %e, "the store failed; the invalidations come again");
+            nak("invalidations", &messages).await;
+            return;
+        }
+    }
+    metrics::counter!(INVALIDATION_STREAM_REFUSED).increment(refused.len() as u64);
+    for (i, message) in messages.iter().enumerate() {
+        let kind = if refused.contains(&i) {
+            AckKind::Term
+        } else {
+            AckKind::Ack
+        };
+        if let Err(e) = message.ack_with(kind).await {
+            tracing::warn!(error = %e, "an acknowledgement did not reach JetStream; the invalidation comes again");
         }
     }
 }

@@ -74,6 +74,9 @@ pub struct Config {
     pub store_engine_cache_bytes: u64,
     /// Ingestion sources, by name: which ingested record type each feeds.
     pub sources: BTreeMap<String, SourceConfig>,
+    /// The JetStream stream invalidation events of read-through record
+    /// types arrive on (`invalidations.stream`), if any.
+    pub invalidation_stream: Option<StreamSource>,
     /// How callers' tokens are checked (`[auth]`); `None` when the file has no
     /// `[auth]` section.
     pub auth: Option<AuthSettings>,

@@ -25,7 +25,15 @@ pub(super) struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub sources: BTreeMap<String, RawSource>,
+    #[serde(default)]
+    pub invalidations: RawInvalidations,
     pub auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInvalidations {
+    pub stream: Option<RawStream>,
 }
 
 #[derive(Debug, Default, Deserialize)]

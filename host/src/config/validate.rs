@@ -252,6 +252,10 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     }
 
     let sources = sources(&mut c, raw.sources, &record_types);
+    let invalidation_stream = raw
+        .invalidations
+        .stream
+        .and_then(|raw| sources::stream_source(&mut c, "invalidations.stream", raw));
     pool_shares(&mut c, &runtime, &record_types);
     let (auth, admins) = grants::auth(&mut c, &base_dir, raw.auth);
     let node_name = raw.server.node_name.clone();
@@ -332,6 +336,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         store_cache,
         store_engine_cache_bytes,
         sources,
+        invalidation_stream,
         auth,
         admins,
         insecure_no_auth: false,

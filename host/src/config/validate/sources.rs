@@ -107,8 +107,9 @@ pub(super) fn sources(
     out
 }
 
-/// `sources.NAME.stream`: where on NATS JetStream the source's events arrive.
-fn stream_source(c: &mut Checker, field: &str, raw: RawStream) -> Option<StreamSource> {
+/// `sources.NAME.stream` (or `invalidations.stream`): where on NATS
+/// JetStream the events arrive.
+pub(super) fn stream_source(c: &mut Checker, field: &str, raw: RawStream) -> Option<StreamSource> {
     let mut required = |key: &str, value: Option<String>, what: &str| match value {
         Some(v) if !v.trim().is_empty() => Some(v),
         _ => {

@@ -4,11 +4,13 @@
 //! Tables live in one schema (`store.schema`), created and migrated at start
 //! (`migrations/`, run by refinery under an advisory lock, so nodes starting
 //! together migrate once); a droid that finds a schema newer than it knows
-//! refuses to start. Every write runs in one transaction that first locks the
-//! one row of `log`: writers on every node take turns, each hands out the next
-//! sequence numbers and commits before the next one reads the counter, so the
-//! change log grows in commit order without gaps, and a follower that reads
-//! `seq > n` never misses a change that commits later with a smaller number.
+//! refuses to start. Every write runs in one transaction that locks the one
+//! row of `log` before it reads a record or numbers a change: writers on
+//! every node take turns, each hands out the next sequence numbers and
+//! commits before the next one reads the counter, so the change log grows in
+//! commit order without gaps, and a follower that reads `seq > n` never
+//! misses a change that commits later with a smaller number. (Event ids are
+//! claimed before the lock: their unique index orders racing writers alone.)
 //!
 //! Followers learn that the log grew from their own node's commits at once,
 //! and from other nodes' through `LISTEN`/`NOTIFY` (see [`follow`]); a

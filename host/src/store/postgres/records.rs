@@ -202,10 +202,9 @@ pub(super) fn apply_in(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let committed_at_ms = now_ms();
-    let mut seq = lock_log(txn)?;
-    let start = seq;
-
+    // Event ids first, before the log's lock: their unique index settles
+    // races by itself (a second writer of an id waits for the first to
+    // commit, then finds it), so the lock is held only for what needs it.
     // An event that is in the store afterwards leaves the dead letters.
     let sources: Vec<&str> = events.iter().map(|e| e.source.as_str()).collect();
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
@@ -224,6 +223,11 @@ pub(super) fn apply_in(
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
+
+    // From here on this transaction alone writes records and the log.
+    let committed_at_ms = now_ms();
+    let mut seq = lock_log(txn)?;
+    let start = seq;
 
     // The versions now held for every record the new events touch.
     let mut first_of: HashSet<(&str, &str)> = HashSet::new();
