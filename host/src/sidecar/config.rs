@@ -474,6 +474,30 @@ mod tests {
     }
 
     #[test]
+    fn the_upstream_may_be_several_nodes_each_checked() {
+        let config =
+            parse("[upstream]\nurl = [\"http://a:8080\", \"http://b:8080\"]\n[record_types.t]\n")
+                .unwrap();
+        let urls: Vec<&str> = config.upstream.urls.iter().map(url::Url::as_str).collect();
+        assert_eq!(urls, ["http://a:8080/", "http://b:8080/"]);
+        let overrides = Overrides {
+            upstream: Some("http://c:1, http://d:2".into()),
+            ..Overrides::default()
+        };
+        let config = SidecarConfig::parse(
+            Path::new("/etc/droid/s.toml"),
+            "[record_types.t]\n",
+            &overrides,
+        )
+        .unwrap();
+        assert_eq!(config.upstream.urls.len(), 2);
+        assert_eq!(
+            problems("[upstream]\nurl = [\"http://a\", \"nope\"]\n[record_types.t]\n"),
+            ["upstream.url: \"nope\" is not an http:// or https:// URL"]
+        );
+    }
+
+    #[test]
     fn every_problem_is_named_with_its_field() {
         let found = problems(
             "listen = \"nowhere\"\n[upstream]\nurl = \"ftp://x\"\ntoken_lifetime_s = 7200\n[feed]\nheartbeat_ms = 5000\nsync_timeout_ms = 1000\n[record_types.\"bad name\"]\nmax_in_flight = 0\n",

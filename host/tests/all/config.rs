@@ -323,6 +323,41 @@ const TABLE: &[(&str, &str, &str)] = &[
         "record_types.site.seal_key_file: cannot read /nonexistent/site.seal",
     ),
     (
+        "a PostgreSQL store without a URL",
+        "[store]\nbackend = \"postgres\"\n{site}",
+        "store.url: backend = \"postgres\" needs the database's URL",
+    ),
+    (
+        "a store backend droid does not have",
+        "[store]\nbackend = \"mysql\"\n{site}",
+        "store.backend: expected \"embedded\" or \"postgres\", found \"mysql\"",
+    ),
+    (
+        "PostgreSQL settings on the embedded store",
+        "[store]\npool_size = 4\n{site}",
+        "store.pool_size: applies to backend = \"postgres\" only",
+    ),
+    (
+        "a schema name droid will not put in SQL",
+        "[store]\nbackend = \"postgres\"\nurl = \"postgresql://droid@db/droid\"\nschema = \"Droid; DROP\"\n{site}",
+        "store.schema: expected a plain schema name",
+    ),
+    (
+        "a URL that is not PostgreSQL's",
+        "[store]\nbackend = \"postgres\"\nurl = \"postgresql://db:notaport/x\"\n{site}",
+        "store.url: not a PostgreSQL connection string or URL",
+    ),
+    (
+        "a stream without its subject",
+        "[record_types.t]\nmode = \"ingested\"\ntransformer = \"t.wasm\"\n[sources.s]\nrecord_type = \"t\"\nstream = { url = \"nats://n:4222\", stream = \"EVENTS\", durable = \"droid\" }\n",
+        "sources.s.stream.subject: required: the subject events are published on",
+    ),
+    (
+        "a stream name JetStream refuses",
+        "[invalidations]\nstream = { url = \"nats://n:4222\", stream = \"my.stream\", subject = \"i\", durable = \"droid\" }\n{site}",
+        "invalidations.stream.stream: \"my.stream\": JetStream names may not hold",
+    ),
+    (
         "a zero rollback call minimum",
         "[plugins]\nrollback_min_calls = 0\n{site}",
         "plugins.rollback_min_calls: expected a number from 1 to 10000000, found 0",
