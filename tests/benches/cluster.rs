@@ -9,7 +9,9 @@
 //! - NATS JetStream with three nodes: throughput of a published backlog, and
 //!   publish-to-committed latency at 1,000 events/s;
 //! - cache hits of ingested records on a node backed by PostgreSQL against
-//!   one on the embedded store (hits never touch the store).
+//!   one on the embedded store (hits never touch the store);
+//! - a plugin pushed through one of three nodes: time until each node serves
+//!   it (compiled artifacts cached, as after a node's first sight of a file).
 //!
 //! Run with `cargo bench -p droid-e2e --bench cluster` (`ONLY=ingest` for the
 //! ingestion rates alone; it starts PostgreSQL
@@ -80,6 +82,7 @@ fn main() {
 
         nats(&pg).await;
         hits(&embedded[0], &one[0]).await;
+        pushed(&pg).await;
     });
 }
 
@@ -252,4 +255,63 @@ async fn hits(embedded: &TestDroid, postgres: &TestDroid) {
         ));
     }
     println!("{line}");
+}
+
+/// Pushes a new version of an adapter to one of three nodes and reports how
+/// long until every node serves it; then rolls it back on another node and
+/// reports how long until every node serves the old one again.
+async fn pushed(pg: &PostgresServer) {
+    let echo = "[record_types.echo]\nmode = \"read-through\"\nadapter = \"echo.wasm\"\nbase_url = \"http://127.0.0.1:9/\"\n";
+    let v1 = std::fs::read(droid_e2e::plugins::VERSION_ECHO_V1).unwrap();
+    let v2 = std::fs::read(droid_e2e::plugins::VERSION_ECHO_V2).unwrap();
+    let mut fleet = Vec::new();
+    for n in 0..3 {
+        fleet.push(
+            TestDroid::start_with_plugin_settings(
+                "watch = false\n",
+                &format!(
+                    "{echo}\n[server]\nnode_name = \"bench-{n}\"\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\nschema = \"pushed\"\n",
+                    pg.url()
+                ),
+                &[("echo.wasm", &v1)],
+            )
+            .await,
+        );
+    }
+    let key = AtomicU64::new(0);
+    let all_serve = async |version: &str, started: Instant| {
+        let mut last = Duration::ZERO;
+        for node in &fleet {
+            loop {
+                let n = key.fetch_add(1, Ordering::Relaxed);
+                let r = node.get(&format!("/v1/entity/echo/k{n}")).await;
+                if r.status == 200 && r.json()["version"] == version {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            last = started.elapsed();
+        }
+        last
+    };
+    let started = Instant::now();
+    let r = reqwest::Client::new()
+        .post(fleet[0].url("/v1/admin/plugins/files/echo@2.0.0.wasm"))
+        .body(v2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let acknowledged = started.elapsed();
+    let pushed = all_serve("2.0.0", started).await;
+    let started = Instant::now();
+    let r = fleet[2].post("/v1/admin/plugins/echo/rollback", "{}").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rolled_back = all_serve("1.0.0", started).await;
+    println!(
+        "  a plugin pushed through one of 3 nodes: answered in {:.0} ms, served by all 3 after {:.0} ms; rolled back on another, all 3 serve the old version after {:.0} ms",
+        acknowledged.as_secs_f64() * 1e3,
+        pushed.as_secs_f64() * 1e3,
+        rolled_back.as_secs_f64() * 1e3
+    );
 }

@@ -34,6 +34,9 @@ pub struct App {
     pub control: Arc<Control>,
     /// Its name in the fleet's reports.
     node_name: String,
+    /// The change log's end when the store was opened, where following the
+    /// other nodes starts.
+    log_at_open: u64,
     background: std::sync::Once,
 }
 
@@ -97,6 +100,9 @@ impl App {
             (None, false) => return Err(StartError::NoAuth(config.source.display().to_string())),
         };
         let store = open_store(&config)?;
+        // Other nodes' changes count from here: what this node caches from
+        // now on must hear of every later one.
+        let log_at_open = store.records.last_seq()?;
         let service = Arc::new(Service::new(
             config,
             registry,
@@ -107,6 +113,7 @@ impl App {
         let control = Arc::new(Control::new(service.clone(), plugins));
         Ok(Self {
             node_name: fleet::node_name(&service),
+            log_at_open,
             service,
             control,
             background: std::sync::Once::new(),
@@ -157,7 +164,7 @@ impl App {
                 self.service.config().store_backend,
                 StoreBackend::Postgres(_)
             ) {
-                peers::start(&self.service);
+                peers::start(&self.service, self.log_at_open);
             }
             if let Some(fleet) = &self.service.store.fleet {
                 fleet::start(&self.service, &self.control, fleet.clone(), &self.node_name);

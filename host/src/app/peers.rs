@@ -1,5 +1,6 @@
 //! What other nodes sharing the store commit, reaching this node's caches:
-//! a task follows the change log from where it stood at start, and hands
+//! a task follows the change log from where it stood when the store was
+//! opened (before anything could be cached), and hands
 //! every change to the read cache of ingested records (which forgets what
 //! they changed) and every invalidation to the read-through caches, as if it
 //! had been posted here. Only a shared store needs it (the embedded store has
@@ -25,33 +26,25 @@ const PAGE: usize = 1_000;
 /// How long to wait after the log could not be read.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Starts following the log for `service`'s caches, on the current tokio
-/// runtime; the task ends when the server shuts down or the service goes.
-pub(super) fn start(service: &Arc<Service>) {
+/// Starts following the log after `from` for `service`'s caches, on the
+/// current tokio runtime; the task ends when the server shuts down or the
+/// service goes.
+pub(super) fn start(service: &Arc<Service>, from: u64) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         tracing::error!("no async runtime: other nodes' changes will not reach this node's caches");
         return;
     };
-    runtime.spawn(follow(Arc::downgrade(service)));
+    runtime.spawn(follow(Arc::downgrade(service), from));
 }
 
-async fn follow(service: Weak<Service>) {
+async fn follow(service: Weak<Service>, from: u64) {
     let Some((records, mut grown, mut closing)) = service
         .upgrade()
         .map(|s| (s.store.records.clone(), s.change_signal(), s.closing()))
     else {
         return;
     };
-    let mut position = loop {
-        let records = records.clone();
-        match store::blocking(move || records.last_seq()).await {
-            Ok(last) => break last,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the change log's end to follow other nodes; retrying");
-                tokio::time::sleep(RETRY).await;
-            }
-        }
-    };
+    let mut position = from;
     loop {
         if *closing.borrow() {
             return;
