@@ -460,3 +460,52 @@ async fn invalidations_published_to_a_stream_empty_every_nodes_cache() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_snapshot_staged_through_two_nodes_and_committed_by_both_at_once_applies_once() {
+    let pg = PostgresServer::start();
+    let setup = Setup::new().tickets().postgres(&pg.url(), "shared");
+    let [a, b, _c] = three_nodes(&setup).await;
+    let r = a
+        .post("/v1/ingest/tracker/snapshots", r#"{"expected_count": 20}"#)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["snapshot"]["id"].as_str().unwrap().to_owned();
+    let base = format!("/v1/ingest/tracker/snapshots/{id}");
+    // Half staged through A, half through B: the batch is the store's.
+    for (node, range) in [(&a, 0..10), (&b, 10..20)] {
+        let events: Vec<Value> = range
+            .map(|i| ticket(&format!("snap-{i}"), &format!("SNAP-{i}"), 1, "day"))
+            .collect();
+        let r = node.post(&base, &Value::from(events).to_string()).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(
+        summary(&b, "SNAP-1").await,
+        None,
+        "invisible until committed"
+    );
+    let commit = format!("{base}/commit");
+    let (first, second) = tokio::join!(a.post(&commit, ""), b.post(&commit, ""));
+    let mut statuses = [first.status, second.status];
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses[0], 200,
+        "one commit applies it: {} / {}",
+        first.body, second.body
+    );
+    assert_ne!(
+        statuses[1], 200,
+        "the other finds it gone: {} / {}",
+        first.body, second.body
+    );
+    let records = a.app().service.store.records.clone();
+    let log = tokio::task::spawn_blocking(move || records.changes(0, 100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(log.len(), 20, "every staged event applied once");
+    for node in [&a, &b] {
+        assert_eq!(summary(node, "SNAP-19").await.as_deref(), Some("day"));
+    }
+}
