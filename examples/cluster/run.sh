@@ -18,49 +18,17 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
-profile="${QUICKSTART_PROFILE:-release}"
-case "$profile" in
-    release) out=target/release ;;
-    dev) out=target/debug ;;
-    *) echo "QUICKSTART_PROFILE must be release or dev" >&2; exit 2 ;;
-esac
+# shellcheck source=../common.sh
+source "$root/examples/common.sh"
 pg_port=55432
 nats_port=54222
 nodes=(8181 8182 8183)
 
 scripts/setup.sh
 scripts/servers.sh
-echo "==> building droid and the sample provider ($profile)"
-cargo build --locked --profile "$profile" -p droid-host -p sample-provider
-echo "==> building the example plugins for wasm32-wasip2"
-cargo build --locked --profile plugin --target wasm32-wasip2 -p http-json-adapter -p ticket-transformer
 state="$here/.cluster"
 rm -rf "$state"
-mkdir -p "$state/plugins"
-cp target/wasm32-wasip2/plugin/http_json_adapter.wasm target/wasm32-wasip2/plugin/ticket_transformer.wasm "$state/plugins/"
-
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
-
-wait_for() {
-    local url=$1 name=$2
-    for _ in $(seq 1 300); do
-        if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "$name did not come up at $url" >&2
-    exit 1
-}
-show() {
-    echo
-    echo "\$ $*"
-    "$@"
-    echo
-}
+build_all "$state/plugins"
 
 echo "==> PostgreSQL on 127.0.0.1:$pg_port (data in $state/pg)"
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -75,7 +43,7 @@ mkdir -p "$state/pg"
 "${as_pg[@]}" "$pg_bin/initdb" -D "$state/pg/data" -U droid -A trust -E UTF8 --locale=C >"$state/pg/initdb.log"
 "${as_pg[@]}" "$pg_bin/postgres" -D "$state/pg/data" -k "$state/pg" -p "$pg_port" \
     -c listen_addresses=127.0.0.1 >"$state/pg/server.log" 2>&1 &
-pids+=($!)
+started $!
 for _ in $(seq 1 300); do
     "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break
     sleep 0.1
@@ -85,7 +53,7 @@ done
 echo "==> nats-server with JetStream on 127.0.0.1:$nats_port"
 nats=$(command -v nats-server || echo /usr/sbin/nats-server)
 "$nats" -js -a 127.0.0.1 -p "$nats_port" -sd "$state/nats" >"$state/nats.log" 2>&1 &
-pids+=($!)
+started $!
 for _ in $(seq 1 300); do
     (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
     sleep 0.1
@@ -96,7 +64,7 @@ echo "==> the tracker's stream: its events published to NATS (the stream is crea
 
 echo "==> the sample provider's store on 127.0.0.1:9090"
 "$out/sample-provider" --listen 127.0.0.1:9090 &
-pids+=($!)
+started $!
 wait_for http://127.0.0.1:9090/healthz "the sample provider"
 
 echo "==> three droid nodes on ports ${nodes[*]}, one store, one stream"
@@ -135,7 +103,7 @@ record_type = "ticket"
 stream = { url = "nats://127.0.0.1:$nats_port", stream = "EVENTS", subject = "events.tracker", durable = "droid" }
 TOML
     "$out/droid" serve --config "$state/node$i.toml" --insecure-no-auth 2>"$state/node$i.log" &
-    pids+=($!)
+    started $!
     node_pids[$i]=$!
 done
 for port in "${nodes[@]}"; do wait_for "http://127.0.0.1:$port/healthz" "droid on $port"; done
@@ -167,7 +135,7 @@ reconnect_max_ms = 1000
 [record_types.site]
 TOML
 "$out/droid" sidecar --config "$state/sidecar.toml" 2>"$state/sidecar.log" &
-pids+=($!)
+started $!
 wait_for http://127.0.0.1:7272/healthz "the sidecar (in sync)"
 
 update() {

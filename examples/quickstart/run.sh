@@ -11,41 +11,15 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
-profile="${QUICKSTART_PROFILE:-release}"
-case "$profile" in
-    release) out=target/release ;;
-    dev) out=target/debug ;;
-    *) echo "QUICKSTART_PROFILE must be release or dev" >&2; exit 2 ;;
-esac
+# shellcheck source=../common.sh
+source "$root/examples/common.sh"
 
 scripts/setup.sh
-echo "==> building droid and the sample provider ($profile)"
-cargo build --locked --profile "$profile" -p droid-host -p sample-provider
-echo "==> building the example plugins for wasm32-wasip2"
-cargo build --locked --profile plugin --target wasm32-wasip2 -p http-json-adapter -p ticket-transformer
-mkdir -p "$here/plugins"
-cp target/wasm32-wasip2/plugin/http_json_adapter.wasm target/wasm32-wasip2/plugin/ticket_transformer.wasm "$here/plugins/"
-
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
-
-wait_for() {
-    local url=$1 name=$2
-    for _ in $(seq 1 200); do
-        if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "$name did not come up at $url" >&2
-    exit 1
-}
+build_all "$here/plugins"
 
 echo "==> starting the sample provider's store on 127.0.0.1:9090"
 "$out/sample-provider" --listen 127.0.0.1:9090 &
-pids+=($!)
+started $!
 wait_for http://127.0.0.1:9090/healthz "the sample provider"
 
 echo "==> service keys: shop (a consumer), tracker (a provider), ops (an operator)"
@@ -62,15 +36,9 @@ token() { "$out/droid" token --key "$here/.droid/$1.key" --audience droid; }
 echo "==> starting droid on 127.0.0.1:8080"
 "$out/droid" check-config "$here/droid.toml"
 "$out/droid" serve --config "$here/droid.toml" &
-pids+=($!)
+started $!
 wait_for http://127.0.0.1:8080/healthz droid
 
-show() {
-    echo
-    echo "\$ $*" | sed -E 's/Bearer [A-Za-z0-9._-]+/Bearer $TOKEN/'
-    "$@"
-    echo
-}
 echo "==> reading through droid"
 show curl -sS -i -H "Authorization: Bearer $(token shop)" http://127.0.0.1:8080/v1/entity/site/site-0001
 show curl -sS -H "Authorization: Bearer $(token shop)" http://127.0.0.1:8080/v1/entity/site/site-9999
@@ -86,7 +54,7 @@ show "$out/droid" backfill ticket --config "$here/droid.toml" --restart --key "$
 show curl -sS --fail-with-body -H "Authorization: Bearer $(token shop)" "http://127.0.0.1:8080/v1/entity/ticket/OPS-1500?tenant=tenant-0001"
 echo "==> a sidecar next to the consumer on 127.0.0.1:7171: droid's read API from memory, kept current by the change feed"
 "$out/droid" sidecar --config "$here/sidecar.toml" &
-pids+=($!)
+started $!
 wait_for http://127.0.0.1:7171/healthz "the sidecar (in sync)"
 show curl -sS -i "http://127.0.0.1:7171/v1/entity/ticket/OPS-1500?tenant=tenant-0001"
 show curl -sS -i http://127.0.0.1:7171/v1/entity/site/site-0001

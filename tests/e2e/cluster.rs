@@ -10,21 +10,9 @@ use droid_e2e::{Setup, TestBackend, TestDroid, TestSidecar};
 use droid_test_servers::PostgresServer;
 use serde_json::{Value, json};
 
-/// A ticket event for `key` at `version`.
+/// A ticket update event for `key` at `version`.
 fn ticket(id: &str, key: &str, version: u64, summary: &str) -> Value {
-    json!({
-        "id": id,
-        "kind": "ticket.updated",
-        "tenant": "acme",
-        "occurred_at": 1_763_633_700_000u64 + version,
-        "payload": {
-            "ticket": {"key": key, "summary": summary, "description": "", "status": "open",
-                       "priority": "high", "labels": [], "updated_at": "2026-11-20T10:00:00Z", "version": version},
-            "project": {"key": "OPS", "name": "Operations"},
-            "assignee": null,
-            "reporter": {"account_id": "u-1", "display_name": "Grace", "email": "grace@example.com"}
-        }
-    })
+    droid_e2e::load::ticket(id, "ticket.updated", key, version, summary)
 }
 
 async fn summary(droid: &TestDroid, key: &str) -> Option<String> {

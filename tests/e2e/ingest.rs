@@ -2,26 +2,10 @@
 //! on `/v1/entity`, durably, idempotently and in version order.
 
 use droid_e2e::TestDroid;
+use droid_e2e::load::ticket;
 use serde_json::{Value, json};
 
 use droid_e2e::droid::TICKETS;
-
-/// A ticket event for `key` at `version`.
-fn ticket(id: &str, kind: &str, key: &str, version: u64, summary: &str) -> Value {
-    json!({
-        "id": id,
-        "kind": kind,
-        "tenant": "acme",
-        "occurred_at": 1_763_633_700_000u64 + version,
-        "payload": {
-            "ticket": {"key": key, "summary": summary, "description": "secret words", "status": "open",
-                       "priority": "high", "labels": [], "updated_at": "2026-11-20T10:00:00Z", "version": version},
-            "project": {"key": "OPS", "name": "Operations"},
-            "assignee": null,
-            "reporter": {"account_id": "u-1", "display_name": "Grace", "email": "grace@example.com"}
-        }
-    })
-}
 
 async fn ingest(droid: &TestDroid, events: &[Value]) -> Value {
     ingest_to(droid, "tracker", events).await

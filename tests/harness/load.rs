@@ -7,6 +7,24 @@ use std::time::{Duration, Instant};
 
 use crate::TestDroid;
 
+/// A ticket event of tenant `acme` for `key` at `version`, as JSON (its
+/// description and reporter's email are what the ticket transformer drops).
+pub fn ticket(id: &str, kind: &str, key: &str, version: u64, summary: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "kind": kind,
+        "tenant": "acme",
+        "occurred_at": 1_763_633_700_000u64 + version,
+        "payload": {
+            "ticket": {"key": key, "summary": summary, "description": "secret words", "status": "open",
+                       "priority": "high", "labels": [], "updated_at": "2026-11-20T10:00:00Z", "version": version},
+            "project": {"key": "OPS", "name": "Operations"},
+            "assignee": null,
+            "reporter": {"account_id": "u-1", "display_name": "Grace", "email": "grace@example.com"}
+        }
+    })
+}
+
 /// Ingestion requests in flight at once.
 pub const IN_FLIGHT: u64 = 4;
 

@@ -164,6 +164,45 @@ pub struct Change {
     pub committed_at_ms: u64,
 }
 
+impl Change {
+    /// The change `op` of `event` makes, numbered `seq`.
+    pub fn of(event: &EventWrite, op: &Op, seq: u64, committed_at_ms: u64) -> Self {
+        let id = op.id();
+        Change {
+            seq,
+            record_type: id.record_type.clone(),
+            tenant: id.tenant.clone(),
+            key: id.key.clone(),
+            version: op.version(),
+            kind: match op {
+                Op::Upsert { body, .. } => ChangeKind::Upsert { body: body.clone() },
+                Op::Delete { .. } => ChangeKind::Delete,
+            },
+            source: event.source.clone(),
+            event_id: event.event_id.clone(),
+            occurred_at_ms: event.occurred_at_ms,
+            committed_at_ms,
+        }
+    }
+
+    /// The invalidation of `key`, numbered `seq` (version 0 when it named
+    /// none; happened at the commit when it said nothing).
+    pub fn invalidation(key: &InvalidatedKey, seq: u64, committed_at_ms: u64) -> Self {
+        Change {
+            seq,
+            record_type: key.id.record_type.clone(),
+            tenant: key.id.tenant.clone(),
+            key: key.id.key.clone(),
+            version: key.version.unwrap_or(0),
+            kind: ChangeKind::Invalidate,
+            source: "invalidate".to_owned(),
+            event_id: String::new(),
+            occurred_at_ms: key.occurred_at_ms.unwrap_or(committed_at_ms),
+            committed_at_ms,
+        }
+    }
+}
+
 /// A read-through key that was invalidated, for the change log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidatedKey {

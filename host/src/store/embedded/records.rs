@@ -4,8 +4,8 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::super::codec::{decode_record, decode_record_key, encode_record, event_key, record_key};
 use super::super::{
-    Change, ChangeKind, EventOutcome, EventWrite, InvalidatedKey, Op, RecordId, Records,
-    StoreError, StoredRecord, now_ms,
+    Change, EventOutcome, EventWrite, InvalidatedKey, Op, RecordId, Records, StoreError,
+    StoredRecord, now_ms,
 };
 use super::{CHANGES, DEAD_LETTERS, EVENTS, Embedded, FIRST_SEQ, LAST_SEQ, META, RECORDS, io};
 
@@ -122,18 +122,7 @@ impl Records for Embedded {
             let mut seq = try_io!("write", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
             for key in keys {
                 seq += 1;
-                let change = Change {
-                    seq,
-                    record_type: key.id.record_type.clone(),
-                    tenant: key.id.tenant.clone(),
-                    key: key.id.key.clone(),
-                    version: key.version.unwrap_or(0),
-                    kind: ChangeKind::Invalidate,
-                    source: "invalidate".to_owned(),
-                    event_id: String::new(),
-                    occurred_at_ms: key.occurred_at_ms.unwrap_or(committed_at_ms),
-                    committed_at_ms,
-                };
+                let change = Change::invalidation(key, seq, committed_at_ms);
                 let json = serde_json::to_vec(&change)
                     .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))?;
                 try_io!("write", changes.insert(seq, json.as_slice()));
@@ -209,15 +198,11 @@ pub(super) fn apply_in(
                     continue;
                 }
                 seq += 1;
-                let (body, kind) = match op {
-                    Op::Upsert { body, .. } => (
-                        Some(body.clone()),
-                        ChangeKind::Upsert { body: body.clone() },
-                    ),
-                    Op::Delete { .. } => (None, ChangeKind::Delete),
-                };
                 let record = StoredRecord {
-                    body,
+                    body: match op {
+                        Op::Upsert { body, .. } => Some(body.clone()),
+                        Op::Delete { .. } => None,
+                    },
                     version: op.version(),
                     seq,
                     committed_at_ms,
@@ -226,19 +211,7 @@ pub(super) fn apply_in(
                     "write",
                     records.insert(rk.as_slice(), encode_record(&record).as_slice())
                 );
-                let id = op.id();
-                let change = Change {
-                    seq,
-                    record_type: id.record_type.clone(),
-                    tenant: id.tenant.clone(),
-                    key: id.key.clone(),
-                    version: op.version(),
-                    kind,
-                    source: event.source.clone(),
-                    event_id: event.event_id.clone(),
-                    occurred_at_ms: event.occurred_at_ms,
-                    committed_at_ms,
-                };
+                let change = Change::of(event, op, seq, committed_at_ms);
                 let json = serde_json::to_vec(&change)
                     .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))?;
                 try_io!("write", changes.insert(seq, json.as_slice()));

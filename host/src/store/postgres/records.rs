@@ -132,18 +132,7 @@ impl Records for Postgres {
             let mut seqs = Vec::with_capacity(keys.len());
             for key in keys {
                 seq += 1;
-                log.push(&Change {
-                    seq,
-                    record_type: key.id.record_type.clone(),
-                    tenant: key.id.tenant.clone(),
-                    key: key.id.key.clone(),
-                    version: key.version.unwrap_or(0),
-                    kind: ChangeKind::Invalidate,
-                    source: "invalidate".to_owned(),
-                    event_id: String::new(),
-                    occurred_at_ms: key.occurred_at_ms.unwrap_or(committed_at_ms),
-                    committed_at_ms,
-                });
+                log.push(&Change::invalidation(key, seq, committed_at_ms));
                 seqs.push(seq);
             }
             log.insert(&mut txn)?;
@@ -284,26 +273,12 @@ pub(super) fn apply_in(
             }
             held.insert(id.clone(), op.version());
             seq += 1;
-            let (body, kind) = match op {
-                Op::Upsert { body, .. } => (
-                    Some(body.as_str()),
-                    ChangeKind::Upsert { body: body.clone() },
-                ),
-                Op::Delete { .. } => (None, ChangeKind::Delete),
+            let body = match op {
+                Op::Upsert { body, .. } => Some(body.as_str()),
+                Op::Delete { .. } => None,
             };
             rows.insert(id, (body, op.version(), seq));
-            log.push(&Change {
-                seq,
-                record_type: id.record_type.clone(),
-                tenant: id.tenant.clone(),
-                key: id.key.clone(),
-                version: op.version(),
-                kind,
-                source: event.source.clone(),
-                event_id: event.event_id.clone(),
-                occurred_at_ms: event.occurred_at_ms,
-                committed_at_ms,
-            });
+            log.push(&Change::of(event, op, seq, committed_at_ms));
             seqs.push(seq);
         }
         outcomes.push(EventOutcome::Applied { seqs, stale });
