@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use droid_e2e::load::summary;
 use droid_e2e::sidecar::FAST_FEED;
 use droid_e2e::{Setup, TestBackend, TestDroid, TestSidecar};
 use droid_test_servers::PostgresServer;
@@ -13,17 +14,6 @@ use serde_json::{Value, json};
 /// A ticket update event for `key` at `version`.
 fn ticket(id: &str, key: &str, version: u64, summary: &str) -> Value {
     droid_e2e::load::ticket(id, "ticket.updated", key, version, summary)
-}
-
-async fn summary(droid: &TestDroid, key: &str) -> Option<String> {
-    let r = droid
-        .get(&format!("/v1/entity/ticket/{key}?tenant=acme"))
-        .await;
-    match r.status {
-        200 => Some(r.json()["summary"].as_str().unwrap().to_owned()),
-        404 => None,
-        other => panic!("{other}: {}", r.body),
-    }
 }
 
 /// Waits until `check` holds, for at most `patience` (a liveness bound: the

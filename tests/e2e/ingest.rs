@@ -2,7 +2,7 @@
 //! on `/v1/entity`, durably, idempotently and in version order.
 
 use droid_e2e::TestDroid;
-use droid_e2e::load::ticket;
+use droid_e2e::load::{summary, ticket};
 use serde_json::{Value, json};
 
 use droid_e2e::droid::TICKETS;
@@ -20,17 +20,6 @@ async fn ingest_to(droid: &TestDroid, source: &str, events: &[Value]) -> Value {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()
-}
-
-async fn summary(droid: &TestDroid, key: &str) -> Option<String> {
-    let r = droid
-        .get(&format!("/v1/entity/ticket/{key}?tenant=acme"))
-        .await;
-    match r.status {
-        200 => Some(r.json()["summary"].as_str().unwrap().to_owned()),
-        404 => None,
-        other => panic!("{other}: {}", r.body),
-    }
 }
 
 #[tokio::test]

@@ -25,6 +25,19 @@ pub fn ticket(id: &str, kind: &str, key: &str, version: u64, summary: &str) -> s
     })
 }
 
+/// The summary of ticket `key` of tenant `acme` as `droid` serves it;
+/// `None` when it is not found.
+pub async fn summary(droid: &TestDroid, key: &str) -> Option<String> {
+    let r = droid
+        .get(&format!("/v1/entity/ticket/{key}?tenant=acme"))
+        .await;
+    match r.status {
+        200 => Some(r.json()["summary"].as_str().unwrap().to_owned()),
+        404 => None,
+        other => panic!("{other}: {}", r.body),
+    }
+}
+
 /// Ingestion requests in flight at once.
 pub const IN_FLIGHT: u64 = 4;
 
