@@ -138,6 +138,7 @@ impl Control {
                     .push_plugin(&PushedPlugin {
                         file: file.to_owned(),
                         wasm,
+                        sha256: sha256.clone(),
                         signature,
                         pushed_at_ms: now_ms(),
                     })

@@ -160,13 +160,9 @@ impl App {
     pub fn spawn_background(&self) {
         self.background.call_once(|| {
             upkeep::start(&self.service, &self.control);
-            if matches!(
-                self.service.config().store_backend,
-                StoreBackend::Postgres(_)
-            ) {
-                peers::start(&self.service, self.log_at_open);
-            }
+            // A shared store has other writers, and a fleet to keep up with.
             if let Some(fleet) = &self.service.store.fleet {
+                peers::start(&self.service, self.log_at_open);
                 fleet::start(&self.service, &self.control, fleet.clone(), &self.node_name);
             }
             self.control.start_watching();

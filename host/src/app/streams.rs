@@ -210,13 +210,10 @@ async fn consume(service: Weak<Service>, consumer: Consumer) {
 async fn handle(service: &Service, consumer: &Consumer, messages: Vec<Message>) {
     let source = consumer.source.as_str();
     let config = service.config();
-    let (Some(source_config), Some(binding)) = (
-        config.sources.get(source),
-        config
-            .sources
-            .get(source)
-            .and_then(|s| service.registry().get(&s.record_type).cloned()),
-    ) else {
+    let Some((source_config, binding)) = config.sources.get(source).and_then(|s| {
+        let binding = service.registry().get(&s.record_type).cloned()?;
+        Some((s, binding))
+    }) else {
         // The source left the configuration: another node may still serve it.
         nak(source, &messages).await;
         return;

@@ -307,6 +307,8 @@ pub struct PushedPlugin {
     pub file: String,
     /// The component.
     pub wasm: Vec<u8>,
+    /// The SHA-256 (hex) of the component.
+    pub sha256: String,
     /// Its `.sig` file, if signed.
     pub signature: Option<Vec<u8>>,
     /// When it was pushed (ms since the epoch).

@@ -8,7 +8,6 @@ use super::{Postgres, from_db, to_db};
 
 impl Fleet for Postgres {
     fn push_plugin(&self, plugin: &PushedPlugin) -> Result<(), StoreError> {
-        let sha = sha256_hex(&plugin.wasm);
         self.with_client("write", |client| {
             client.execute(
                 "INSERT INTO plugin_files (file, sha256, wasm, signature, pushed_at_ms) \
@@ -17,7 +16,7 @@ impl Fleet for Postgres {
                    signature = excluded.signature, pushed_at_ms = excluded.pushed_at_ms",
                 &[
                     &plugin.file,
-                    &sha,
+                    &plugin.sha256,
                     &plugin.wasm,
                     &plugin.signature,
                     &to_db(plugin.pushed_at_ms),
@@ -50,7 +49,7 @@ impl Fleet for Postgres {
         self.with_client("read", |client| {
             Ok(client
                 .query_opt(
-                    "SELECT wasm, signature, pushed_at_ms FROM plugin_files WHERE file = $1",
+                    "SELECT wasm, signature, pushed_at_ms, sha256 FROM plugin_files WHERE file = $1",
                     &[&file],
                 )?
                 .map(|row| PushedPlugin {
@@ -58,6 +57,7 @@ impl Fleet for Postgres {
                     wasm: row.get(0),
                     signature: row.get(1),
                     pushed_at_ms: from_db(row.get(2)),
+                    sha256: row.get(3),
                 }))
         })
     }
@@ -128,12 +128,4 @@ impl Fleet for Postgres {
                 .collect())
         })
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
