@@ -377,6 +377,30 @@ async fn a_plugin_pushed_through_one_node_serves_on_all_and_a_rollback_on_one_ap
     let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(body["error"]["code"], "plugin_refused", "{body}");
     assert!(!nodes[0].plugin_dir().join("echo@3.0.0.wasm").exists());
+    // A name that is not a plugin file's, and a signature that is not base64.
+    for (path, header, code) in [
+        (
+            "/v1/admin/plugins/files/echo.txt",
+            None,
+            "invalid_plugin_file",
+        ),
+        (
+            "/v1/admin/plugins/files/echo@4.0.0.wasm",
+            Some("not base64!"),
+            "invalid_body",
+        ),
+    ] {
+        let mut request = reqwest::Client::new()
+            .post(nodes[0].url(path))
+            .body(b"\0asm".to_vec());
+        if let Some(value) = header {
+            request = request.header("droid-plugin-signature", value);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
     let fleet = nodes[0].get("/v1/admin/fleet").await.json();
     assert_eq!(fleet["files"].as_array().unwrap().len(), 1, "{fleet}");
 }

@@ -358,6 +358,11 @@ const TABLE: &[(&str, &str, &str)] = &[
         "invalidations.stream.stream: \"my.stream\": JetStream names may not hold",
     ),
     (
+        "an empty node name",
+        "[server]\nnode_name = \"\"\n{site}",
+        "server.node_name: expected 1 to 128 characters without control characters",
+    ),
+    (
         "a zero rollback call minimum",
         "[plugins]\nrollback_min_calls = 0\n{site}",
         "plugins.rollback_min_calls: expected a number from 1 to 10000000, found 0",
