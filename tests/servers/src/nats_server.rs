@@ -26,7 +26,20 @@ impl NatsServer {
             port: free_port(),
             child: None,
         };
-        server.resume();
+        // The free port may be taken by another test's server first.
+        for attempt in 1.. {
+            match server.try_start() {
+                Ok(()) => break,
+                Err(why) if attempt < 5 => {
+                    eprintln!(
+                        "nats-server did not start on port {} ({why}); trying another",
+                        server.port
+                    );
+                    server.port = free_port();
+                }
+                Err(why) => panic!("{why}"),
+            }
+        }
         server
     }
 
@@ -45,6 +58,13 @@ impl NatsServer {
 
     /// Starts it again on the same folder and port; waits until it listens.
     pub fn resume(&mut self) {
+        if let Err(why) = self.try_start() {
+            panic!("{why}");
+        }
+    }
+
+    /// Starts it and waits until it listens; says why not when it exits first.
+    fn try_start(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "the server is running");
         let program = std::env::var_os("DROID_NATS_SERVER").unwrap_or_else(|| {
             // Debian puts it in /usr/sbin, which a user's PATH may lack.
@@ -71,6 +91,15 @@ impl NatsServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(format!(
+                    "nats-server exited ({status}):\n{}",
+                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+                ));
+            }
             assert!(
                 Instant::now() < deadline,
                 "nats-server did not listen within 30 s:\n{}",
@@ -78,6 +107,7 @@ impl NatsServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
     }
 }
 

@@ -72,7 +72,21 @@ impl PostgresServer {
             user,
             child: None,
         };
-        server.resume_here();
+        // The free port may be taken by another test's server before this
+        // one binds it: then another port is tried.
+        for attempt in 1.. {
+            match server.try_start() {
+                Ok(()) => break,
+                Err(why) if attempt < 5 => {
+                    eprintln!(
+                        "postgres did not start on port {} ({why}); trying another",
+                        server.port
+                    );
+                    server.port = free_port();
+                }
+                Err(why) => panic!("{why}"),
+            }
+        }
         let mut admin = server.client("postgres");
         admin
             .batch_execute("CREATE DATABASE droid")
@@ -128,6 +142,14 @@ impl PostgresServer {
     }
 
     fn resume_here(&mut self) {
+        if let Err(why) = self.try_start() {
+            panic!("{why}");
+        }
+    }
+
+    /// Starts the server on its folder and port and waits until it accepts
+    /// connections; says why not when it exits first.
+    fn try_start(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "the server is running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -153,22 +175,23 @@ impl PostgresServer {
             .spawn()
             .expect("postgres starts");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if postgres::Client::connect(&self.url_of("postgres"), postgres::NoTls).is_ok() {
-                return;
+                return Ok(());
             }
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!(
+                self.child = None;
+                return Err(format!(
                     "postgres exited ({status}) before accepting connections:\n{}",
                     std::fs::read_to_string(self.log_path()).unwrap_or_default()
-                );
+                ));
             }
             assert!(
                 Instant::now() < deadline,
