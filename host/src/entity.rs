@@ -89,6 +89,10 @@ pub enum PluginFailure {
     /// Something else failed inside the plugin.
     #[error("plugin error: {0}")]
     Internal(String),
+    /// The upstream droid (of a sidecar) does not serve the tenant: it
+    /// lives in another realm, at the URL given.
+    #[error("the tenant lives in another realm: {0}")]
+    Elsewhere(String),
 }
 
 /// Payloads are bytes on the wire to plugins but usually JSON: in JSON files

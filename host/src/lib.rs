@@ -26,5 +26,6 @@ pub mod sensitive;
 pub mod server;
 pub mod sidecar;
 pub mod store;
+pub mod tenancy;
 pub mod tls;
 pub mod web;

@@ -52,6 +52,10 @@ enum Command {
     Errors(cli::errors::Args),
     /// A running droid's ingestion sources and their failure states.
     Sources(cli::sources::Args),
+    /// Realms and tenants of a running droid: where each tenant lives,
+    /// pinning, and realm migrations.
+    #[command(subcommand, alias = "tenant")]
+    Tenants(cli::tenants::Command),
     /// Make a key pair for signing service tokens: the public key into a key
     /// repository folder at its kid, the private key into a file.
     Keygen(cli::keygen::Args),
@@ -108,6 +112,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::DeadLetters(command) => cli::dead_letters::run(command),
         Command::Errors(args) => cli::errors::run(args),
         Command::Sources(args) => cli::sources::run(args),
+        Command::Tenants(command) => cli::tenants::run(command),
         Command::Keygen(args) => cli::keygen::run(args),
         Command::Token(args) => cli::token::run(args),
         Command::Backfill(options) => cli::backfill::run(options),

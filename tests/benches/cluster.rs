@@ -105,7 +105,7 @@ async fn nats(pg: &PostgresServer) {
         nats.url()
     );
     let fleet = nodes(&Setup::new().raw(&toml).postgres(&pg.url(), "streamed"), 3).await;
-    let records = fleet[0].app().service.store.records.clone();
+    let records = fleet[0].app().service.home_store().records.clone();
     let start = store_last(&records).await;
 
     // A backlog of 20,000 events, published as fast as JetStream acknowledges.

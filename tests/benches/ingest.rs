@@ -81,7 +81,7 @@ fn main() {
 /// to the follower receiving its change.
 async fn feed_lags(droid: &Arc<TestDroid>) -> Vec<Duration> {
     use futures::StreamExt;
-    let since = droid.app().service.store.records.last_seq().unwrap();
+    let since = droid.app().service.home_store().records.last_seq().unwrap();
     let response = reqwest::Client::new()
         .get(droid.url(&format!("/v1/changes?since={since}")))
         .send()

@@ -82,7 +82,7 @@ async fn what_one_node_ingests_the_others_serve_and_their_caches_follow() {
     assert_eq!(r.json()["results"][0]["status"], "duplicate", "{}", r.body);
     // Every node reads the one log.
     for node in [&a, &b, &c] {
-        let records = node.app().service.store.records.clone();
+        let records = node.app().service.home_store().records.clone();
         let log = tokio::task::spawn_blocking(move || records.changes(0, 10))
             .await
             .unwrap()
@@ -501,7 +501,7 @@ async fn a_snapshot_staged_through_two_nodes_and_committed_by_both_at_once_appli
         "the other finds it gone: {} / {}",
         first.body, second.body
     );
-    let records = a.app().service.store.records.clone();
+    let records = a.app().service.home_store().records.clone();
     let log = tokio::task::spawn_blocking(move || records.changes(0, 100))
         .await
         .unwrap()

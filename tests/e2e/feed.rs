@@ -203,7 +203,13 @@ async fn positions_the_log_does_not_hold_are_refused_so_the_follower_resynchroni
         .collect();
     ingest(&droid, &events).await;
     assert_eq!(
-        droid.app().service.store.records.trim_changes(3).unwrap(),
+        droid
+            .app()
+            .service
+            .home_store()
+            .records
+            .trim_changes(3)
+            .unwrap(),
         7
     );
     for (since, why) in [
@@ -419,8 +425,9 @@ async fn stalled_subscribers_of_large_changes_hold_a_bounded_number_of_bytes() {
         // Answered while every subscriber stalls: reads never wait on them.
         assert_eq!(droid.get("/v1/entity/site/s-1").await.status, 200);
         // Read in process: the gauges are shared by every droid of the test run.
-        let feed = &droid.app().service.feed;
-        let (subscribers, tail) = (feed.budget.held_bytes() as f64, feed.tail.bytes() as f64);
+        let service = &droid.app().service;
+        let tail = service.realms.home().tail.bytes() as f64;
+        let subscribers = service.feed.budget.held_bytes() as f64;
         most = (most.0.max(subscribers), most.1.max(tail));
     }
     assert!(

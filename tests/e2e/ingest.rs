@@ -80,7 +80,7 @@ async fn resent_and_out_of_order_events_change_nothing() {
     .await;
     assert_eq!(summary(&droid, "OPS-1").await, None);
     assert_eq!(
-        droid.app().service.store.records.last_seq().unwrap(),
+        droid.app().service.home_store().records.last_seq().unwrap(),
         2,
         "two changes applied"
     );
@@ -134,7 +134,7 @@ async fn bad_events_fail_alone_and_bad_requests_write_nothing() {
     );
     assert_eq!(summary(&droid, "OPS-7").await.as_deref(), Some("Fine"));
 
-    let before = droid.app().service.store.records.last_seq().unwrap();
+    let before = droid.app().service.home_store().records.last_seq().unwrap();
     for (body, status, code) in [
         ("{not json", 400, "invalid_body"),
         ("[{\"id\":1}", 400, "invalid_body"),
@@ -149,7 +149,7 @@ async fn bad_events_fail_alone_and_bad_requests_write_nothing() {
     let r = droid.post("/v1/ingest/nowhere", "[]").await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "unknown_source"));
     assert_eq!(
-        droid.app().service.store.records.last_seq().unwrap(),
+        droid.app().service.home_store().records.last_seq().unwrap(),
         before,
         "nothing half-written"
     );
@@ -207,7 +207,10 @@ async fn a_source_over_its_agreed_rate_is_told_when_to_come_back() {
         r.body
     );
     // Nothing of the refused requests was written.
-    assert_eq!(droid.app().service.store.records.last_seq().unwrap(), 20);
+    assert_eq!(
+        droid.app().service.home_store().records.last_seq().unwrap(),
+        20
+    );
 }
 
 fn poison(id: &str) -> Value {
@@ -524,6 +527,6 @@ async fn bad_snapshot_and_replay_requests_get_clear_errors() {
 
 /// Whether droid's store holds no open snapshot batch.
 fn no_open_snapshots(droid: &TestDroid) -> bool {
-    let batches = &droid.app().service.store.snapshots;
+    let batches = &droid.app().service.home_store().snapshots;
     batches.snapshots().unwrap().is_empty()
 }

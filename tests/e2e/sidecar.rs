@@ -32,7 +32,7 @@ async fn ingest(droid: &TestDroid, events: &[String]) -> u64 {
         .post("/v1/ingest/tracker", &format!("[{}]", events.join(",")))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    droid.app().service.store.records.last_seq().unwrap()
+    droid.app().service.home_store().records.last_seq().unwrap()
 }
 
 async fn droid(backend: &TestBackend) -> TestDroid {
@@ -188,7 +188,7 @@ async fn a_read_through_key_invalidated_on_droid_is_dropped_in_the_sidecar() {
         .post("/v1/invalidate", r#"{"record_type":"site","key":"s1"}"#)
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let seq = droid.app().service.store.records.last_seq().unwrap();
+    let seq = droid.app().service.home_store().records.last_seq().unwrap();
     sidecar.wait_position(seq).await;
     let r = sidecar.get(path).await;
     assert_eq!(
@@ -257,7 +257,7 @@ async fn with_droid_down_the_sidecar_answers_stale_then_catches_up_without_gaps_
     let log = droid
         .app()
         .service
-        .store
+        .home_store()
         .records
         .changes(first, 1000)
         .unwrap();
@@ -301,8 +301,23 @@ async fn a_sidecar_the_log_moved_past_resynchronises_and_ends_with_droids_conten
     let last = ingest(&droid, &updates).await;
     ingest(&droid, &[ticket(4, 3, "ticket.deleted", "new")]).await;
     // The droid keeps only its last change: the sidecar's position is gone.
-    droid.app().service.store.records.trim_changes(1).unwrap();
-    assert!(droid.app().service.store.records.first_seq().unwrap() > last);
+    droid
+        .app()
+        .service
+        .home_store()
+        .records
+        .trim_changes(1)
+        .unwrap();
+    assert!(
+        droid
+            .app()
+            .service
+            .home_store()
+            .records
+            .first_seq()
+            .unwrap()
+            > last
+    );
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while sidecar.sidecar().sync().report().resyncs == 0 {

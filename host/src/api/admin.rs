@@ -207,9 +207,14 @@ pub(super) async fn dead_letters(
     ApiQuery(query): ApiQuery<DeadLetterQuery>,
 ) -> Answer<DeadLetterList> {
     let limit = query.limit.unwrap_or(1000).min(10_000);
-    let store = app.service.store.dead_letters.clone();
-    let dead_letters =
-        blocking(move || store.dead_letters(query.source.as_deref(), limit)).await??;
+    let mut dead_letters = Vec::new();
+    for realm in app.service.realms.served() {
+        let store = realm.stores.dead_letters.clone();
+        let source = query.source.clone();
+        dead_letters.extend(blocking(move || store.dead_letters(source.as_deref(), limit)).await??);
+    }
+    dead_letters.sort_by(|a, b| (&a.source, &a.event_id).cmp(&(&b.source, &b.event_id)));
+    dead_letters.truncate(limit);
     Ok(Json(DeadLetterList { dead_letters }))
 }
 
@@ -246,7 +251,7 @@ pub(super) async fn replay(
         ));
     };
     let done = crate::ingest::replay(
-        &app.service.store,
+        &app.service.realms,
         &binding,
         &source,
         request.ids.as_deref(),

@@ -102,3 +102,113 @@ pub struct PushedFileAnswer {
     /// When it was pushed (ms since the epoch).
     pub pushed_at_ms: u64,
 }
+
+/// `GET /v1/admin/tenants`: the realms, and every tenant pinned to one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantList {
+    /// Every realm declared.
+    pub realms: Vec<RealmAnswer>,
+    /// Every pin, by tenant.
+    pub tenants: Vec<TenantPin>,
+}
+
+/// A realm as the admin API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RealmAnswer {
+    /// Its name.
+    pub name: String,
+    /// Where clients reach it.
+    pub public_url: Option<String>,
+    /// Whether the answering node serves it.
+    pub served: bool,
+    /// Whether unpinned tenants without a rule go to it.
+    pub default: bool,
+}
+
+/// One pin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantPin {
+    /// The tenant.
+    pub tenant: String,
+    /// Its realm.
+    pub realm: String,
+}
+
+/// `GET /v1/admin/tenants/{tenant}` (and what a pin answers): where a
+/// tenant lives, and its migrations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantAnswer {
+    /// The tenant.
+    pub tenant: String,
+    /// Its realm.
+    pub realm: String,
+    /// Whether a pin (not a rule or the default) puts it there.
+    pub pinned: bool,
+    /// Whether the answering node serves it.
+    pub served_here: bool,
+    /// Where its realm is served.
+    pub realm_url: Option<String>,
+    /// Its migrations, newest first.
+    pub migrations: Vec<MigrationAnswer>,
+}
+
+/// A realm migration as the admin API and the platform's hooks show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MigrationAnswer {
+    /// Its id.
+    pub migration_id: String,
+    /// The tenant it moves.
+    pub tenant: String,
+    /// From.
+    pub source_realm: String,
+    /// To.
+    pub target_realm: String,
+    /// The window's start (RFC 3339).
+    pub start: String,
+    /// The window's end (RFC 3339).
+    pub end: String,
+    /// `Scheduled`, `Copying`, `Ready-to-commit`, `Committing`,
+    /// `Committed`, `Failed`, `Rolling back` or `Rolled back`.
+    pub status: String,
+    /// Records copied (or removed, while committing or rolling back).
+    pub records: u64,
+    /// What the copy verified on both sides: records and SHA-256.
+    pub verified: Option<(u64, String)>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// Every status it was in, with when (RFC 3339).
+    pub history: Vec<(String, String)>,
+    /// The node working on it, if one is.
+    pub worker: Option<String>,
+}
+
+impl From<&crate::tenancy::Migration> for MigrationAnswer {
+    fn from(m: &crate::tenancy::Migration) -> Self {
+        use crate::tenancy::migration::rfc3339;
+        Self {
+            migration_id: m.id.clone(),
+            tenant: m.tenant.clone(),
+            source_realm: m.source_realm.clone(),
+            target_realm: m.target_realm.clone(),
+            start: rfc3339(m.window_start_ms),
+            end: rfc3339(m.window_end_ms),
+            status: m.state.as_str().to_owned(),
+            records: m.copied,
+            verified: m.tally.as_ref().map(|t| (t.records, t.sha256.clone())),
+            error: m.error.clone(),
+            history: m
+                .history
+                .iter()
+                .map(|(s, at)| (s.as_str().to_owned(), rfc3339(*at)))
+                .collect(),
+            worker: m.worker.clone(),
+        }
+    }
+}
+
+/// `GET /v1/admin/migrations`: every migration, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MigrationList {
+    /// The migrations.
+    pub migrations: Vec<MigrationAnswer>,
+}

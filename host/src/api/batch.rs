@@ -50,6 +50,12 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     let config = app.service.config();
     let (keys, tenant) = parse(body, config.max_batch_keys)?;
+    if let Err(placement) = app.service.realms.for_tenant(tenant.as_str()) {
+        return Err(super::misplaced(
+            placement,
+            &format!("tenant {:?}", tenant.as_str()),
+        ));
+    }
     app.service
         .read_through
         .check(record_type)

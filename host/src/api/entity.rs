@@ -80,6 +80,14 @@ async fn read(
         Ok(parsed) => parsed,
         Err(e) => return finish(app, record_type, e, started),
     };
+    // A tenant of a realm served elsewhere is never answered from here.
+    let realm = match app.service.realms.for_tenant(tenant.as_str()) {
+        Ok(realm) => realm,
+        Err(placement) => {
+            let e = super::misplaced(placement, &format!("tenant {:?}", tenant.as_str()));
+            return finish(app, record_type, e, started);
+        }
+    };
     match app
         .service
         .read_through
@@ -100,7 +108,7 @@ async fn read(
         }
         // Ingested record types are read from the store.
         Err(ReadError::NotReadThrough(_)) => {
-            match stored(app, record_type, &key, &tenant, headers).await {
+            match stored(&realm.stores, record_type, &key, &tenant, headers).await {
                 Ok((response, outcome)) => {
                     app.service
                         .request_metrics
@@ -117,7 +125,7 @@ async fn read(
 /// A record of an ingested record type, from the read cache or else the
 /// store (on the blocking pool). Deleted records (tombstones) are not found.
 async fn stored(
-    app: &App,
+    store: &crate::store::Stores,
     record_type: &str,
     key: &EntityKey,
     tenant: &TenantId,
@@ -128,7 +136,7 @@ async fn stored(
         tenant: tenant.as_str().to_owned(),
         key: key.as_str().to_owned(),
     };
-    let records = &app.service.store.records;
+    let records = &store.records;
     let record = match records.cached(&id) {
         Some(record) => Some(record),
         None => {

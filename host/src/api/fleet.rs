@@ -75,7 +75,7 @@ pub(super) async fn push(
 }
 
 pub(super) async fn nodes(State(app): State<Arc<App>>) -> Answer<FleetAnswer> {
-    let Some(fleet) = app.service.store.fleet.clone() else {
+    let Some(fleet) = app.service.realms.base.fleet.clone() else {
         // Alone: this node is the fleet.
         let me = app.control.node_status(&app.node_name());
         return Ok(Json(FleetAnswer {

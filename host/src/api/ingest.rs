@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::app::App;
-use crate::ingest::{EventResult, IncomingEvent, Refusal, Target, ingest_into};
+use crate::ingest::{EventResult, IncomingEvent, Refusal, Route, ingest_routed};
 use crate::web::extract::{ApiPath, body_error};
 use crate::web::{ApiError, ErrorCode};
 
@@ -27,18 +27,20 @@ pub(super) async fn ingest_events(
     ApiPath(source): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match answer(&app, &source, body, Target::Live).await {
+    match answer(&app, &source, body, Route::Live).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
 /// Ingests a request's events into `target`: live, or a snapshot batch.
+/// When every event is refused for one reason (its tenant migrates, or
+/// lives in a realm served elsewhere), so is the request, with that code.
 pub(super) async fn answer(
     app: &App,
     source: &str,
     body: Result<Bytes, BytesRejection>,
-    target: Target<'_>,
+    target: Route<'_>,
 ) -> Result<Response, ApiError> {
     let config = app.service.config();
     let Some(source_config) = config.sources.get(source) else {
@@ -99,11 +101,25 @@ pub(super) async fn answer(
         .get(&source_config.record_type)
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the source's record type is not bound"))?
         .clone();
-    let results = ingest_into(&app.service.store, &binding, source, events, target).await?;
+    let results = ingest_routed(&app.service.realms, &binding, source, events, target).await?;
     let count = |f: fn(&EventResult) -> bool| results.iter().filter(|r| f(r)).count();
     app.service
         .source_health
         .note_outcomes(source, source_config, &results);
+    if let Some(refused) = all_refused(&results) {
+        let code = match refused.0 {
+            "tenant_migrating" => ErrorCode::TenantMigrating,
+            _ => ErrorCode::TenantElsewhere,
+        };
+        let mut error = ApiError::new(code, refused.1.to_owned());
+        if code == ErrorCode::TenantMigrating {
+            error = error.retry_after(config.tenancy.retry_after_s);
+        }
+        if let Some(realm) = refused.2 {
+            error = error.realm(realm.to_owned(), refused.3.map(str::to_owned));
+        }
+        return Err(error);
+    }
     Ok(Json(json!({
         "applied": count(|r| matches!(r, EventResult::Applied { .. })),
         "duplicate": count(|r| matches!(r, EventResult::Duplicate)),
@@ -111,6 +127,7 @@ pub(super) async fn answer(
         "rejected": count(|r| matches!(r, EventResult::Rejected { .. })),
         "failed": count(|r| matches!(r, EventResult::Failed { .. })),
         "staged": count(|r| matches!(r, EventResult::Staged)),
+        "refused": count(|r| matches!(r, EventResult::Refused { .. })),
         "results": results,
     }))
     .into_response())
@@ -140,4 +157,34 @@ fn parse(body: &[u8]) -> Result<Vec<Result<IncomingEvent, String>>, ApiError> {
                 .map_err(|e| invalid(format!("line {}: not JSON: {e}", n + 1)))
         })
         .collect()
+}
+
+/// The code, reason, realm and realm URL shared by every result, when every
+/// one was refused alike (and there is at least one).
+fn all_refused(results: &[EventResult]) -> Option<(&str, &str, Option<&str>, Option<&str>)> {
+    let mut shared = None;
+    for result in results {
+        let EventResult::Refused {
+            code,
+            reason,
+            realm,
+            realm_url,
+        } = result
+        else {
+            return None;
+        };
+        match shared {
+            None => {
+                shared = Some((
+                    code.as_str(),
+                    reason.as_str(),
+                    realm.as_deref(),
+                    realm_url.as_deref(),
+                ));
+            }
+            Some((c, _, r, _)) if c == code && r == realm.as_deref() => {}
+            Some(_) => return None,
+        }
+    }
+    shared
 }

@@ -44,8 +44,8 @@ pub(super) async fn invalidate(
         Err(e) => return e.into_response(),
     };
     // Followers of the change log (sidecars) drop the keys too.
-    let store = app.service.store.records.clone();
-    match super::store_op(move || store.log_invalidations(&logged)).await {
+    let realms = app.service.realms.clone();
+    match super::store_op(move || realms.log_invalidations(&logged)).await {
         Ok(_) => response,
         Err(e) => e.into_response(),
     }

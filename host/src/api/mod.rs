@@ -18,6 +18,7 @@ mod invalidate;
 mod ops;
 mod records;
 mod snapshot;
+mod tenants;
 
 use std::sync::Arc;
 
@@ -112,6 +113,26 @@ pub(super) async fn store_op<T: Send + 'static>(
     }
 }
 
+/// The refusal for a tenant or realm this node does not serve: `421` with
+/// the realm and its `public_url`, or `422` for a realm no one declared.
+pub(crate) fn misplaced(placement: crate::tenancy::Placement, what: &str) -> ApiError {
+    match placement {
+        crate::tenancy::Placement::Elsewhere { realm, url } => ApiError::new(
+            ErrorCode::TenantElsewhere,
+            format!(
+                "{what} is in realm {realm:?}, which this node does not serve; ask {}",
+                url.as_ref()
+                    .map_or("the nodes serving it".to_owned(), |u| u.to_string())
+            ),
+        )
+        .realm(realm, url.map(|u| u.to_string())),
+        crate::tenancy::Placement::Unknown(realm) => ApiError::new(
+            ErrorCode::UnknownRealm,
+            format!("no realm named {realm:?} is declared"),
+        ),
+    }
+}
+
 /// The header every response carries in `--insecure-no-auth` mode.
 pub const INSECURE_HEADER: &str = "droid-warning";
 
@@ -145,6 +166,13 @@ fn administration(app: Arc<App>) -> Router<Arc<App>> {
         .route(routes::DEAD_LETTERS, get(admin::dead_letters))
         .route(routes::REPLAY, post(admin::replay))
         .route(routes::ERROR, get(admin::error))
+        .route(routes::TENANTS, get(tenants::list))
+        .route(routes::TENANT, get(tenants::show).put(tenants::pin))
+        .route(routes::MIGRATIONS, get(tenants::migrations))
+        .route(
+            routes::MIGRATION_STEP,
+            get(tenants::status).post(tenants::step),
+        )
         .route_layer(middleware::from_fn_with_state(app, auth::admins_only))
 }
 

@@ -32,6 +32,9 @@ const MAX_LIMIT: usize = 10_000;
 #[derive(Debug, Deserialize)]
 pub(super) struct PageQuery {
     after_tenant: Option<String>,
+    /// The realm whose records to page through (this node's home realm
+    /// when not named).
+    realm: Option<String>,
     after_key: Option<String>,
     limit: Option<usize>,
 }
@@ -112,7 +115,12 @@ async fn page(
         }
     };
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let store = app.service.store.records.clone();
+    let realm = app
+        .service
+        .realms
+        .named_or_home(query.realm.as_deref())
+        .map_err(|p| super::misplaced(p, "the realm named"))?;
+    let store = realm.stores.records.clone();
     let (records, last_seq) = super::store_op(move || {
         let last_seq = store.last_seq()?;
         let after = after.as_ref().map(|(t, k)| (t.as_str(), k.as_str()));

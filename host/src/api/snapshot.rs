@@ -3,7 +3,7 @@
 //! visible, in one transaction. An aborted or expired batch leaves no trace; a
 //! declared event count or checksum that does not match refuses the commit.
 //!
-//! - `POST   /v1/ingest/{source}/snapshots` `{"expected_count"?, "checksum"?, "ttl_s"?}`
+//! - `POST   /v1/ingest/{source}/snapshots` `{"realm"?, "expected_count"?, "checksum"?, "ttl_s"?}`
 //! - `POST   /v1/ingest/{source}/snapshots/{id}`: a part (events, as for ingestion)
 //! - `GET    /v1/ingest/{source}/snapshots/{id}`: its state
 //! - `POST   /v1/ingest/{source}/snapshots/{id}/commit`
@@ -25,8 +25,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
-use crate::ingest::Target;
+use crate::ingest::Route;
 use crate::store::{EventOutcome, Snapshot, now_ms};
+use crate::tenancy::Realm;
 use crate::web::extract::{ApiBody, ApiPath};
 use crate::web::{ApiError, ErrorCode};
 
@@ -38,6 +39,9 @@ const MAX_TTL_S: u64 = 7 * 86_400;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OpenRequest {
+    /// The realm the batch is staged in (this node's home realm when not
+    /// named): only that realm's tenants' events go into it.
+    realm: Option<String>,
     expected_count: Option<u64>,
     checksum: Option<String>,
     ttl_s: Option<u64>,
@@ -54,7 +58,7 @@ pub(super) async fn open(
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             bad(format!(
-                "expected {{\"expected_count\"?, \"checksum\"?, \"ttl_s\"?}}: {e}"
+                "expected {{\"realm\"?, \"expected_count\"?, \"checksum\"?, \"ttl_s\"?}}: {e}"
             ))
         })?
     };
@@ -79,7 +83,12 @@ pub(super) async fn open(
         checksum: request.checksum.map(|s| s.to_lowercase()),
         staged: 0,
     };
-    let store = app.service.store.snapshots.clone();
+    let realm = app
+        .service
+        .realms
+        .named_or_home(request.realm.as_deref())
+        .map_err(|p| super::misplaced(p, "the realm named"))?;
+    let store = realm.stores.snapshots.clone();
     let opened = snapshot.clone();
     super::store_op(move || store.open_snapshot(&opened)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "snapshot": snapshot }))).into_response())
@@ -89,8 +98,8 @@ pub(super) async fn show(
     State(app): State<Arc<App>>,
     ApiPath((source, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let snapshot = open_snapshot(&app, &source, &id).await?;
-    Ok(Json(json!({ "snapshot": snapshot })).into_response())
+    let (snapshot, realm) = open_snapshot(&app, &source, &id).await?;
+    Ok(Json(json!({ "snapshot": snapshot, "realm": realm.name })).into_response())
 }
 
 pub(super) async fn part(
@@ -98,16 +107,20 @@ pub(super) async fn part(
     ApiPath((source, id)): ApiPath<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    open_snapshot(&app, &source, &id).await?;
-    super::ingest::answer(&app, &source, body, Target::Snapshot(&id)).await
+    let (_, realm) = open_snapshot(&app, &source, &id).await?;
+    let into = Route::Snapshot {
+        realm: &realm,
+        id: &id,
+    };
+    super::ingest::answer(&app, &source, body, into).await
 }
 
 pub(super) async fn commit(
     State(app): State<Arc<App>>,
     ApiPath((source, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    open_snapshot(&app, &source, &id).await?;
-    let store = app.service.store.clone();
+    let (_, realm) = open_snapshot(&app, &source, &id).await?;
+    let store = realm.stores.clone();
     let verdict = super::store_op(move || store.commit_snapshot(&id, &verify)).await?;
     match verdict {
         Ok(outcomes) => {
@@ -143,8 +156,8 @@ pub(super) async fn abort(
     State(app): State<Arc<App>>,
     ApiPath((source, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    open_snapshot(&app, &source, &id).await?;
-    let store = app.service.store.snapshots.clone();
+    let (_, realm) = open_snapshot(&app, &source, &id).await?;
+    let store = realm.stores.snapshots.clone();
     super::store_op(move || store.abort_snapshot(&id)).await?;
     Ok(Json(json!({ "aborted": true })).into_response())
 }
@@ -193,14 +206,25 @@ fn known_source(app: &App, source: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The open snapshot `id` of `source`, or a 404.
-async fn open_snapshot(app: &App, source: &str, id: &str) -> Result<Snapshot, ApiError> {
+/// The open snapshot `id` of `source` and the realm it is in (of those
+/// this node serves), or a 404.
+async fn open_snapshot(
+    app: &App,
+    source: &str,
+    id: &str,
+) -> Result<(Snapshot, Arc<Realm>), ApiError> {
     known_source(app, source)?;
-    let store = app.service.store.snapshots.clone();
-    let wanted = id.to_owned();
-    let found = super::store_op(move || store.snapshot(&wanted)).await?;
+    let mut found = None;
+    for realm in app.service.realms.served() {
+        let store = realm.stores.snapshots.clone();
+        let wanted = id.to_owned();
+        if let Some(snapshot) = super::store_op(move || store.snapshot(&wanted)).await? {
+            found = Some((snapshot, realm.clone()));
+            break;
+        }
+    }
     match found {
-        Some(s) if s.source == source && now_ms() <= s.expires_at_ms => Ok(s),
+        Some((s, realm)) if s.source == source && now_ms() <= s.expires_at_ms => Ok((s, realm)),
         _ => Err(ApiError::new(
             ErrorCode::UnknownSnapshot,
             format!("no open snapshot {id:?} of source {source:?} (committed, aborted or expired)"),

@@ -132,7 +132,7 @@ impl Control {
             }
         };
         let sha256 = sha256_hex(&wasm);
-        let shared = match &self.service.store.fleet {
+        let shared = match &self.service.realms.base.fleet {
             Some(fleet) => {
                 fleet
                     .push_plugin(&PushedPlugin {

@@ -20,10 +20,11 @@ pub use invalidation::InvalidationError;
 pub use service::Service;
 
 use crate::auth::Authenticator;
-use crate::config::{Config, StoreBackend};
+use crate::config::Config;
 use crate::plugins::{Plugins, Registry, RegistryError, TrustError};
 use crate::runtime::{Runtime, RuntimeError};
-use crate::store::{Embedded, Postgres, StoreError, Stores};
+use crate::store::StoreError;
+use crate::tenancy::Realms;
 
 /// A running droid: what requests need, and its control plane.
 #[derive(Debug)]
@@ -32,11 +33,8 @@ pub struct App {
     pub service: Arc<Service>,
     /// The changes it takes while running.
     pub control: Arc<Control>,
-    /// Its name in the fleet's reports.
+    /// Its name in the fleet's reports (and as a migration's worker).
     node_name: String,
-    /// The change log's end when the store was opened, where following the
-    /// other nodes starts.
-    log_at_open: u64,
     background: std::sync::Once,
 }
 
@@ -65,19 +63,6 @@ pub enum StartError {
     Stream(#[from] streams::StreamError),
 }
 
-/// The store the configuration names, behind its read cache.
-fn open_store(config: &Config) -> Result<Stores, StoreError> {
-    let (bytes, ttl) = (config.store_cache.capacity_bytes, config.store_cache.ttl);
-    Ok(match &config.store_backend {
-        StoreBackend::Embedded => Stores::of(
-            Embedded::open_with_cache(&config.store_path, config.store_engine_cache_bytes)?,
-            bytes,
-            ttl,
-        ),
-        StoreBackend::Postgres(options) => Stores::shared(Postgres::open(options)?, bytes, ttl),
-    })
-}
-
 impl App {
     /// Starts the runtime, loads every record type's plugin and opens the
     /// store. Compiling plugins is CPU-bound: call this from a blocking
@@ -99,21 +84,19 @@ impl App {
             }
             (None, false) => return Err(StartError::NoAuth(config.source.display().to_string())),
         };
-        let store = open_store(&config)?;
-        // Other nodes' changes count from here: what this node caches from
-        // now on must hear of every later one.
-        let log_at_open = store.records.last_seq()?;
+        // Each realm's log end is noted as it opens: other nodes' changes
+        // count from there, so what this node caches hears of every later one.
+        let realms = Realms::open(&config)?;
         let service = Arc::new(Service::new(
             config,
             registry,
-            store,
+            realms,
             authenticator,
             metrics,
         ));
         let control = Arc::new(Control::new(service.clone(), plugins));
         Ok(Self {
             node_name: fleet::node_name(&service),
-            log_at_open,
             service,
             control,
             background: std::sync::Once::new(),
@@ -161,11 +144,36 @@ impl App {
         self.background.call_once(|| {
             upkeep::start(&self.service, &self.control);
             // A shared store has other writers, and a fleet to keep up with.
-            if let Some(fleet) = &self.service.store.fleet {
-                peers::start(&self.service, self.log_at_open);
+            if let Some(fleet) = &self.service.realms.base.fleet {
+                for realm in self.service.realms.served() {
+                    peers::start(&self.service, realm.clone());
+                }
                 fleet::start(&self.service, &self.control, fleet.clone(), &self.node_name);
             }
+            let waker = crate::tenancy::worker::start(
+                &self.service.realms,
+                tenancy_settings(&self.service, &self.node_name),
+            );
+            let _ = self.service.tenancy_waker.set(waker);
             self.control.start_watching();
         });
+    }
+}
+
+/// What the tenancy thread needs from the service: this node's name, the
+/// record types (read afresh, as reloads change them), the page size and
+/// the directory's refresh interval.
+fn tenancy_settings(service: &Arc<Service>, node: &str) -> crate::tenancy::worker::Settings {
+    let config = service.config();
+    let weak = Arc::downgrade(service);
+    crate::tenancy::worker::Settings {
+        node: node.to_owned(),
+        record_types: Box::new(move || {
+            weak.upgrade()
+                .map(|s| s.config().record_types.keys().cloned().collect())
+                .unwrap_or_default()
+        }),
+        page: config.tenancy.copy_page_records,
+        refresh: config.tenancy.refresh,
     }
 }

@@ -19,6 +19,7 @@ use super::Service;
 use crate::key::{EntityKey, TenantId};
 use crate::readthrough::Invalidation;
 use crate::store::{self, Change, ChangeKind};
+use crate::tenancy::Realm;
 
 /// Changes read from the log at a time.
 const PAGE: usize = 1_000;
@@ -26,25 +27,24 @@ const PAGE: usize = 1_000;
 /// How long to wait after the log could not be read.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Starts following the log after `from` for `service`'s caches, on the
-/// current tokio runtime; the task ends when the server shuts down or the
-/// service goes.
-pub(super) fn start(service: &Arc<Service>, from: u64) {
+/// Starts following `realm`'s log from where it stood when opened, for
+/// `service`'s caches, on the current tokio runtime; the task ends when the
+/// server shuts down or the service goes.
+pub(super) fn start(service: &Arc<Service>, realm: Arc<Realm>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         tracing::error!("no async runtime: other nodes' changes will not reach this node's caches");
         return;
     };
-    runtime.spawn(follow(Arc::downgrade(service), from));
+    runtime.spawn(follow(Arc::downgrade(service), realm));
 }
 
-async fn follow(service: Weak<Service>, from: u64) {
-    let Some((records, mut grown, mut closing)) = service
-        .upgrade()
-        .map(|s| (s.store.records.clone(), s.change_signal(), s.closing()))
-    else {
+async fn follow(service: Weak<Service>, realm: Arc<Realm>) {
+    let records = realm.stores.records.clone();
+    let mut grown = records.subscribe();
+    let Some(mut closing) = service.upgrade().map(|s| s.closing()) else {
         return;
     };
-    let mut position = from;
+    let mut position = realm.log_at_open;
     loop {
         if *closing.borrow() {
             return;

@@ -17,6 +17,7 @@ use crate::locks::lock;
 use crate::plugins::Registry;
 use crate::readthrough::ReadThrough;
 use crate::store::Stores;
+use crate::tenancy::Realms;
 use crate::web::RequestMetrics;
 
 /// How often the change log is trimmed to its retention.
@@ -26,8 +27,11 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Service {
     pub(super) live: ArcSwap<Live>,
-    /// Where ingested records live.
-    pub store: Stores,
+    /// The realms, their stores (where ingested records live) and the
+    /// tenant directory.
+    pub realms: Arc<Realms>,
+    /// Wakes the tenancy thread when a migration step was asked for.
+    pub(super) tenancy_waker: std::sync::OnceLock<crate::tenancy::worker::Waker>,
     /// The read-through path and its caches.
     pub read_through: ReadThrough,
     /// Each ingestion source's agreed rate.
@@ -62,7 +66,7 @@ impl Service {
     pub(super) fn new(
         config: Config,
         registry: Arc<Registry>,
-        store: Stores,
+        realms: Realms,
         authenticator: Option<Authenticator>,
         metrics: PrometheusHandle,
     ) -> Self {
@@ -78,7 +82,8 @@ impl Service {
                 config: Arc::new(config),
                 registry,
             }),
-            store,
+            realms: Arc::new(realms),
+            tenancy_waker: std::sync::OnceLock::new(),
             rate_limits: RateLimits::default(),
             source_slots: SourceSlots::default(),
             source_health: SourceHealth::default(),
@@ -113,48 +118,68 @@ impl Service {
         self.closing.send_replace(true);
     }
 
-    /// The change log's last sequence number, now and as it grows.
-    pub fn change_signal(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.store.records.subscribe()
+    /// The store of this node's home realm: where what belongs to no one
+    /// tenant goes (see [`Realms::home`]).
+    pub fn home_store(&self) -> &Stores {
+        self.realms.home_store()
     }
 
-    /// Trims the change log to its configured retention, at most once every
-    /// [`TRIM_INTERVAL`].
+    /// Tells the tenancy thread a migration step was asked for.
+    pub fn wake_tenancy(&self) {
+        if let Some(waker) = self.tenancy_waker.get() {
+            waker.wake();
+        }
+    }
+
+    /// Trims every realm's change log to its configured retention, at most
+    /// once every [`TRIM_INTERVAL`].
     pub(super) fn trim_change_log(&self) {
         let mut last = lock(&self.last_trim);
         if last.elapsed() < TRIM_INTERVAL {
             return;
         }
         *last = Instant::now();
-        match self
-            .store
-            .records
-            .trim_changes(self.config().change_log_retention)
-        {
-            Ok(0) => {}
-            Ok(removed) => tracing::debug!(removed, "change log trimmed"),
-            Err(e) => tracing::warn!(error = %e, "the change log could not be trimmed"),
+        for realm in self.realms.served() {
+            match realm
+                .stores
+                .records
+                .trim_changes(self.config().change_log_retention)
+            {
+                Ok(0) => {}
+                Ok(removed) => tracing::debug!(removed, realm = %realm.name, "change log trimmed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, realm = %realm.name, "the change log could not be trimmed")
+                }
+            }
         }
     }
 
-    /// Aborts snapshot batches past their expiry: they leave no trace.
+    /// Aborts snapshot batches past their expiry, in every realm served:
+    /// they leave no trace.
     pub(super) fn expire_snapshots(&self) {
-        let now = crate::store::now_ms();
-        let expired: Vec<_> = match self.store.snapshots.snapshots() {
-            Ok(all) => all.into_iter().filter(|s| s.expires_at_ms < now).collect(),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot list snapshot batches");
-                return;
+        for realm in self.realms.served() {
+            expire_snapshots(&realm.stores);
+        }
+    }
+}
+
+/// Aborts `store`'s snapshot batches past their expiry.
+fn expire_snapshots(store: &Stores) {
+    let now = crate::store::now_ms();
+    let expired: Vec<_> = match store.snapshots.snapshots() {
+        Ok(all) => all.into_iter().filter(|s| s.expires_at_ms < now).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list snapshot batches");
+            return;
+        }
+    };
+    for snapshot in expired {
+        match store.snapshots.abort_snapshot(&snapshot.id) {
+            Ok(_) => {
+                tracing::warn!(source = %snapshot.source, snapshot = %snapshot.id, staged = snapshot.staged, "snapshot batch expired uncommitted; dropped")
             }
-        };
-        for snapshot in expired {
-            match self.store.snapshots.abort_snapshot(&snapshot.id) {
-                Ok(_) => {
-                    tracing::warn!(source = %snapshot.source, snapshot = %snapshot.id, staged = snapshot.staged, "snapshot batch expired uncommitted; dropped")
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, snapshot = %snapshot.id, "cannot drop an expired snapshot batch")
-                }
+            Err(e) => {
+                tracing::error!(error = %e, snapshot = %snapshot.id, "cannot drop an expired snapshot batch")
             }
         }
     }

@@ -26,7 +26,7 @@ use futures::StreamExt;
 
 use super::Service;
 use crate::config::{Config, StreamSource};
-use crate::ingest::{EventResult, IncomingEvent, Refusal, Target, ingest_into};
+use crate::ingest::{EventResult, IncomingEvent, Refusal, Route, ingest_routed};
 use crate::metrics::{INGEST_STREAM_NAKS, INGEST_STREAM_RECONNECTS, INVALIDATION_STREAM_REFUSED};
 use crate::readthrough::Invalidation;
 use crate::store::{self, DeadLetter};
@@ -237,7 +237,8 @@ async fn handle(service: &Service, consumer: &Consumer, messages: Vec<Message>) 
         .iter()
         .map(|m| serde_json::from_slice(&m.payload).map_err(|e| format!("not an event: {e}")))
         .collect();
-    let results = match ingest_into(&service.store, &binding, source, events, Target::Live).await {
+    let results = match ingest_routed(&service.realms, &binding, source, events, Route::Live).await
+    {
         Ok(results) => results,
         Err(e) => {
             tracing::warn!(source, error = %e, events = messages.len(), "the store failed; the events stay unacknowledged and come again");
@@ -258,14 +259,24 @@ async fn handle(service: &Service, consumer: &Consumer, messages: Vec<Message>) 
         })
         .collect();
     if !letters.is_empty() {
-        let store = service.store.dead_letters.clone();
+        let store = service.home_store().dead_letters.clone();
         if let Err(e) = store::blocking(move || store.put_dead_letters(&letters)).await {
             tracing::warn!(source, error = %e, "cannot keep invalid events as dead letters; they come again");
             nak(source, &messages).await;
             return;
         }
     }
-    for message in &messages {
+    // Refused events (their tenant migrates, or is served elsewhere) come
+    // again later, or reach a node that serves their realm.
+    let (refused, taken): (Vec<_>, Vec<_>) = messages
+        .iter()
+        .zip(&results)
+        .partition(|(_, result)| matches!(result, EventResult::Refused { .. }));
+    let refused: Vec<Message> = refused.into_iter().map(|(m, _)| m.clone()).collect();
+    if !refused.is_empty() {
+        nak(source, &refused).await;
+    }
+    for (message, _) in taken {
         if let Err(e) = message.ack().await {
             tracing::warn!(source, error = %e, "an acknowledgement did not reach JetStream; the event comes again (and is a duplicate)");
         }
@@ -293,8 +304,8 @@ async fn invalidate(service: &Service, messages: Vec<Message>) {
         }
     }
     if !logged.is_empty() {
-        let records = service.store.records.clone();
-        if let Err(e) = store::blocking(move || records.log_invalidations(&logged)).await {
+        let realms = service.realms.clone();
+        if let Err(e) = store::blocking(move || realms.log_invalidations(&logged)).await {
             tracing::warn!(error = %e, "the store failed; the invalidations come again");
             nak("invalidations", &messages).await;
             return;

@@ -30,7 +30,9 @@ pub(super) fn start(service: &Arc<Service>, control: &Arc<Control>) {
                 }
                 service.metrics.run_upkeep();
                 service.read_through.run_pending_tasks();
-                service.feed.publish_gauges();
+                service
+                    .feed
+                    .publish_gauges(service.realms.all().map(|r| r.tail.bytes()).sum());
                 control.check_rollouts();
                 service.expire_snapshots();
                 service.trim_change_log();

@@ -50,6 +50,16 @@ impl Server {
         )
     }
 
+    /// PUTs `body` to `path` and returns the answer.
+    pub fn put<T: DeserializeOwned>(&self, path: &str, body: Value) -> anyhow::Result<T> {
+        self.send(
+            self.client
+                .put(self.url(path))
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+    }
+
     /// POSTs `bytes` (of `content_type`, with `headers`) to `path` and
     /// returns the answer.
     pub fn post_bytes<T: DeserializeOwned>(

@@ -14,6 +14,7 @@ pub mod plugins;
 pub mod serve;
 pub mod sidecar;
 pub mod sources;
+pub mod tenants;
 pub mod token;
 
 use admin_client::Server;

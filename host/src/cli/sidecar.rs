@@ -18,6 +18,9 @@ pub struct Args {
     /// nodes of one fleet separated by commas.
     #[arg(long)]
     upstream: Option<String>,
+    /// The realm to follow, over the file's `upstream.realm`.
+    #[arg(long)]
+    realm: Option<String>,
     /// Listen here instead of the file's `listen`.
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -35,6 +38,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let path = args.config;
     let overrides = Overrides {
         upstream: args.upstream,
+        realm: args.realm,
         key_file: args.key,
         audience: args.audience,
         listen: args.listen,

@@ -82,6 +82,8 @@ pub struct Config {
     pub auth: Option<AuthSettings>,
     /// The issuers that may use the admin endpoints.
     pub admins: Vec<String>,
+    /// The realms tenants' data lives in, and how tenants are placed in them.
+    pub tenancy: Tenancy,
     /// No authentication at all (`--insecure-no-auth`, never from the file):
     /// every caller may do everything, and every response says so.
     pub insecure_no_auth: bool,
@@ -123,6 +125,63 @@ pub struct ConnectionLimits {
     /// Connections served beyond the cap when none is idle, for operations
     /// only (`/healthz`, `/metrics`, the admin API), one request each.
     pub reserve_connections: usize,
+}
+
+/// The realms (`[realms.NAME]`) and the rules placing tenants in them
+/// (`[tenancy]`). A file without realms has one, `default`, whose store is
+/// `[store]` itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenancy {
+    /// Every realm, by name.
+    pub realms: BTreeMap<String, RealmConfig>,
+    /// Whether the file declares realms (else the one `default` realm).
+    pub declared: bool,
+    /// Where a tenant no pin and no rule places goes (`tenancy.default_realm`).
+    pub default_realm: String,
+    /// The realms this node serves (`tenancy.serve`; all by default).
+    pub serve: std::collections::BTreeSet<String>,
+    /// Tenants placed by the start of their id, first match wins.
+    pub rules: Vec<RealmRule>,
+    /// How many migrations may be under way at once.
+    pub max_concurrent_migrations: usize,
+    /// Records a migration copies, checks or deletes per transaction.
+    pub copy_page_records: usize,
+    /// How often a node reads the tenant directory again (other nodes' pins
+    /// and migrations reach it within this).
+    pub refresh: Duration,
+    /// The `Retry-After` of a write refused while its tenant migrates.
+    pub retry_after_s: u32,
+}
+
+/// One realm: where its data is kept, and where clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealmConfig {
+    /// Its name.
+    pub name: String,
+    /// The base URL of the droid nodes serving it (`realms.NAME.public_url`),
+    /// given to clients sent there with `421`.
+    pub public_url: Option<url::Url>,
+    /// Its store.
+    pub store: RealmStore,
+}
+
+/// Where a realm's records, change log, dead letters and snapshots live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RealmStore {
+    /// A redb file of its own (`realms.NAME.path`).
+    Embedded(PathBuf),
+    /// A PostgreSQL schema of its own (`realms.NAME.schema`), in the
+    /// database of `store.url` or its own (`realms.NAME.url`).
+    Postgres(crate::store::PostgresOptions),
+}
+
+/// Places tenants whose id starts with `tenant_prefix` in `realm`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealmRule {
+    /// The start of the tenant ids it places.
+    pub tenant_prefix: String,
+    /// Where.
+    pub realm: String,
 }
 
 /// Where records and the change log live (`store.backend`).

@@ -28,6 +28,39 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub invalidations: RawInvalidations,
     pub auth: Option<RawAuth>,
+    #[serde(default)]
+    pub realms: BTreeMap<String, RawRealm>,
+    #[serde(default)]
+    pub tenancy: RawTenancy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRealm {
+    pub public_url: Option<String>,
+    pub path: Option<String>,
+    pub schema: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTenancy {
+    pub default_realm: Option<String>,
+    pub serve: Option<Vec<String>>,
+    #[serde(default)]
+    pub rules: Vec<RawRealmRule>,
+    pub max_concurrent_migrations: Option<u64>,
+    pub copy_page_records: Option<u64>,
+    pub refresh_ms: Option<u64>,
+    pub retry_after_s: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRealmRule {
+    pub tenant_prefix: Option<String>,
+    pub realm: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -14,6 +14,7 @@ use super::{
 };
 
 mod grants;
+mod realms;
 mod record_type;
 mod server;
 mod sources;
@@ -301,6 +302,14 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             86_400_000,
         )),
     };
+    let tenancy = realms::tenancy(
+        &mut c,
+        &base_dir,
+        raw.realms,
+        raw.tenancy,
+        &store_backend,
+        &store_path,
+    );
     let store_engine_cache_bytes = c.number(
         "store",
         "engine_cache_bytes",
@@ -339,6 +348,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         invalidation_stream,
         auth,
         admins,
+        tenancy,
         insecure_no_auth: false,
     })
 }

@@ -101,6 +101,7 @@ impl SourceHealth {
                 EventResult::Invalid { .. } => "invalid",
                 EventResult::Rejected { .. } => "rejected",
                 EventResult::Failed { .. } => "failed",
+                EventResult::Refused { .. } => "refused",
             };
             if !matches!(outcome, "applied" | "duplicate" | "staged") {
                 failures += 1;

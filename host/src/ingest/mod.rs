@@ -13,6 +13,7 @@
 mod health;
 mod rate;
 mod replay;
+mod route;
 mod slots;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use serde::Serialize;
 pub use health::{Health, SourceHealth, State};
 pub use rate::{RateLimits, Refusal};
 pub use replay::{Replayed, replay};
+pub use route::{Route, ingest_routed};
 pub use slots::SourceSlots;
 
 use crate::entity::{EntityOp, SourceEvent};
@@ -62,6 +64,21 @@ pub enum EventResult {
         /// Why.
         reason: String,
     },
+    /// Not taken here, and nothing was done with it: its tenant migrates
+    /// (`tenant_migrating`: send it again later) or lives in a realm this
+    /// node does not serve (`tenant_elsewhere`: send it to `realm_url`).
+    Refused {
+        /// The API's code for why.
+        code: String,
+        /// Why.
+        reason: String,
+        /// The realm it belongs to, when elsewhere.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        realm: Option<String>,
+        /// Where that realm is served.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        realm_url: Option<String>,
+    },
 }
 
 /// An event as it arrives, before it is checked.
@@ -96,6 +113,11 @@ impl IncomingEvent {
             occurred_at: Some(letter.occurred_at_ms),
             payload: Some(payload),
         })
+    }
+
+    /// The tenant it names, unchecked.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
     }
 
     /// The event, checked, as coming from `source`.

@@ -5,9 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{EventResult, IncomingEvent, ingest};
+use super::{EventResult, IncomingEvent, Route, ingest_routed};
 use crate::plugins::Binding;
-use crate::store::{self, StoreError, Stores};
+use crate::store::{self, StoreError};
+use crate::tenancy::Realms;
 
 /// What a replay did.
 #[derive(Debug, Serialize, Deserialize)]
@@ -21,17 +22,21 @@ pub struct Replayed {
 }
 
 /// Replays `source`'s dead letters (those of `ids` only, when given) into
-/// `binding`'s record type.
+/// `binding`'s record type, from every realm this node serves.
 pub async fn replay(
-    store: &Stores,
+    realms: &std::sync::Arc<Realms>,
     binding: &Binding,
     source: &str,
     ids: Option<&[String]>,
 ) -> Result<Replayed, StoreError> {
-    let reading = store.dead_letters.clone();
-    let wanted = source.to_owned();
-    let mut letters =
-        store::blocking(move || reading.dead_letters(Some(&wanted), usize::MAX)).await?;
+    let mut letters = Vec::new();
+    for realm in realms.served() {
+        let reading = realm.stores.dead_letters.clone();
+        let wanted = source.to_owned();
+        letters.extend(
+            store::blocking(move || reading.dead_letters(Some(&wanted), usize::MAX)).await?,
+        );
+    }
     if let Some(ids) = ids {
         let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
         letters.retain(|l| wanted.contains(l.event_id.as_str()));
@@ -40,7 +45,7 @@ pub async fn replay(
         .iter()
         .map(IncomingEvent::from_dead_letter)
         .collect();
-    let results = ingest(store, binding, source, events).await?;
+    let results = ingest_routed(realms, binding, source, events, Route::Live).await?;
     let replayed = results
         .iter()
         .filter(|r| matches!(r, EventResult::Applied { .. } | EventResult::Duplicate))

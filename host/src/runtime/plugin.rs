@@ -237,6 +237,7 @@ fn cut_failure(failure: PluginFailure, max: usize) -> PluginFailure {
         PluginFailure::UpstreamUnavailable(m) => PluginFailure::UpstreamUnavailable(cut(m)),
         PluginFailure::UpstreamTimeout(m) => PluginFailure::UpstreamTimeout(cut(m)),
         PluginFailure::Internal(m) => PluginFailure::Internal(cut(m)),
+        PluginFailure::Elsewhere(m) => PluginFailure::Elsewhere(cut(m)),
     }
 }
 

@@ -43,6 +43,11 @@ pub struct UpstreamConfig {
     /// cannot be reached (nodes sharing a store number changes alike, so the
     /// feed goes on without a gap or a repeat).
     pub urls: Vec<url::Url>,
+    /// The realm whose change log it follows and whose records it exports
+    /// (`upstream.realm`; the droid's home realm when not named). Its
+    /// tenants are the ones it serves: a tenant of another realm is answered
+    /// `421` by the droid, and so by the sidecar.
+    pub realm: Option<String>,
     /// The private key (from `droid keygen`) the sidecar signs its tokens with;
     /// none for a droid that checks no credentials.
     pub key_file: Option<PathBuf>,
@@ -107,6 +112,7 @@ struct Raw {
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
     url: Option<OneOrMany>,
+    realm: Option<String>,
     key_file: Option<PathBuf>,
     audience: Option<String>,
     token_lifetime_s: Option<u64>,
@@ -149,6 +155,8 @@ struct RawRecordType {
 pub struct Overrides {
     /// `--upstream`
     pub upstream: Option<String>,
+    /// `--realm`
+    pub realm: Option<String>,
     /// `--key`
     pub key_file: Option<PathBuf>,
     /// `--audience`
@@ -310,8 +318,22 @@ fn upstream(
             ),
         }
     }
+    let realm = overrides.realm.clone().or(raw.realm);
+    if let Some(name) = &realm
+        && (name.is_empty()
+            || name.len() > 16
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+    {
+        problem(
+            "upstream.realm",
+            format!("expected a realm name (a-z, 0-9 and _, at most 16 bytes), found {name:?}"),
+        );
+    }
     Some(UpstreamConfig {
         urls,
+        realm,
         key_file,
         audience: overrides
             .audience

@@ -41,6 +41,8 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 pub struct Upstream {
     /// The nodes' base URLs, without a trailing `/`.
     bases: Vec<String>,
+    /// The realm it follows, if named.
+    realm: Option<String>,
     /// The one in use (an index into `bases`, modulo its length).
     current: AtomicUsize,
     client: reqwest::Client,
@@ -64,6 +66,7 @@ impl Upstream {
                 .iter()
                 .map(|url| url.as_str().trim_end_matches('/').to_owned())
                 .collect(),
+            realm: config.realm.clone(),
             current: AtomicUsize::new(0),
             client: builder().timeout(config.request_timeout).build()?,
             streaming: builder().build()?,
@@ -108,13 +111,22 @@ impl Upstream {
             .iter()
             .map(|t| utf8_percent_encode(t, UNRESERVED).to_string())
             .collect();
-        let url = format!(
+        let mut url = format!(
             "{}/v1/changes?since={since}&record_types={}&heartbeat_ms={}",
             self.base(),
             types.join(","),
             heartbeat.as_millis()
         );
+        self.name_realm(&mut url);
         Ok(self.authorized(self.streaming.get(url))?.send().await?)
+    }
+
+    /// Adds the sidecar's realm to a feed or export URL's query.
+    fn name_realm(&self, url: &mut String) {
+        if let Some(realm) = &self.realm {
+            url.push_str("&realm=");
+            url.extend(utf8_percent_encode(realm, UNRESERVED));
+        }
     }
 
     /// `request` with the sidecar's current token, when it has a key.
@@ -141,6 +153,7 @@ impl Upstream {
             self.base(),
             utf8_percent_encode(record_type, UNRESERVED)
         );
+        self.name_realm(&mut url);
         if let Some((tenant, key)) = after {
             url.push_str("&after_tenant=");
             url.extend(utf8_percent_encode(tenant, UNRESERVED));
@@ -348,6 +361,10 @@ async fn read_answer(response: reqwest::Response, key: &EntityKey, tenant: &Tena
             version,
         })),
         404 if error_code(&body).as_deref() == Some("not_found") => Ok(FetchOutcome::NotFound),
+        421 => Err(FetchError::Plugin(PluginFailure::Elsewhere(format!(
+            "this sidecar's droid does not serve the tenant: {}",
+            message(&body)
+        )))),
         429 | 500..=599 => Err(FetchError::Plugin(PluginFailure::UpstreamUnavailable(
             format!("the upstream droid answered {status}: {}", message(&body)),
         ))),

@@ -25,8 +25,7 @@ use std::time::Duration;
 use moka::ops::compute::Op as CacheOp;
 
 use super::{
-    Change, ChangeKind, EventOutcome, EventWrite, InvalidatedKey, RecordId, Records, StoreError,
-    StoredRecord,
+    Change, EventOutcome, EventWrite, InvalidatedKey, RecordId, Records, StoreError, StoredRecord,
 };
 
 /// What the cache holds for a record.
@@ -204,6 +203,34 @@ impl Records for Cached {
         self.inner.first_seq()
     }
 
+    fn tenant_records(
+        &self,
+        record_type: &str,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, StoredRecord)>, StoreError> {
+        self.inner.tenant_records(record_type, tenant, after, limit)
+    }
+
+    fn purge_tenant(
+        &self,
+        record_type: &str,
+        tenant: &str,
+        limit: usize,
+    ) -> Result<Vec<(RecordId, u64)>, StoreError> {
+        let purged = self.inner.purge_tenant(record_type, tenant, limit)?;
+        let pending = crate::locks::lock(&self.pending);
+        for (id, seq) in &purged {
+            self.mark_one(&pending, id, *seq);
+        }
+        Ok(purged)
+    }
+
+    fn redact_changes(&self, tenant: &str) -> Result<u64, StoreError> {
+        self.inner.redact_changes(tenant)
+    }
+
     fn log_invalidations(&self, keys: &[InvalidatedKey]) -> Result<Vec<u64>, StoreError> {
         self.inner.log_invalidations(keys)
     }
@@ -246,10 +273,9 @@ impl Records for Cached {
 
     fn heard(&self, changes: &[Change]) {
         let pending = crate::locks::lock(&self.pending);
+        // Invalidations too: another node's purge of a tenant's records
+        // logs one per record it removed.
         for change in changes {
-            if matches!(change.kind, ChangeKind::Invalidate) {
-                continue;
-            }
             let id = RecordId {
                 record_type: change.record_type.clone(),
                 tenant: change.tenant.clone(),

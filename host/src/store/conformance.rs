@@ -66,6 +66,14 @@ pub const CHECKS: &[Check] = &[
         name: "a_refused_commit_keeps_the_snapshot_and_an_abort_drops_it",
         run: a_refused_commit_keeps_the_snapshot_and_an_abort_drops_it,
     },
+    Check {
+        name: "a_tenant_pages_out_with_tombstones_and_purges_with_invalidations",
+        run: a_tenant_pages_out_with_tombstones_and_purges_with_invalidations,
+    },
+    Check {
+        name: "pins_and_migrations_are_kept_and_a_stale_revision_writes_nothing",
+        run: pins_and_migrations_are_kept_and_a_stale_revision_writes_nothing,
+    },
 ];
 
 /// Runs every check against a fresh backend from `open` (which may return a
@@ -502,4 +510,148 @@ fn a_refused_commit_keeps_the_snapshot_and_an_abort_drops_it(stores: &Stores) {
     let outcomes = stores.commit_snapshot("s1", &|_, _| Ok(())).unwrap();
     assert_eq!(outcomes, Ok(vec![]));
     assert_eq!(stores.records.last_seq().unwrap(), 0);
+}
+
+fn a_tenant_pages_out_with_tombstones_and_purges_with_invalidations(stores: &Stores) {
+    let store = &stores.records;
+    let other = |key: &str, version| Op::Upsert {
+        id: RecordId {
+            tenant: "globex".into(),
+            ..id(key)
+        },
+        body: "{\"globex\":true}".into(),
+        version,
+    };
+    store
+        .apply(&[event(
+            "e1",
+            vec![
+                upsert("a", 1, "{\"n\":1}"),
+                upsert("b", 1, "{}"),
+                upsert("c", 1, "{}"),
+                other("a", 1),
+            ],
+        )])
+        .unwrap();
+    store
+        .apply(&[event(
+            "e2",
+            vec![Op::Delete {
+                id: id("b"),
+                version: 2,
+            }],
+        )])
+        .unwrap();
+    let first = store.tenant_records("ticket", "acme", None, 2).unwrap();
+    let keys: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["a", "b"], "in key order, tombstones included");
+    assert_eq!(first[1].1.body, None);
+    assert_eq!(first[1].1.version, 2);
+    let rest = store
+        .tenant_records("ticket", "acme", Some("b"), 10)
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].0, "c");
+    assert!(
+        store
+            .tenant_records("other", "acme", None, 10)
+            .unwrap()
+            .is_empty()
+    );
+
+    let last = store.last_seq().unwrap();
+    let purged = store.purge_tenant("ticket", "acme", 2).unwrap();
+    assert_eq!(purged.len(), 2, "at most the limit at a time");
+    assert_eq!(purged[0].1, last + 1, "each purge is logged, gapless");
+    let purged = store.purge_tenant("ticket", "acme", 10).unwrap();
+    assert_eq!(purged.len(), 1);
+    assert!(store.purge_tenant("ticket", "acme", 10).unwrap().is_empty());
+    assert_eq!(
+        store.get(&id("a")).unwrap(),
+        None,
+        "gone, tombstone and all"
+    );
+    assert_eq!(store.get(&id("b")).unwrap(), None);
+    let log = store.changes(last, 10).unwrap();
+    assert_eq!(log.len(), 3);
+    assert!(
+        log.iter()
+            .all(|c| c.kind == ChangeKind::Invalidate && c.tenant == "acme")
+    );
+    let kept = RecordId {
+        tenant: "globex".into(),
+        ..id("a")
+    };
+    assert!(
+        store.get(&kept).unwrap().is_some(),
+        "other tenants untouched"
+    );
+
+    let rewritten = store.redact_changes("acme").unwrap();
+    assert_eq!(rewritten, 4, "three upserts and a delete lose their values");
+    let log = store.changes(0, 100).unwrap();
+    let seqs: Vec<u64> = log.iter().map(|c| c.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "still gapless"
+    );
+    for change in &log {
+        if change.tenant == "acme" {
+            assert_eq!(change.kind, ChangeKind::Invalidate);
+        } else {
+            assert!(matches!(change.kind, ChangeKind::Upsert { .. }));
+        }
+    }
+}
+
+fn pins_and_migrations_are_kept_and_a_stale_revision_writes_nothing(stores: &Stores) {
+    let directory = &stores.directory;
+    assert!(directory.pins().unwrap().is_empty());
+    let start = directory.directory_revision().unwrap();
+    assert_eq!(directory.pin("acme", "eu", true).unwrap(), "eu");
+    assert_eq!(
+        directory.pin("acme", "us", true).unwrap(),
+        "eu",
+        "only if absent: the pin there wins"
+    );
+    assert_eq!(directory.pin("acme", "us", false).unwrap(), "us");
+    let pins = directory.pins().unwrap();
+    assert_eq!(pins.len(), 1);
+    assert_eq!(
+        (pins[0].tenant.as_str(), pins[0].realm.as_str()),
+        ("acme", "us")
+    );
+    let moved = directory.directory_revision().unwrap();
+    assert!(moved > start, "a pin moves the revision");
+
+    assert_eq!(
+        directory.put_migration("m1", "acme", "{}", 0).unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        directory
+            .put_migration("m1", "acme", "{\"x\":1}", 0)
+            .unwrap(),
+        None,
+        "recorded already"
+    );
+    assert_eq!(
+        directory
+            .put_migration("m1", "acme", "{\"x\":2}", 1)
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        directory
+            .put_migration("m1", "acme", "{\"x\":3}", 1)
+            .unwrap(),
+        None,
+        "a stale revision writes nothing"
+    );
+    let all = directory.migrations().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].body, "{\"x\":2}");
+    assert_eq!(all[0].revision, 2);
+    assert!(directory.directory_revision().unwrap() > moved);
 }

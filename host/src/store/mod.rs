@@ -30,7 +30,7 @@ pub use cached::Cached;
 pub use embedded::Embedded;
 pub use postgres::{Postgres, PostgresOptions};
 pub use stores::Stores;
-pub use traits::{DeadLetters, Fleet, Records, Snapshots};
+pub use traits::{DeadLetters, Directory, Fleet, Records, Snapshots};
 
 /// Names one record.
 #[derive(
@@ -337,6 +337,32 @@ pub struct NodeReport {
     pub report: String,
     /// When it reported (ms since the epoch).
     pub at_ms: u64,
+}
+
+/// A tenant pinned to a realm in the tenant directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The tenant.
+    pub tenant: String,
+    /// The realm its data lives in.
+    pub realm: String,
+    /// When it was pinned there (ms since the epoch).
+    pub pinned_at_ms: u64,
+}
+
+/// A realm migration as the tenant directory keeps it: what it is (JSON,
+/// the tenancy module's to read) and a revision, so two nodes cannot both
+/// move it on from the same state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMigration {
+    /// Its id.
+    pub id: String,
+    /// The tenant it moves.
+    pub tenant: String,
+    /// What it is (JSON).
+    pub body: String,
+    /// Its revision: 1 when recorded, one more at every change.
+    pub revision: u64,
 }
 
 /// Runs the store call `f` on tokio's blocking pool, as every store call from

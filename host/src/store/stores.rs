@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Cached, DeadLetters, EventOutcome, Fleet, Records, Snapshots, StoreError, VerifySnapshot,
+    Cached, DeadLetters, Directory, EventOutcome, Fleet, Records, Snapshots, StoreError,
+    VerifySnapshot,
 };
 
-/// The records (through the read cache when there is one), dead letters and
-/// snapshot batches droid works with. Records are reached only through
+/// The records (through the read cache when there is one), dead letters,
+/// snapshot batches and tenant directory droid works with. Records are reached only through
 /// `records`, so no write can go around the cache.
 #[derive(Debug, Clone)]
 pub struct Stores {
@@ -18,26 +19,29 @@ pub struct Stores {
     pub dead_letters: Arc<dyn DeadLetters>,
     /// Snapshot batches being staged.
     pub snapshots: Arc<dyn Snapshots>,
+    /// The tenant directory (what `tenancy` reads from the store every node
+    /// shares; a realm's own store has one too, unused).
+    pub directory: Arc<dyn Directory>,
     /// What a fleet of nodes shares, when the backend is shared (`None`: this
     /// node is alone, and plugin files and decisions stay on its disk).
     pub fleet: Option<Arc<dyn Fleet>>,
 }
 
 impl Stores {
-    /// All three from one backend, with a read cache of at most
+    /// Each trait from one backend, with a read cache of at most
     /// `cache_bytes` (none when 0), each entry kept at most `cache_ttl`, in
     /// front of its records.
     pub fn of<B>(backend: B, cache_bytes: u64, cache_ttl: Duration) -> Self
     where
-        B: Records + DeadLetters + Snapshots + 'static,
+        B: Records + DeadLetters + Snapshots + Directory + 'static,
     {
         Self::around(Arc::new(backend), cache_bytes, cache_ttl)
     }
 
-    /// All four from a backend several nodes share (see [`Stores::of`]).
+    /// Each trait, [`Fleet`] too, from a backend several nodes share (see [`Stores::of`]).
     pub fn shared<B>(backend: B, cache_bytes: u64, cache_ttl: Duration) -> Self
     where
-        B: Records + DeadLetters + Snapshots + Fleet + 'static,
+        B: Records + DeadLetters + Snapshots + Directory + Fleet + 'static,
     {
         let backend = Arc::new(backend);
         let fleet: Arc<dyn Fleet> = backend.clone();
@@ -49,7 +53,7 @@ impl Stores {
 
     fn around<B>(backend: Arc<B>, cache_bytes: u64, cache_ttl: Duration) -> Self
     where
-        B: Records + DeadLetters + Snapshots + 'static,
+        B: Records + DeadLetters + Snapshots + Directory + 'static,
     {
         let records: Arc<dyn Records> = match cache_bytes {
             0 => backend.clone(),
@@ -58,7 +62,8 @@ impl Stores {
         Self {
             records,
             dead_letters: backend.clone(),
-            snapshots: backend,
+            snapshots: backend.clone(),
+            directory: backend,
             fleet: None,
         }
     }

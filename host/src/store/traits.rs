@@ -4,8 +4,8 @@
 use std::fmt::Debug;
 
 use super::{
-    Change, DeadLetter, EventOutcome, EventWrite, InvalidatedKey, NodeReport, PushedFile,
-    PushedPlugin, RecordId, Snapshot, StoreError, StoredRecord, VerifySnapshot,
+    Change, DeadLetter, EventOutcome, EventWrite, InvalidatedKey, NodeReport, Pin, PushedFile,
+    PushedPlugin, RecordId, Snapshot, StoreError, StoredMigration, StoredRecord, VerifySnapshot,
 };
 
 /// Records and the change log: the core every backend implements, and what the
@@ -63,6 +63,37 @@ pub trait Records: Send + Sync + Debug {
     /// The first sequence number the change log still holds (changes before it
     /// were trimmed); `last_seq() + 1` when it holds none.
     fn first_seq(&self) -> Result<u64, StoreError>;
+
+    /// Up to `limit` records of `tenant` in `record_type`, tombstones
+    /// included, in key order after `after`: what a realm migration copies
+    /// and checks.
+    fn tenant_records(
+        &self,
+        record_type: &str,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, StoredRecord)>, StoreError>;
+
+    /// Removes up to `limit` records of `tenant` in `record_type`
+    /// (tombstones included) and logs an invalidation for each, in one
+    /// transaction, so followers drop what they hold of them; returns the
+    /// records removed with their invalidations' sequence numbers (none: the
+    /// tenant has no records of the type left). The tenant's data leaving a
+    /// realm: a migration's commit in the source, its rollback in the target.
+    fn purge_tenant(
+        &self,
+        record_type: &str,
+        tenant: &str,
+        limit: usize,
+    ) -> Result<Vec<(RecordId, u64)>, StoreError>;
+
+    /// Rewrites the changes of `tenant` the log still holds as invalidations
+    /// without bodies, keeping their sequence numbers (the log stays
+    /// gapless); returns how many were rewritten. After
+    /// [`Records::purge_tenant`], so no copy of the tenant's values stays in
+    /// the realm's log.
+    fn redact_changes(&self, tenant: &str) -> Result<u64, StoreError>;
 
     /// Appends invalidations of read-through keys to the change log, durably;
     /// returns their sequence numbers.
@@ -165,4 +196,34 @@ pub trait Fleet: Send + Sync + Debug {
 
     /// Every node's last report.
     fn node_reports(&self) -> Result<Vec<NodeReport>, StoreError>;
+}
+
+/// The tenant directory: which realm each tenant is pinned to, and the realm
+/// migrations under way, in a store every node sees.
+pub trait Directory: Send + Sync + Debug {
+    /// Every pin.
+    fn pins(&self) -> Result<Vec<Pin>, StoreError>;
+
+    /// Pins `tenant` to `realm`; with `only_if_absent`, a tenant already
+    /// pinned keeps its pin. Returns the realm it is pinned to afterwards.
+    fn pin(&self, tenant: &str, realm: &str, only_if_absent: bool) -> Result<String, StoreError>;
+
+    /// Every migration recorded.
+    fn migrations(&self) -> Result<Vec<StoredMigration>, StoreError>;
+
+    /// Records migration `id` of `tenant` as `body` if its revision is
+    /// still `expected` (0: a new one); returns its new revision
+    /// (`expected + 1`), or `None` when it changed meanwhile (another node
+    /// moved it on) and nothing was written.
+    fn put_migration(
+        &self,
+        id: &str,
+        tenant: &str,
+        body: &str,
+        expected: u64,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// A number that grows with every change to pins or migrations: what a
+    /// node compares with the last it read.
+    fn directory_revision(&self) -> Result<u64, StoreError>;
 }

@@ -165,6 +165,34 @@ error_codes! {
     InvalidQuery = ("invalid_query", BAD_REQUEST),
     /// The request itself is malformed (its request line or headers).
     InvalidRequest = ("invalid_request", BAD_REQUEST),
+    /// The tenant's data lives in a realm this node does not serve: ask the
+    /// nodes at `realm_url`.
+    TenantElsewhere = ("tenant_elsewhere", MISDIRECTED_REQUEST),
+    /// The tenant is migrating between realms; its writes are refused until
+    /// the migration ends (see `Retry-After`).
+    TenantMigrating = ("tenant_migrating", CONFLICT),
+    /// No realm of that name is declared.
+    UnknownRealm = ("unknown_realm", UNPROCESSABLE_ENTITY),
+    /// The tenant already lives in the realm named.
+    SameRealm = ("same_realm", CONFLICT),
+    /// The tenant has a migration that has not ended.
+    TenantAlreadyMigrating = ("tenant_already_migrating", CONFLICT),
+    /// `tenancy.max_concurrent_migrations` are under way.
+    TooManyMigrations = ("too_many_migrations", CONFLICT),
+    /// A migration window that is not one (times not RFC 3339, end before start).
+    InvalidWindow = ("invalid_window", BAD_REQUEST),
+    /// The window ends in the past.
+    WindowInPast = ("window_in_past", UNPROCESSABLE_ENTITY),
+    /// No migration of that id.
+    UnknownMigration = ("unknown_migration", NOT_FOUND),
+    /// The request does not repeat the schedule it names.
+    MigrationMismatch = ("migration_mismatch", CONFLICT),
+    /// The step does not apply in the migration's state (or another node took it first).
+    MigrationState = ("migration_state", CONFLICT),
+    /// The migration's window is not open.
+    OutsideWindow = ("outside_window", CONFLICT),
+    /// The tenant has data in another realm: pinning would strand it; migrate instead.
+    TenantHasData = ("tenant_has_data", CONFLICT),
     /// The host hit a bug; details are in its log.
     Internal = ("internal", INTERNAL_SERVER_ERROR),
 }
@@ -189,6 +217,8 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
     /// The `WWW-Authenticate` challenge of a `401`.
     pub challenge: Option<String>,
+    /// For `tenant_elsewhere`: the realm and its `public_url`.
+    pub realm: Option<(String, Option<String>)>,
 }
 
 impl ApiError {
@@ -200,6 +230,7 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             challenge: None,
+            realm: None,
         }
     }
 
@@ -215,6 +246,12 @@ impl ApiError {
     }
 
     /// Adds a `Retry-After` header.
+    /// Names the realm the client should ask instead, and where.
+    pub fn realm(mut self, realm: String, url: Option<String>) -> Self {
+        self.realm = Some((realm, url));
+        self
+    }
+
     pub fn retry_after(mut self, seconds: u32) -> Self {
         self.retry_after = Some(seconds);
         self
@@ -243,6 +280,10 @@ struct Body<'a> {
 struct Inner<'a> {
     code: ErrorCode,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    realm: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    realm_url: Option<&'a str>,
 }
 
 impl IntoResponse for ApiError {
@@ -251,6 +292,8 @@ impl IntoResponse for ApiError {
             error: Inner {
                 code: self.code,
                 message: &self.message,
+                realm: self.realm.as_ref().map(|(r, _)| r.as_str()),
+                realm_url: self.realm.as_ref().and_then(|(_, u)| u.as_deref()),
             },
         };
         let mut response = (self.status, Json(body)).into_response();
@@ -258,6 +301,14 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(url) = self
+            .realm
+            .as_ref()
+            .and_then(|(_, u)| u.as_deref())
+            .and_then(|u| HeaderValue::try_from(u).ok())
+        {
+            response.headers_mut().insert("droid-realm-url", url);
         }
         if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::try_from(c).ok()) {
             response

@@ -155,6 +155,7 @@ pub fn fetch_error(record_type: &str, failure: &Failure) -> ApiError {
                 ErrorCode::PluginError,
                 "the record type's plugin failed".to_owned(),
             ),
+            PluginFailure::Elsewhere(where_) => (ErrorCode::TenantElsewhere, where_.clone()),
         },
         FetchError::Call(call) => match call {
             // droid's own words about its own limits: nothing of the plugin's.

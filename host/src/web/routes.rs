@@ -46,6 +46,14 @@ pub const DEAD_LETTERS: &str = "/v1/admin/dead-letters";
 pub const REPLAY: &str = "/v1/admin/dead-letters/{source}/replay";
 /// A failed fetch's detail, by the error id its answer named.
 pub const ERROR: &str = "/v1/admin/errors/{id}";
+/// The realms and the tenant directory.
+pub const TENANTS: &str = "/v1/admin/tenants";
+/// One tenant: where it lives (`GET`), pinning it (`PUT`).
+pub const TENANT: &str = "/v1/admin/tenants/{tenant}";
+/// Every realm migration.
+pub const MIGRATIONS: &str = "/v1/admin/migrations";
+/// A migration step (`POST` schedule, start, commit, rollback; `GET` status).
+pub const MIGRATION_STEP: &str = "/v1/admin/migrations/{step}";
 /// Liveness.
 pub const HEALTHZ: &str = "/healthz";
 /// Prometheus metrics.
@@ -73,6 +81,10 @@ pub const ALL: &[(&str, &[&str])] = &[
     (DEAD_LETTERS, &["GET"]),
     (REPLAY, &["POST"]),
     (ERROR, &["GET"]),
+    (TENANTS, &["GET"]),
+    (TENANT, &["GET", "PUT"]),
+    (MIGRATIONS, &["GET"]),
+    (MIGRATION_STEP, &["GET", "POST"]),
     (HEALTHZ, &["GET"]),
     (METRICS, &["GET"]),
 ];

@@ -47,6 +47,8 @@ pub(super) struct FeedQuery {
     since: Option<String>,
     record_types: Option<String>,
     heartbeat_ms: Option<u64>,
+    /// The realm whose log to follow (this node's home realm when not named).
+    realm: Option<String>,
 }
 
 /// How the stream is written.
@@ -108,7 +110,13 @@ async fn open(
             .unwrap_or(app.service.config().feed.heartbeat.as_millis() as u64)
             .clamp(50, 60_000),
     );
-    let store = app.service.store.records.clone();
+    let realm = app
+        .service
+        .realms
+        .named_or_home(query.realm.as_deref())
+        .map_err(|p| super::misplaced(p, "the realm named"))?
+        .clone();
+    let store = realm.stores.records.clone();
     let (first, last) =
         super::store_op(move || Ok((store.first_seq()?, store.last_seq()?))).await?;
     let since = since.unwrap_or(last);
@@ -132,6 +140,7 @@ async fn open(
     let (tx, rx) = tokio::sync::mpsc::channel::<(Bytes, budget::Held)>(waiting);
     let follower = Follower {
         app: app.clone(),
+        realm,
         wanted,
         format,
         heartbeat,
@@ -207,6 +216,8 @@ fn record_types(
 /// One subscriber: reads the log from where it is, sends, waits for more.
 struct Follower {
     app: Arc<App>,
+    /// The realm whose log it follows.
+    realm: Arc<crate::tenancy::Realm>,
     wanted: Option<BTreeSet<String>>,
     format: Format,
     heartbeat: Duration,
@@ -218,7 +229,7 @@ struct Follower {
 
 impl Follower {
     async fn run(self, mut after: u64) {
-        let mut signal = self.app.service.change_signal();
+        let mut signal = self.realm.stores.records.subscribe();
         let mut closing = self.app.service.closing();
         let subscribers = metrics::gauge!(crate::metrics::FEED_SUBSCRIBERS);
         subscribers.increment(1.0);
@@ -243,15 +254,10 @@ impl Follower {
                 let Some(mut held) = self.reserve(self.page_bytes).await else {
                     break;
                 };
-                let feed = &self.app.service.feed;
-                match feed
+                match self
+                    .realm
                     .tail
-                    .page(
-                        &self.app.service.store.records,
-                        after,
-                        PAGE,
-                        self.page_bytes,
-                    )
+                    .page(&self.realm.stores.records, after, PAGE, self.page_bytes)
                     .await
                 {
                     Ok(changes) => {

@@ -4,7 +4,7 @@
 //! number; deletions stay as tombstones so an older upsert arriving later cannot
 //! bring a record back), `changes` (sequence number → change, JSON), `events`
 //! (source and event id → nothing: the ids seen) and `meta` (the last sequence
-//! number). One write transaction per batch, committed with redb's default
+//! number), and the tenant directory's `pins` and `migrations`. One write transaction per batch, committed with redb's default
 //! durability (synced to disk before `apply` returns).
 
 use std::path::Path;
@@ -21,6 +21,10 @@ const DEAD_LETTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("dead_l
 const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
 /// Staged events: (snapshot id, position) → event.
 const STAGED: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("staged");
+/// The tenant directory: tenant → its pin (JSON).
+const PINS: TableDefinition<&str, &[u8]> = TableDefinition::new("pins");
+/// Realm migrations: id → migration (JSON).
+const MIGRATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("migrations");
 const LAST_SEQ: &str = "last_seq";
 /// The first sequence number the change log holds (1 until it is trimmed).
 const FIRST_SEQ: &str = "first_seq";
@@ -47,6 +51,7 @@ macro_rules! try_io {
 }
 
 mod dead_letters;
+mod directory;
 mod records;
 mod snapshots;
 
@@ -90,6 +95,8 @@ impl Embedded {
             try_io!("open", txn.open_table(DEAD_LETTERS));
             try_io!("open", txn.open_table(SNAPSHOTS));
             try_io!("open", txn.open_table(STAGED));
+            try_io!("open", txn.open_table(PINS));
+            try_io!("open", txn.open_table(MIGRATIONS));
         }
         try_io!("open", txn.commit());
         let store = Self {

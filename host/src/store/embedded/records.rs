@@ -4,8 +4,8 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::super::codec::{decode_record, decode_record_key, encode_record, event_key, record_key};
 use super::super::{
-    Change, EventOutcome, EventWrite, InvalidatedKey, Op, RecordId, Records, StoreError,
-    StoredRecord, now_ms,
+    Change, ChangeKind, EventOutcome, EventWrite, InvalidatedKey, Op, RecordId, Records,
+    StoreError, StoredRecord, now_ms,
 };
 use super::{CHANGES, DEAD_LETTERS, EVENTS, Embedded, FIRST_SEQ, LAST_SEQ, META, RECORDS, io};
 
@@ -109,6 +109,105 @@ impl Records for Embedded {
         Ok(try_io!("read", meta.get(FIRST_SEQ)).map_or(1, |v| v.value()))
     }
 
+    fn tenant_records(
+        &self,
+        record_type: &str,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, StoredRecord)>, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let records = try_io!("read", txn.open_table(RECORDS));
+        let (start, end) = tenant_range(record_type, tenant, after);
+        let mut out = Vec::new();
+        for entry in try_io!("read", records.range(start.as_slice()..end.as_slice())).take(limit) {
+            let (k, value) = try_io!("read", entry);
+            out.push((
+                decode_record_key(k.value())?.key,
+                decode_record(value.value())?,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn purge_tenant(
+        &self,
+        record_type: &str,
+        tenant: &str,
+        limit: usize,
+    ) -> Result<Vec<(RecordId, u64)>, StoreError> {
+        let committed_at_ms = now_ms();
+        let txn = try_io!("write", self.db.begin_write());
+        let mut purged = Vec::new();
+        {
+            let mut records = try_io!("write", txn.open_table(RECORDS));
+            let mut changes = try_io!("write", txn.open_table(CHANGES));
+            let mut meta = try_io!("write", txn.open_table(META));
+            let (start, end) = tenant_range(record_type, tenant, None);
+            let mut doomed = Vec::new();
+            for entry in
+                try_io!("write", records.range(start.as_slice()..end.as_slice())).take(limit)
+            {
+                let (k, _) = try_io!("write", entry);
+                doomed.push(k.value().to_vec());
+            }
+            let mut seq = try_io!("write", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
+            for k in doomed {
+                try_io!("write", records.remove(k.as_slice()));
+                let id = decode_record_key(&k)?;
+                seq += 1;
+                let change = Change::invalidation(
+                    &InvalidatedKey {
+                        id: id.clone(),
+                        // Whatever version a follower holds, it drops it.
+                        version: None,
+                        occurred_at_ms: None,
+                    },
+                    seq,
+                    committed_at_ms,
+                );
+                try_io!(
+                    "write",
+                    changes.insert(seq, encode_change(&change)?.as_slice())
+                );
+                purged.push((id, seq));
+            }
+            try_io!("write", meta.insert(LAST_SEQ, seq));
+        }
+        try_io!("commit", txn.commit());
+        if let Some((_, last)) = purged.last() {
+            self.grown.send_replace(*last);
+        }
+        Ok(purged)
+    }
+
+    fn redact_changes(&self, tenant: &str) -> Result<u64, StoreError> {
+        let txn = try_io!("write", self.db.begin_write());
+        let mut rewritten = 0;
+        {
+            let mut changes = try_io!("write", txn.open_table(CHANGES));
+            let mut theirs = Vec::new();
+            for entry in try_io!("write", changes.iter()) {
+                let (seq, value) = try_io!("write", entry);
+                let change: Change = serde_json::from_slice(value.value())
+                    .map_err(|e| StoreError::Corrupt(format!("a change does not decode: {e}")))?;
+                if change.tenant == tenant && !matches!(change.kind, ChangeKind::Invalidate) {
+                    theirs.push((seq.value(), change));
+                }
+            }
+            for (seq, mut change) in theirs {
+                change.kind = ChangeKind::Invalidate;
+                try_io!(
+                    "write",
+                    changes.insert(seq, encode_change(&change)?.as_slice())
+                );
+                rewritten += 1;
+            }
+        }
+        try_io!("commit", txn.commit());
+        Ok(rewritten)
+    }
+
     fn log_invalidations(&self, keys: &[InvalidatedKey]) -> Result<Vec<u64>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -156,6 +255,30 @@ impl Records for Embedded {
         try_io!("commit", txn.commit());
         Ok(removed)
     }
+}
+
+/// The table keys of `tenant`'s records of `record_type`, after `after`'s
+/// when given: from `type NUL tenant NUL` to before `type NUL tenant \x01`.
+fn tenant_range(record_type: &str, tenant: &str, after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+    let id = |key: &str| RecordId {
+        record_type: record_type.to_owned(),
+        tenant: tenant.to_owned(),
+        key: key.to_owned(),
+    };
+    let mut start = record_key(&id(after.unwrap_or("")));
+    if after.is_some() {
+        // Just past it: the smallest longer key.
+        start.push(0);
+    }
+    let mut end = record_key(&id(""));
+    end.pop();
+    end.push(1);
+    (start, end)
+}
+
+fn encode_change(change: &Change) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(change)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))
 }
 
 /// Applies `events` within the write transaction `txn` (see [`Records::apply`]).

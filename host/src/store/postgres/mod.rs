@@ -26,6 +26,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use super::{EventOutcome, StoreError};
 
 mod dead_letters;
+mod directory;
 mod fleet;
 mod follow;
 mod records;

@@ -120,6 +120,92 @@ impl Records for Postgres {
         })
     }
 
+    fn tenant_records(
+        &self,
+        record_type: &str,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, StoredRecord)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_client("read", |client| {
+            let rows = client.query(
+                "SELECT key, body, version, seq, committed_at_ms FROM records \
+                 WHERE record_type = $1 AND tenant = $2 AND key > $3 ORDER BY key LIMIT $4",
+                &[&record_type, &tenant, &after.unwrap_or(""), &limit],
+            )?;
+            // `key > ''` would skip an empty key, which keys cannot be.
+            Ok(rows
+                .iter()
+                .map(|row| (row.get(0), record_of(row, 1)))
+                .collect())
+        })
+    }
+
+    fn purge_tenant(
+        &self,
+        record_type: &str,
+        tenant: &str,
+        limit: usize,
+    ) -> Result<Vec<(RecordId, u64)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let purged = self.with_client("write", |client| {
+            let mut txn = client.transaction()?;
+            let mut seq = lock_log(&mut txn)?;
+            let keys: Vec<String> = txn
+                .query(
+                    "DELETE FROM records WHERE (record_type, tenant, key) IN \
+                       (SELECT record_type, tenant, key FROM records \
+                        WHERE record_type = $1 AND tenant = $2 ORDER BY key LIMIT $3) \
+                     RETURNING key",
+                    &[&record_type, &tenant, &limit],
+                )?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let committed_at_ms = now_ms();
+            let mut log = LogRows::default();
+            let mut purged = Vec::with_capacity(keys.len());
+            for key in keys {
+                seq += 1;
+                let id = RecordId {
+                    record_type: record_type.to_owned(),
+                    tenant: tenant.to_owned(),
+                    key,
+                };
+                // Whatever version a follower holds, it drops it.
+                let invalidated = InvalidatedKey {
+                    id: id.clone(),
+                    version: None,
+                    occurred_at_ms: None,
+                };
+                log.push(&Change::invalidation(&invalidated, seq, committed_at_ms));
+                purged.push((id, seq));
+            }
+            log.insert(&mut txn)?;
+            advance_log(&mut txn, &self.channel, seq)?;
+            txn.commit()?;
+            Ok(purged)
+        })?;
+        if let Some((_, last)) = purged.last() {
+            self.grew_to(*last);
+        }
+        Ok(purged)
+    }
+
+    fn redact_changes(&self, tenant: &str) -> Result<u64, StoreError> {
+        self.with_client("write", |client| {
+            Ok(client.execute(
+                "UPDATE changes SET kind = 'invalidate', body = NULL \
+                 WHERE tenant = $1 AND kind <> 'invalidate'",
+                &[&tenant],
+            )?)
+        })
+    }
+
     fn log_invalidations(&self, keys: &[InvalidatedKey]) -> Result<Vec<u64>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());

@@ -1,0 +1,127 @@
+//! The tenant directory in redb: `pins` (tenant → realm and when) and
+//! `migrations` (id → tenant, body and revision), with the directory's
+//! revision in `meta`.
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::super::{Directory, Pin, StoreError, StoredMigration, now_ms};
+use super::{Embedded, META, MIGRATIONS, PINS, decode, encode, io};
+
+/// The directory's revision in `meta`.
+const DIRECTORY_REVISION: &str = "directory_revision";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PinRow {
+    realm: String,
+    pinned_at_ms: u64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MigrationRow {
+    tenant: String,
+    body: String,
+    revision: u64,
+}
+
+impl Directory for Embedded {
+    fn pins(&self) -> Result<Vec<Pin>, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let table = try_io!("read", txn.open_table(PINS));
+        let mut out = Vec::new();
+        for entry in try_io!("read", table.iter()) {
+            let (tenant, value) = try_io!("read", entry);
+            let row: PinRow = decode(value.value())?;
+            out.push(Pin {
+                tenant: tenant.value().to_owned(),
+                realm: row.realm,
+                pinned_at_ms: row.pinned_at_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    fn pin(&self, tenant: &str, realm: &str, only_if_absent: bool) -> Result<String, StoreError> {
+        let txn = try_io!("write", self.db.begin_write());
+        let in_force = {
+            let mut table = try_io!("write", txn.open_table(PINS));
+            let held = match try_io!("write", table.get(tenant)) {
+                Some(value) => Some(decode::<PinRow>(value.value())?.realm),
+                None => None,
+            };
+            match held {
+                Some(held) if only_if_absent || held == realm => held,
+                _ => {
+                    let row = PinRow {
+                        realm: realm.to_owned(),
+                        pinned_at_ms: now_ms(),
+                    };
+                    try_io!("write", table.insert(tenant, encode(&row)?.as_slice()));
+                    bump(&txn)?;
+                    realm.to_owned()
+                }
+            }
+        };
+        try_io!("commit", txn.commit());
+        Ok(in_force)
+    }
+
+    fn migrations(&self) -> Result<Vec<StoredMigration>, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let table = try_io!("read", txn.open_table(MIGRATIONS));
+        let mut out = Vec::new();
+        for entry in try_io!("read", table.iter()) {
+            let (id, value) = try_io!("read", entry);
+            let row: MigrationRow = decode(value.value())?;
+            out.push(StoredMigration {
+                id: id.value().to_owned(),
+                tenant: row.tenant,
+                body: row.body,
+                revision: row.revision,
+            });
+        }
+        Ok(out)
+    }
+
+    fn put_migration(
+        &self,
+        id: &str,
+        tenant: &str,
+        body: &str,
+        expected: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let txn = try_io!("write", self.db.begin_write());
+        {
+            let mut table = try_io!("write", txn.open_table(MIGRATIONS));
+            let held = match try_io!("write", table.get(id)) {
+                Some(value) => decode::<MigrationRow>(value.value())?.revision,
+                None => 0,
+            };
+            if held != expected {
+                return Ok(None);
+            }
+            let row = MigrationRow {
+                tenant: tenant.to_owned(),
+                body: body.to_owned(),
+                revision: expected + 1,
+            };
+            try_io!("write", table.insert(id, encode(&row)?.as_slice()));
+            bump(&txn)?;
+        }
+        try_io!("commit", txn.commit());
+        Ok(Some(expected + 1))
+    }
+
+    fn directory_revision(&self) -> Result<u64, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let meta = try_io!("read", txn.open_table(META));
+        Ok(try_io!("read", meta.get(DIRECTORY_REVISION)).map_or(0, |v| v.value()))
+    }
+}
+
+/// Moves the directory's revision on, inside `txn`.
+fn bump(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = try_io!("write", txn.open_table(META));
+    let revision = try_io!("write", meta.get(DIRECTORY_REVISION)).map_or(0, |v| v.value());
+    try_io!("write", meta.insert(DIRECTORY_REVISION, revision + 1));
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! The tenant directory in PostgreSQL: `pins` and `migrations`, every
+//! change at the next value of `directory_revisions`.
+
+use super::super::{Directory, Pin, StoreError, StoredMigration, now_ms};
+use super::{Postgres, from_db, to_db};
+
+impl Directory for Postgres {
+    fn pins(&self) -> Result<Vec<Pin>, StoreError> {
+        self.with_client("read", |client| {
+            Ok(client
+                .query(
+                    "SELECT tenant, realm, pinned_at_ms FROM pins ORDER BY tenant",
+                    &[],
+                )?
+                .iter()
+                .map(|row| Pin {
+                    tenant: row.get(0),
+                    realm: row.get(1),
+                    pinned_at_ms: from_db(row.get(2)),
+                })
+                .collect())
+        })
+    }
+
+    fn pin(&self, tenant: &str, realm: &str, only_if_absent: bool) -> Result<String, StoreError> {
+        self.with_client("write", |client| {
+            let now = to_db(now_ms());
+            let row = if only_if_absent {
+                // The pin already there wins; the insert does nothing then.
+                client.execute(
+                    "INSERT INTO pins (tenant, realm, pinned_at_ms, revision) \
+                     VALUES ($1, $2, $3, nextval('directory_revisions')) \
+                     ON CONFLICT (tenant) DO NOTHING",
+                    &[&tenant, &realm, &now],
+                )?;
+                client.query_one("SELECT realm FROM pins WHERE tenant = $1", &[&tenant])?
+            } else {
+                client.query_one(
+                    "INSERT INTO pins (tenant, realm, pinned_at_ms, revision) \
+                     VALUES ($1, $2, $3, nextval('directory_revisions')) \
+                     ON CONFLICT (tenant) DO UPDATE SET realm = excluded.realm, \
+                       pinned_at_ms = excluded.pinned_at_ms, revision = excluded.revision \
+                     RETURNING realm",
+                    &[&tenant, &realm, &now],
+                )?
+            };
+            Ok(row.get(0))
+        })
+    }
+
+    fn migrations(&self) -> Result<Vec<StoredMigration>, StoreError> {
+        self.with_client("read", |client| {
+            Ok(client
+                .query(
+                    "SELECT id, tenant, body, revision FROM migrations ORDER BY id",
+                    &[],
+                )?
+                .iter()
+                .map(|row| StoredMigration {
+                    id: row.get(0),
+                    tenant: row.get(1),
+                    body: row.get(2),
+                    revision: from_db(row.get(3)),
+                })
+                .collect())
+        })
+    }
+
+    fn put_migration(
+        &self,
+        id: &str,
+        tenant: &str,
+        body: &str,
+        expected: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let next = to_db(expected + 1);
+        self.with_client("write", |client| {
+            let written = if expected == 0 {
+                client.execute(
+                    "INSERT INTO migrations (id, tenant, body, revision, directory_revision) \
+                     VALUES ($1, $2, $3, 1, nextval('directory_revisions')) \
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&id, &tenant, &body],
+                )?
+            } else {
+                client.execute(
+                    "UPDATE migrations SET body = $2, revision = $3, \
+                       directory_revision = nextval('directory_revisions') \
+                     WHERE id = $1 AND revision = $4",
+                    &[&id, &body, &next, &to_db(expected)],
+                )?
+            };
+            Ok((written == 1).then_some(expected + 1))
+        })
+    }
+
+    fn directory_revision(&self) -> Result<u64, StoreError> {
+        self.with_client("read", |client| {
+            let revision: i64 = client
+                .query_one(
+                    "SELECT greatest((SELECT max(revision) FROM pins), \
+                       (SELECT max(directory_revision) FROM migrations), 0)",
+                    &[],
+                )?
+                .get(0);
+            Ok(from_db(revision))
+        })
+    }
+}

@@ -1,0 +1,233 @@
+//! The tenant directory as a node holds it: every pin and every migration
+//! under way, read from the shared store and read again whenever its
+//! revision moves (at once after this node's own changes, within
+//! `tenancy.refresh_ms` after another node's). Placing a tenant costs a
+//! map lookup: its pin, else the first rule its id starts with, else the
+//! default realm.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::migration::Migration;
+use crate::config::{RealmRule, Tenancy};
+use crate::store::{self, StoreError};
+
+/// Why a node does not serve a tenant or a realm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// The data is in `realm`, which this node does not serve; clients
+    /// reach it at `url`.
+    Elsewhere {
+        /// The realm.
+        realm: String,
+        /// Its `public_url`.
+        url: Option<url::Url>,
+    },
+    /// No realm of that name is declared.
+    Unknown(String),
+}
+
+/// What a node knows of the directory.
+#[derive(Debug, Default)]
+struct View {
+    revision: u64,
+    pins: HashMap<String, String>,
+    /// Every migration recorded, by id, with its revision.
+    migrations: HashMap<String, (Migration, u64)>,
+    /// The tenants whose writes are held off: their migration is copying,
+    /// ready to commit or committing.
+    fenced: HashMap<String, String>,
+}
+
+/// The tenant directory, held in memory.
+#[derive(Debug)]
+pub struct Directory {
+    store: Arc<dyn store::Directory>,
+    view: ArcSwap<View>,
+    rules: Vec<RealmRule>,
+    default_realm: String,
+    /// Whether realms are declared (else every tenant is in the one realm,
+    /// and nothing is pinned).
+    declared: bool,
+}
+
+impl Directory {
+    /// The directory kept in `store`, read now.
+    pub(super) fn load(
+        store: Arc<dyn store::Directory>,
+        tenancy: &Tenancy,
+    ) -> Result<Self, StoreError> {
+        let directory = Self {
+            store,
+            view: ArcSwap::from_pointee(View::default()),
+            rules: tenancy.rules.clone(),
+            default_realm: tenancy.default_realm.clone(),
+            declared: tenancy.declared,
+        };
+        directory.reload()?;
+        Ok(directory)
+    }
+
+    /// Whether realms are declared (else there is one, and no pins).
+    pub fn declared(&self) -> bool {
+        self.declared
+    }
+
+    /// The store the directory is kept in.
+    pub fn store(&self) -> &Arc<dyn store::Directory> {
+        &self.store
+    }
+
+    /// Reads the directory again if its revision moved. Blocking.
+    pub fn refresh(&self) -> Result<(), StoreError> {
+        if self.store.directory_revision()? != self.view.load().revision {
+            self.reload()?;
+        }
+        Ok(())
+    }
+
+    /// Reads the whole directory. Blocking.
+    pub fn reload(&self) -> Result<(), StoreError> {
+        // The revision first: a change landing meanwhile is read again next time.
+        let revision = self.store.directory_revision()?;
+        let pins = self
+            .store
+            .pins()?
+            .into_iter()
+            .map(|p| (p.tenant, p.realm))
+            .collect();
+        let mut migrations = HashMap::new();
+        let mut fenced = HashMap::new();
+        for stored in self.store.migrations()? {
+            match serde_json::from_str::<Migration>(&stored.body) {
+                Ok(migration) => {
+                    if migration.state.fences_writes() {
+                        fenced.insert(migration.tenant.clone(), migration.id.clone());
+                    }
+                    migrations.insert(stored.id, (migration, stored.revision));
+                }
+                Err(e) => {
+                    tracing::error!(migration = %stored.id, error = %e, "a recorded migration does not decode; it is left alone");
+                }
+            }
+        }
+        self.view.store(Arc::new(View {
+            revision,
+            pins,
+            migrations,
+            fenced,
+        }));
+        Ok(())
+    }
+
+    /// The realm `tenant`'s data is in (or goes to, once it writes).
+    pub fn realm_of(&self, tenant: &str) -> String {
+        if !self.declared {
+            return self.default_realm.clone();
+        }
+        if let Some(realm) = self.view.load().pins.get(tenant) {
+            return realm.clone();
+        }
+        self.placed_by_rule(tenant).to_owned()
+    }
+
+    /// Where a tenant without a pin goes: the first rule it matches, else
+    /// the default realm.
+    fn placed_by_rule(&self, tenant: &str) -> &str {
+        self.rules
+            .iter()
+            .find(|r| tenant.starts_with(&r.tenant_prefix))
+            .map_or(&self.default_realm, |r| &r.realm)
+    }
+
+    /// Whether `tenant` is pinned (a file without realms pins no one).
+    pub fn is_pinned(&self, tenant: &str) -> bool {
+        !self.declared || self.view.load().pins.contains_key(tenant)
+    }
+
+    /// Pins `tenant` where it would go if it is not pinned yet, so a later
+    /// change of rules or default never moves data that is already
+    /// somewhere: what the first write of a tenant does. Returns its realm.
+    /// Blocking.
+    pub fn pin_where_placed(&self, tenant: &str) -> Result<String, StoreError> {
+        let realm = self.store.pin(tenant, self.placed_by_rule(tenant), true)?;
+        self.reload()?;
+        Ok(realm)
+    }
+
+    /// Pins `tenant` to `realm`. Blocking.
+    pub fn pin(&self, tenant: &str, realm: &str) -> Result<(), StoreError> {
+        self.store.pin(tenant, realm, false)?;
+        self.reload()
+    }
+
+    /// The migration holding `tenant`'s writes off, if any.
+    pub fn fence(&self, tenant: &str) -> Option<String> {
+        self.view.load().fenced.get(tenant).cloned()
+    }
+
+    /// Every pin, by tenant.
+    pub fn pins(&self) -> Vec<(String, String)> {
+        let mut pins: Vec<_> = self
+            .view
+            .load()
+            .pins
+            .iter()
+            .map(|(t, r)| (t.clone(), r.clone()))
+            .collect();
+        pins.sort();
+        pins
+    }
+
+    /// Every migration with its revision, newest first.
+    pub fn migrations(&self) -> Vec<(Migration, u64)> {
+        let mut all: Vec<_> = self.view.load().migrations.values().cloned().collect();
+        all.sort_by(|a, b| {
+            b.0.scheduled_at_ms
+                .cmp(&a.0.scheduled_at_ms)
+                .then(a.0.id.cmp(&b.0.id))
+        });
+        all
+    }
+
+    /// The migration `id` with its revision.
+    pub fn migration(&self, id: &str) -> Option<(Migration, u64)> {
+        self.view.load().migrations.get(id).cloned()
+    }
+
+    /// The migrations of `tenant` not yet at an end.
+    pub fn open_migrations_of(&self, tenant: &str) -> Vec<Migration> {
+        self.view
+            .load()
+            .migrations
+            .values()
+            .filter(|(m, _)| m.tenant == tenant && !m.state.is_final())
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+
+    /// How many migrations are not yet at an end.
+    pub fn open_migrations(&self) -> usize {
+        self.view
+            .load()
+            .migrations
+            .values()
+            .filter(|(m, _)| !m.state.is_final())
+            .count()
+    }
+
+    /// Records `migration` if its revision is still `expected` (0: new);
+    /// the new revision, or `None` when another node changed it first.
+    /// Blocking.
+    pub fn put(&self, migration: &Migration, expected: u64) -> Result<Option<u64>, StoreError> {
+        let body = serde_json::to_string(migration)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode a migration: {e}")))?;
+        let written =
+            self.store
+                .put_migration(&migration.id, &migration.tenant, &body, expected)?;
+        self.reload()?;
+        Ok(written)
+    }
+}
