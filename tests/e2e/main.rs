@@ -14,6 +14,7 @@ mod hostile_plugins;
 mod ingest;
 mod loading;
 mod read_through;
+mod realms;
 mod reload;
 mod rollout;
 mod sidecar;

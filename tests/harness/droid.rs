@@ -347,6 +347,12 @@ impl TestDroid {
             while Arc::strong_count(&old) > 1 {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
+            // The tenancy thread lets go of the stores at its next page.
+            let realms = old.service.realms.clone();
+            drop(old);
+            while Arc::strong_count(&realms) > 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
         }
     }
 

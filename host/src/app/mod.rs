@@ -175,5 +175,6 @@ fn tenancy_settings(service: &Arc<Service>, node: &str) -> crate::tenancy::worke
         }),
         page: config.tenancy.copy_page_records,
         refresh: config.tenancy.refresh,
+        closing: service.closing(),
     }
 }

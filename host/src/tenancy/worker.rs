@@ -56,6 +56,9 @@ pub struct Settings {
     pub page: usize,
     /// How often the directory is read again.
     pub refresh: Duration,
+    /// Whether the node is shutting down: work stops at the next page,
+    /// keeping its lease, so the node taken up again goes on at once.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -96,6 +99,9 @@ fn run(realms: &std::sync::Weak<Realms>, settings: &Settings, wake: &Receiver<()
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
+        if *settings.closing.borrow() {
+            return;
+        }
         let Some(realms) = realms.upgrade() else {
             return;
         };
@@ -111,6 +117,9 @@ fn run(realms: &std::sync::Weak<Realms>, settings: &Settings, wake: &Receiver<()
             .filter(|(m, _)| m.state.has_work() && m.claimable_by(&settings.node, now))
             .collect();
         for (migration, revision) in due {
+            if *settings.closing.borrow() {
+                return;
+            }
             let mut work = Work {
                 realms: &realms,
                 settings,
@@ -136,6 +145,8 @@ struct Work<'a> {
 enum Stop {
     /// Someone changed the migration (a rollback asked for): look again.
     Changed,
+    /// The node shuts down.
+    Closing,
     /// The store failed.
     Store(StoreError),
     /// The work found something wrong: the migration fails.
@@ -158,6 +169,9 @@ impl Work<'_> {
     /// Writes the migration with a renewed lease; `Changed` when someone
     /// else wrote it since.
     fn save(&mut self) -> Result<(), Stop> {
+        if *self.settings.closing.borrow() {
+            return Err(Stop::Closing);
+        }
         let lease = self.settings.lease().as_millis() as u64;
         self.migration.lease_until_ms = now_ms() + lease;
         match self.realms.directory.put(&self.migration, self.revision)? {
@@ -205,11 +219,14 @@ impl Work<'_> {
                 }
                 Err(Stop::Store(e)) => self.fail(format!("the store failed: {e}")),
                 Err(Stop::Refused(why)) => self.fail(why),
+                Err(Stop::Closing) => return,
             }
         }
         // Done for now: the next step is someone else's to ask for.
         self.migration.worker = None;
-        let _ = self.save();
+        let lease = self.settings.lease().as_millis() as u64;
+        self.migration.lease_until_ms = now_ms() + lease;
+        let _ = self.realms.directory.put(&self.migration, self.revision);
     }
 
     fn fail(&mut self, why: String) {
