@@ -489,3 +489,104 @@ async fn a_restart_while_copying_or_committing_carries_the_migration_through() {
         "eu"
     );
 }
+
+/// Two nodes on one PostgreSQL server, one per realm (a schema each, the
+/// directory in the shared one), each with a sidecar of its realm: a moved
+/// tenant leaves the source realm's sidecar and node, and the target's serve it.
+#[tokio::test]
+async fn on_postgres_the_source_realms_sidecar_lets_a_moved_tenant_go_and_the_targets_serves_it() {
+    let pg = droid_test_servers::PostgresServer::start();
+    let node = |realm: &str| {
+        droid_e2e::Setup::new()
+            .postgres(&pg.url(), "fleet")
+            .raw(&config(&format!("serve = [\"{realm}\"]")))
+            .start()
+    };
+    let us = node("us").await;
+    let eu = node("eu").await;
+    ingest_ok(&us, &events("acme", 0, 20, 1, "acme")).await;
+    ingest_ok(&eu, &events("eu-globex", 0, 5, 1, "globex")).await;
+    // The schemas are the realms' own.
+    let url = pg.url();
+    let schemas: Vec<String> = tokio::task::spawn_blocking(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let rows = client
+            .query(
+                "SELECT table_schema::text FROM information_schema.tables \
+                 WHERE table_name = 'records' ORDER BY 1",
+                &[],
+            )
+            .unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    })
+    .await
+    .unwrap();
+    assert_eq!(schemas, ["fleet", "fleet_eu", "fleet_us"]);
+
+    let sidecar = |droid: &TestDroid, realm: &str| {
+        let config = format!(
+            "{}[upstream]\nrealm = \"{realm}\"\n[record_types.ticket]\n",
+            droid_e2e::sidecar::FAST_FEED
+        );
+        let url = droid.url("");
+        async move {
+            let sidecar = droid_e2e::TestSidecar::start(&url, &config).await;
+            sidecar.wait_in_sync().await;
+            sidecar
+        }
+    };
+    let (near_us, near_eu) = (sidecar(&us, "us").await, sidecar(&eu, "eu").await);
+    let path = "/v1/entity/ticket/T-1?tenant=acme";
+    assert_eq!(
+        near_us.get(path).await.status,
+        200,
+        "cached in the us sidecar"
+    );
+    near_eu.get(path).await.assert_error(
+        421,
+        "tenant_elsewhere",
+        "an us tenant through the eu sidecar",
+    );
+
+    let id = schedule(&eu, "acme", "eu").await;
+    step(&eu, "start", json!({"migration_id": id})).await;
+    wait_status(&us, &id, "Ready-to-commit").await;
+    step(&us, "commit", json!({"migration_id": id})).await;
+    wait_status(&eu, &id, "Committed").await;
+
+    eventually(
+        Duration::from_secs(15),
+        "the us sidecar lets acme go",
+        || async { (near_us.get(path).await.status == 421).then_some(()) },
+    )
+    .await;
+    us.get(path)
+        .await
+        .assert_error(421, "tenant_elsewhere", "the us node after the move");
+    eventually(
+        Duration::from_secs(15),
+        "the eu sidecar serves acme",
+        || async {
+            let r = near_eu.get(path).await;
+            (r.status == 200 && r.body.contains("acme-1")).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(eu.get(path).await.status, 200);
+    // The eu realm's feed carried the tenant's records in.
+    let eu_log = eu
+        .app()
+        .service
+        .realms
+        .get("eu")
+        .unwrap()
+        .stores
+        .records
+        .clone();
+    let log = tokio::task::spawn_blocking(move || eu_log.changes(0, 10_000).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(log.iter().filter(|c| c.tenant == "acme").count(), 20);
+    near_us.stop().await;
+    near_eu.stop().await;
+}
