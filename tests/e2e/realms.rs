@@ -590,3 +590,45 @@ async fn on_postgres_the_source_realms_sidecar_lets_a_moved_tenant_go_and_the_ta
     near_us.stop().await;
     near_eu.stop().await;
 }
+
+/// The platform's hooks are admin calls: a caller without the admin grant is
+/// refused, and a token is good for one call.
+#[tokio::test]
+async fn the_migration_hooks_want_an_admin_and_a_fresh_token() {
+    use droid_e2e::tokens::Issuers;
+    let issuers = Issuers::new(&["platform", "tracker"]);
+    let toml = format!("{}\n{}", config(""), issuers.auth_table(&["platform"], "")).replace(
+        "[sources.tracker]\nrecord_type = \"ticket\"\n",
+        "[sources.tracker]\nrecord_type = \"ticket\"\npublishers = [\"tracker\"]\n",
+    );
+    let droid = TestDroid::start(&toml).await;
+    let (start, end) = window(-60, 3600);
+    let body =
+        json!({"tenant": "acme", "target_realm": "eu", "start": start, "end": end}).to_string();
+    let call = |token: String| {
+        let (droid, body) = (&droid, body.clone());
+        async move {
+            droid
+                .send_with(
+                    reqwest::Method::POST,
+                    "/v1/admin/migrations/schedule",
+                    Some(&body),
+                    &[("authorization", &format!("Bearer {token}"))],
+                )
+                .await
+        }
+    };
+    call(issuers.token("tracker")).await.assert_error(
+        403,
+        "forbidden",
+        "a hook call without the admin grant",
+    );
+    let token = issuers.token("platform");
+    let first = call(token.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    call(token)
+        .await
+        .assert_error(401, "replayed_token", "a replayed hook call");
+    let r = droid.get("/v1/admin/tenants").await;
+    r.assert_error(401, "missing_token", "the directory without a token");
+}

@@ -342,6 +342,12 @@ fn keep_restart_settings(new: &mut Config, running: &Config) -> Vec<String> {
         changed.push("store.path".to_owned());
         new.store_path = running.store_path.clone();
     }
+    // The realms' stores are open and the directory's rules in force: a
+    // tenant's placement never changes under it while running.
+    if new.tenancy != running.tenancy {
+        changed.push("realms and tenancy".to_owned());
+        new.tenancy = running.tenancy.clone();
+    }
     new.insecure_no_auth = running.insecure_no_auth;
     if new.auth != running.auth {
         changed.push("auth".to_owned());

@@ -363,6 +363,56 @@ const TABLE: &[(&str, &str, &str)] = &[
         "server.node_name: expected 1 to 128 characters without control characters",
     ),
     (
+        "a realm name that cannot name a file or a schema",
+        "[realms.EU-West]\n{site}",
+        "realms.EU-West: expected a realm name of a-z, 0-9 and _",
+    ),
+    (
+        "several realms and no default",
+        "[realms.us]\n[realms.eu]\n{site}",
+        "tenancy.default_realm: several realms are declared",
+    ),
+    (
+        "a default realm no one declared",
+        "[realms.us]\n[tenancy]\ndefault_realm = \"mars\"\n{site}",
+        "tenancy.default_realm: no realm named \"mars\" is declared (declared: us)",
+    ),
+    (
+        "serving a realm no one declared",
+        "[realms.us]\n[tenancy]\nserve = [\"eu\"]\n{site}",
+        "tenancy.serve: no realm named \"eu\" is declared",
+    ),
+    (
+        "a rule without a prefix",
+        "[realms.us]\n[tenancy]\nrules = [{ realm = \"us\" }]\n{site}",
+        "tenancy.rules[0]: expected {tenant_prefix = \"...\", realm = \"...\"}",
+    ),
+    (
+        "two realms in one file",
+        "[realms.us]\npath = \"data/one.redb\"\n[realms.eu]\npath = \"data/one.redb\"\n[tenancy]\ndefault_realm = \"us\"\n{site}",
+        "realms.us.path: /etc/droid/data/one.redb is already the store of realms.eu",
+    ),
+    (
+        "a realm in the directory's own store",
+        "[store]\npath = \"s.redb\"\n[realms.us]\npath = \"s.redb\"\n{site}",
+        "realms.us.path: /etc/droid/s.redb is already the store of store (the tenant directory)",
+    ),
+    (
+        "a PostgreSQL schema for an embedded realm",
+        "[realms.us]\nschema = \"us\"\n{site}",
+        "realms.us.schema: applies to store.backend = \"postgres\" only",
+    ),
+    (
+        "a realm URL that is not one",
+        "[realms.us]\npublic_url = \"us.example\"\n{site}",
+        "realms.us.public_url: expected an absolute http or https URL",
+    ),
+    (
+        "a zero copy page",
+        "[tenancy]\ncopy_page_records = 0\n{site}",
+        "tenancy.copy_page_records: expected a number from 1 to 100000, found 0",
+    ),
+    (
         "a zero rollback call minimum",
         "[plugins]\nrollback_min_calls = 0\n{site}",
         "plugins.rollback_min_calls: expected a number from 1 to 10000000, found 0",
