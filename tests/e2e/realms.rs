@@ -106,11 +106,18 @@ async fn status(droid: &TestDroid, id: &str) -> Value {
 }
 
 async fn wait_status(droid: &TestDroid, id: &str, wanted: &str) -> Value {
-    eventually(Duration::from_secs(60), wanted, || async {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
         let s = status(droid, id).await;
-        (s["status"] == wanted).then_some(s)
-    })
-    .await
+        if s["status"] == wanted {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not {wanted} within a minute: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -631,4 +638,35 @@ async fn the_migration_hooks_want_an_admin_and_a_fresh_token() {
         .assert_error(401, "replayed_token", "a replayed hook call");
     let r = droid.get("/v1/admin/tenants").await;
     r.assert_error(401, "missing_token", "the directory without a token");
+}
+
+/// A read-through record type with a base URL per realm: a tenant's miss
+/// reaches its provider in the tenant's realm, and nowhere else.
+#[tokio::test]
+async fn a_read_through_miss_reaches_the_provider_in_the_tenants_realm() {
+    let (us_store, eu_store) = (
+        droid_e2e::TestBackend::start().await,
+        droid_e2e::TestBackend::start().await,
+    );
+    us_store.put("a", r#"{"where":"us"}"#);
+    eu_store.put("a", r#"{"where":"eu"}"#);
+    let toml = droid_e2e::Setup::new()
+        .site(
+            &us_store,
+            &format!(
+                "realm_base_urls = {{ eu = \"{}\" }}",
+                eu_store.url("/records")
+            ),
+        )
+        .raw(&config(""))
+        .toml()
+        .to_owned();
+    let droid = TestDroid::start(&toml).await;
+    let r = droid.get("/v1/entity/site/a?tenant=eu-globex").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("\"eu\""), "{}", r.body);
+    let r = droid.get("/v1/entity/site/a?tenant=acme").await;
+    assert!(r.body.contains("\"us\""), "{}", r.body);
+    assert_eq!(us_store.hits("a"), 1, "the us store saw the us tenant only");
+    assert_eq!(eu_store.hits("a"), 1, "the eu store saw the eu tenant only");
 }

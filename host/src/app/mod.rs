@@ -166,8 +166,14 @@ impl App {
 fn tenancy_settings(service: &Arc<Service>, node: &str) -> crate::tenancy::worker::Settings {
     let config = service.config();
     let weak = Arc::downgrade(service);
+    // Unique to this process: two nodes given one name (or a node and its
+    // restarted self) must not both take a migration's work; a stopped
+    // one's lease runs out instead.
+    let mut instance = [0u8; 4];
+    let _ = getrandom::fill(&mut instance);
+    let instance: String = instance.iter().map(|b| format!("{b:02x}")).collect();
     crate::tenancy::worker::Settings {
-        node: node.to_owned(),
+        node: format!("{node}#{}-{instance}", std::process::id()),
         record_types: Box::new(move || {
             weak.upgrade()
                 .map(|s| s.config().record_types.keys().cloned().collect())

@@ -70,11 +70,21 @@ impl Service {
         authenticator: Option<Authenticator>,
         metrics: PrometheusHandle,
     ) -> Self {
+        let realms = Arc::new(realms);
+        let directory = Arc::downgrade(&realms);
+        let realm_of: crate::readthrough::RealmOf = Arc::new(move |tenant: &str| {
+            let realms = directory.upgrade()?;
+            realms
+                .directory
+                .declared()
+                .then(|| realms.directory.realm_of(tenant))
+        });
         Self {
             feed: crate::feed::Shared::new(&config.feed),
             read_through: ReadThrough::new(
                 &registry,
                 Arc::new(crate::failure::Journal::new(config.error_journal_bytes)),
+                realm_of,
             ),
             request_metrics: RequestMetrics::new(config.record_types.keys().map(String::as_str)),
             authenticator,
@@ -82,7 +92,7 @@ impl Service {
                 config: Arc::new(config),
                 registry,
             }),
-            realms: Arc::new(realms),
+            realms,
             tenancy_waker: std::sync::OnceLock::new(),
             rate_limits: RateLimits::default(),
             source_slots: SourceSlots::default(),

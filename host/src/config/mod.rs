@@ -459,6 +459,11 @@ pub struct ReadThroughConfig {
     pub adapter: String,
     /// The only URL prefix the adapter may send requests to.
     pub base_url: url::Url,
+    /// The base URL of the backing store in a realm, by realm
+    /// (`realm_base_urls`, like an app's `regionBaseUrl`): a miss for a
+    /// tenant of that realm reaches its provider there, and only there.
+    /// Realms not named use `base_url`.
+    pub realm_base_urls: BTreeMap<String, url::Url>,
     /// Outbound HTTP settings for the adapter.
     pub http: HttpSettings,
     /// The record type's three caches and its stale windows.

@@ -196,6 +196,7 @@ pub(super) struct RawRecordType {
     pub mode: Option<String>,
     pub adapter: Option<String>,
     pub base_url: Option<String>,
+    pub realm_base_urls: Option<BTreeMap<String, String>>,
     pub transformer: Option<String>,
     #[serde(default)]
     pub limits: RawLimits,

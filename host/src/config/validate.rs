@@ -310,6 +310,18 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         &store_backend,
         &store_path,
     );
+    for (name, rt) in &record_types {
+        if let crate::config::Mode::ReadThrough(read) = &rt.mode {
+            for realm in read.realm_base_urls.keys() {
+                if !tenancy.realms.contains_key(realm) {
+                    c.problem(
+                        format!("record_types.{name}.realm_base_urls.{realm}"),
+                        format!("no realm named {realm:?} is declared"),
+                    );
+                }
+            }
+        }
+    }
     let store_engine_cache_bytes = c.number(
         "store",
         "engine_cache_bytes",

@@ -93,7 +93,13 @@ pub struct ReadThrough {
     readers: ArcSwap<Readers>,
     /// Where every reader keeps its failures' details.
     journal: Arc<Journal>,
+    /// The realm of a tenant, for record types whose backing store has a
+    /// base URL per realm.
+    realm_of: RealmOf,
 }
+
+/// Tells the realm a tenant's data is in (`None`: no realms declared).
+pub type RealmOf = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// The readers of one configuration.
 #[derive(Default)]
@@ -143,10 +149,17 @@ impl std::fmt::Debug for ReadThrough {
 impl ReadThrough {
     /// Caches and read paths for every read-through record type in
     /// `registry`, keeping failed fetches' details in `journal`.
-    pub fn new(registry: &Registry, journal: Arc<Journal>) -> Self {
+    /// Misses of a tenant go to its realm's base URL, as `realm_of` tells.
+    pub fn new(registry: &Registry, journal: Arc<Journal>, realm_of: RealmOf) -> Self {
         Self {
-            readers: ArcSwap::from_pointee(build(registry, &Readers::default(), &journal)),
+            readers: ArcSwap::from_pointee(build(
+                registry,
+                &Readers::default(),
+                &journal,
+                &realm_of,
+            )),
             journal,
+            realm_of,
         }
     }
 
@@ -160,8 +173,12 @@ impl ReadThrough {
     /// once the reads in flight on them end.
     pub fn rebind(&self, registry: &Registry) {
         let old = self.readers.load_full();
-        self.readers
-            .store(Arc::new(build(registry, &old, &self.journal)));
+        self.readers.store(Arc::new(build(
+            registry,
+            &old,
+            &self.journal,
+            &self.realm_of,
+        )));
     }
 
     /// Reads `key` of `tenant` from `record_type`.
@@ -244,7 +261,12 @@ impl ReadThrough {
 }
 
 /// The readers for `registry`, reusing those of `old` that still fit.
-fn build(registry: &Registry, old: &Readers, journal: &Arc<Journal>) -> Readers {
+fn build(
+    registry: &Registry,
+    old: &Readers,
+    journal: &Arc<Journal>,
+    realm_of: &RealmOf,
+) -> Readers {
     let mut readers = Readers::default();
     for (name, binding) in registry.iter() {
         let Mode::ReadThrough(config) = &binding.config.mode else {
@@ -257,6 +279,7 @@ fn build(registry: &Registry, old: &Readers, journal: &Arc<Journal>) -> Readers 
                 let origin = PluginOrigin {
                     plugin: binding.plugin.clone(),
                     context: binding.context.clone(),
+                    realm_of: (!config.realm_base_urls.is_empty()).then(|| realm_of.clone()),
                 };
                 Arc::new(Reader::new(
                     name,

@@ -52,12 +52,16 @@ pub trait Origin: Send + Sync + 'static {
 pub(super) struct PluginOrigin {
     pub plugin: Arc<Plugin>,
     pub context: Arc<PluginContext>,
+    /// The realm of a tenant, when the record type has base URLs per realm.
+    pub realm_of: Option<super::RealmOf>,
 }
 
 impl Origin for PluginOrigin {
     fn fetch(&self, key: EntityKey, tenant: TenantId) -> BoxFuture<'static, Fetched> {
         let plugin = self.plugin.clone();
-        let context = self.context.clone();
+        // A tenant's miss reaches its provider in the tenant's realm.
+        let realm = self.realm_of.as_ref().and_then(|of| of(tenant.as_str()));
+        let context = PluginContext::in_realm(&self.context, realm.as_deref());
         async move {
             // The version is chosen now and kept for the whole call: a swap
             // meanwhile affects later calls only.

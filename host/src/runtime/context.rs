@@ -31,6 +31,10 @@ pub struct PluginContext {
     slot_count: u32,
     /// What the record type's plugin may still log this second.
     pub(crate) log_budget: Arc<LogBudget>,
+    /// The context of a realm whose backing store has a base URL of its own
+    /// (`realm_base_urls`), by realm: the same in all but its outbound HTTP,
+    /// which reaches that realm's URL only.
+    realms: BTreeMap<String, Arc<PluginContext>>,
 }
 
 impl PluginContext {
@@ -62,7 +66,7 @@ impl PluginContext {
             }
             _ => Arc::new(LogBudget::new(config.limits.log_lines_per_s)),
         };
-        Ok(Self {
+        let mut context = Self {
             record_type: config.name.clone(),
             limits: config.limits,
             values,
@@ -72,7 +76,35 @@ impl PluginContext {
             slots,
             slot_count: config.max_in_flight,
             log_budget,
-        })
+            realms: BTreeMap::new(),
+        };
+        if let Mode::ReadThrough(rt) = &config.mode {
+            for (realm, url) in &rt.realm_base_urls {
+                let realm_context = Self {
+                    outbound: Some(Outbound::new(&config.name, url.clone(), rt.http)?),
+                    realms: BTreeMap::new(),
+                    values: context.values.clone(),
+                    sensitive_fields: context.sensitive_fields.clone(),
+                    record_type: context.record_type.clone(),
+                    slots: context.slots.clone(),
+                    log_budget: context.log_budget.clone(),
+                    ..context
+                };
+                context
+                    .realms
+                    .insert(realm.clone(), Arc::new(realm_context));
+            }
+        }
+        Ok(context)
+    }
+
+    /// The context of calls for tenants of `realm`: its own when the record
+    /// type names a base URL for that realm, else `this`.
+    pub fn in_realm(this: &Arc<Self>, realm: Option<&str>) -> Arc<Self> {
+        realm
+            .and_then(|r| this.realms.get(r))
+            .unwrap_or(this)
+            .clone()
     }
 
     /// The context of the trial instance every loaded plugin gets before it may
@@ -93,6 +125,7 @@ impl PluginContext {
             slots: Arc::new(Semaphore::new(1)),
             slot_count: 1,
             log_budget: Arc::new(LogBudget::new(PluginLimits::default().log_lines_per_s)),
+            realms: BTreeMap::new(),
         }
     }
 

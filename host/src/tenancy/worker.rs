@@ -2,10 +2,11 @@
 //! tenant's records to the target realm, committing (checking, flipping the
 //! directory, clearing the source) and rolling back (clearing the target).
 //!
-//! A node takes a migration's work by recording itself as its worker with a
-//! lease, at the migration's revision, so no two nodes work on one; it
-//! renews the lease with every page it records. A node that stops (a crash,
-//! a restart) leaves the lease to run out, and then any node, itself
+//! A node takes a migration's work by recording itself (its name and an id
+//! of its process) as its worker with a lease, at the migration's revision,
+//! so no two processes work on one; it renews the lease with every page it
+//! records. A node that stops (a crash, a restart) leaves the lease to run
+//! out (`tenancy.refresh_ms` × 20, at least 5 s), and then any node, itself
 //! restarted included, takes the work up from the recorded cursor: a copy
 //! resumes where it stood (pages already written come again as duplicates,
 //! changing nothing), a commit past its flip goes on clearing the source, a
@@ -48,7 +49,8 @@ impl Waker {
 
 /// What the worker needs beyond the realms.
 pub struct Settings {
-    /// This node's name, as it records itself as a worker.
+    /// Who this node is as a worker: its name and an id of this process
+    /// instance, so no two processes ever hold one migration's work.
     pub node: String,
     /// The record types a tenant may have records of.
     pub record_types: Box<dyn Fn() -> Vec<String> + Send>,
@@ -219,14 +221,38 @@ impl Work<'_> {
                 }
                 Err(Stop::Store(e)) => self.fail(format!("the store failed: {e}")),
                 Err(Stop::Refused(why)) => self.fail(why),
-                Err(Stop::Closing) => return,
+                Err(Stop::Closing) => {
+                    // What is in memory is what was done: hand it over, so
+                    // the next node (this one restarted) goes on at once.
+                    self.release();
+                    return;
+                }
             }
         }
         // Done for now: the next step is someone else's to ask for.
+        self.release();
+    }
+
+    /// Records the migration as this node left it, held by no one.
+    fn release(&mut self) {
         self.migration.worker = None;
-        let lease = self.settings.lease().as_millis() as u64;
-        self.migration.lease_until_ms = now_ms() + lease;
-        let _ = self.realms.directory.put(&self.migration, self.revision);
+        self.migration.lease_until_ms = 0;
+        if let Err(e) = self.realms.directory.put(&self.migration, self.revision) {
+            tracing::warn!(migration = %self.migration.id, error = %e, "cannot record where the migration stands; its lease runs out instead");
+        }
+    }
+
+    /// The record types to work over, read now; `Closing` once the node
+    /// shuts down (its configuration is going: no step is judged on it).
+    fn record_types(&self) -> Result<Vec<String>, Stop> {
+        if *self.settings.closing.borrow() {
+            return Err(Stop::Closing);
+        }
+        let types = (self.settings.record_types)();
+        if types.is_empty() && *self.settings.closing.borrow() {
+            return Err(Stop::Closing);
+        }
+        Ok(types)
     }
 
     fn fail(&mut self, why: String) {
@@ -251,7 +277,7 @@ impl Work<'_> {
         let source = self.realm(&self.migration.source_realm)?.clone();
         let target = self.realm(&self.migration.target_realm)?.clone();
         let tenant = self.migration.tenant.clone();
-        let mut types = (self.settings.record_types)();
+        let mut types = self.record_types()?;
         types.sort();
         for record_type in types {
             let mut after = match &self.migration.cursor {
@@ -307,7 +333,7 @@ impl Work<'_> {
                 after = Some(last);
             }
         }
-        let types = (self.settings.record_types)();
+        let types = self.record_types()?;
         let here = tally(&source, &types, &tenant, self.settings.page)?;
         let there = tally(&target, &types, &tenant, self.settings.page)?;
         if here != there {
@@ -329,7 +355,7 @@ impl Work<'_> {
         let source = self.realm(&self.migration.source_realm)?.clone();
         let target = self.realm(&self.migration.target_realm)?.clone();
         let tenant = self.migration.tenant.clone();
-        let types = (self.settings.record_types)();
+        let types = self.record_types()?;
         if !self.migration.flipped {
             let copied = self.migration.tally.clone();
             let here = tally(&source, &types, &tenant, self.settings.page)?;
@@ -358,7 +384,7 @@ impl Work<'_> {
     /// Clears what the copy wrote in the target.
     fn roll_back(&mut self) -> Result<(), Stop> {
         let target = self.realm(&self.migration.target_realm)?.clone();
-        let types = (self.settings.record_types)();
+        let types = self.record_types()?;
         self.migration.copied = 0;
         self.clear(&target, &types)?;
         tracing::info!(migration = %self.migration.id, tenant = %self.migration.tenant, "realm migration rolled back; the source realm serves the tenant as before");

@@ -2,6 +2,7 @@
 //! its mode, plugin, base URL, the limits of its plugin calls, its outbound
 //! HTTP and its caches.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -161,9 +162,19 @@ pub(super) fn record_type(
                     ),
                 );
             }
+            let mut realm_base_urls = BTreeMap::new();
+            for (realm, text) in raw.realm_base_urls.unwrap_or_default() {
+                match check_base_url(&text) {
+                    Ok(url) => {
+                        realm_base_urls.insert(realm, url);
+                    }
+                    Err(why) => c.problem(format!("{field}.realm_base_urls.{realm}"), why),
+                }
+            }
             Mode::ReadThrough(Box::new(ReadThroughConfig {
                 adapter: adapter?,
                 base_url: base_url?,
+                realm_base_urls,
                 http,
                 cache,
             }))
@@ -171,6 +182,13 @@ pub(super) fn record_type(
         Some("ingested") => {
             forbid(c, field, "adapter", raw.adapter.is_some(), "ingested");
             forbid(c, field, "base_url", raw.base_url.is_some(), "ingested");
+            forbid(
+                c,
+                field,
+                "realm_base_urls",
+                raw.realm_base_urls.is_some(),
+                "ingested",
+            );
             forbid(c, field, "http", raw.http.is_some(), "ingested");
             forbid(c, field, "cache", raw.cache.is_some(), "ingested");
             forbid(c, field, "invalidators", has_invalidators, "ingested");
