@@ -108,7 +108,7 @@ pub(super) async fn answer(
         .note_outcomes(source, source_config, &results);
     if let Some(refused) = all_refused(&results) {
         let code = match refused.0 {
-            "tenant_migrating" => ErrorCode::TenantMigrating,
+            crate::ingest::TENANT_MIGRATING => ErrorCode::TenantMigrating,
             _ => ErrorCode::TenantElsewhere,
         };
         let mut error = ApiError::new(code, refused.1.to_owned());
@@ -187,4 +187,21 @@ fn all_refused(results: &[EventResult]) -> Option<(&str, &str, Option<&str>, Opt
         }
     }
     shared
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::web::ErrorCode;
+
+    #[test]
+    fn the_refused_events_codes_are_the_apis() {
+        assert_eq!(
+            crate::ingest::TENANT_MIGRATING,
+            ErrorCode::TenantMigrating.as_str()
+        );
+        assert_eq!(
+            crate::ingest::TENANT_ELSEWHERE,
+            ErrorCode::TenantElsewhere.as_str()
+        );
+    }
 }

@@ -14,7 +14,12 @@ use crate::key::TenantId;
 use crate::plugins::Binding;
 use crate::store::{self, StoreError};
 use crate::tenancy::{Placement, Realm, Realms};
-use crate::web::ErrorCode;
+
+/// The API's codes for a refused event (`web::ErrorCode`'s, which sits
+/// above this module; `api` checks they agree).
+pub const TENANT_MIGRATING: &str = "tenant_migrating";
+/// See [`TENANT_MIGRATING`].
+pub const TENANT_ELSEWHERE: &str = "tenant_elsewhere";
 
 /// Where accepted events go, by realm.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +35,9 @@ pub enum Route<'a> {
     },
 }
 
+/// An event with its place in the request.
+type Placed = (usize, Result<IncomingEvent, String>);
+
 /// Ingests `events` from `source` into `binding`'s record type, each in
 /// its tenant's realm; one result per event, in order.
 pub async fn ingest_routed(
@@ -41,7 +49,7 @@ pub async fn ingest_routed(
 ) -> Result<Vec<EventResult>, StoreError> {
     let count = events.len();
     let mut results: Vec<Option<EventResult>> = vec![None; count];
-    let mut groups: BTreeMap<String, Vec<(usize, Result<IncomingEvent, String>)>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<Placed>> = BTreeMap::new();
     let mut unpinned = BTreeSet::new();
     let home = realms.home().name.clone();
     for (i, event) in events.into_iter().enumerate() {
@@ -104,7 +112,7 @@ pub async fn ingest_routed(
 fn place(realms: &Realms, tenant: &str, into: Route<'_>) -> Result<String, EventResult> {
     if let Some(migration) = realms.directory.fence(tenant) {
         return Err(EventResult::Refused {
-            code: ErrorCode::TenantMigrating.as_str().to_owned(),
+            code: TENANT_MIGRATING.to_owned(),
             reason: format!(
                 "tenant {tenant:?} is migrating between realms (migration {migration}); send the event again once it ends"
             ),
@@ -113,7 +121,7 @@ fn place(realms: &Realms, tenant: &str, into: Route<'_>) -> Result<String, Event
         });
     }
     let elsewhere = |realm: String, url: Option<url::Url>, why: String| EventResult::Refused {
-        code: ErrorCode::TenantElsewhere.as_str().to_owned(),
+        code: TENANT_ELSEWHERE.to_owned(),
         reason: why,
         realm: Some(realm),
         realm_url: url.map(|u| u.to_string()),

@@ -30,7 +30,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     (
         "a misspelt field",
         "[record_types.site]\nmode = \"read-through\"\nadpter = \"a.wasm\"\n",
-        "/etc/droid/droid.toml: line 3: record_types.site.adpter: unknown field `adpter`, expected one of `mode`, `adapter`, `base_url`, `transformer`, `limits`, `http`, `cache`, `max_in_flight`, `config`",
+        "/etc/droid/droid.toml: line 3: record_types.site.adpter: unknown field `adpter`, expected one of `mode`, `adapter`, `base_url`, `realm_base_urls`, `transformer`, `limits`, `http`, `cache`, `max_in_flight`, `config`",
     ),
     (
         "a misspelt table",
