@@ -8,7 +8,8 @@ use std::time::Duration;
 use droid_test_artifacts as plugins;
 
 use crate::support::{
-    Serving, config_dir, droid, http, run_against, text, ticket_config_dir, ticket_event,
+    Serving, config_dir, droid, http, run_against, text, ticket_config_dir, ticket_config_dir_with,
+    ticket_event,
 };
 
 const SITE: &str = "[record_types.site]\nmode = \"read-through\"\nadapter = \"http_json_adapter.wasm\"\nbase_url = \"http://127.0.0.1:9/sites\"\n";
@@ -426,5 +427,74 @@ fn dead_letter_and_source_commands_drive_a_running_droid() {
     );
     let replay = run(&["dead-letters", "replay", "tracker", "--id", "p1"]);
     assert!(replay.contains("0 replayed, 1 still failing"), "{replay}");
+    assert!(serving.stop().success());
+}
+
+/// `droid tenants pin|show|list` and `droid tenants migrate ...` against a
+/// running droid with two realms.
+#[test]
+fn tenant_commands_pin_and_migrate_a_tenant() {
+    let (_dir, path) = ticket_config_dir_with(
+        "\n[realms.us]\npublic_url = \"https://us.droid.example\"\n[realms.eu]\n[tenancy]\ndefault_realm = \"us\"\nrefresh_ms = 50\n",
+    );
+    let serving = Serving::start(&path);
+    let server = format!("http://{}", serving.address);
+    let run = |args: &[&str]| run_against(&server, args);
+    let pinned = run(&["tenants", "pin", "acme", "--realm", "us"]);
+    assert!(pinned.contains("acme is in realm us (pinned"), "{pinned}");
+    let (status, body) = http(
+        &serving.address,
+        "POST",
+        "/v1/ingest/tracker",
+        &format!("[{}]", ticket_event(1)),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let list = run(&["tenants", "list"]);
+    assert!(
+        list.contains("realm us") && list.contains("https://us.droid.example/"),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("acme") && l.ends_with("us")),
+        "{list}"
+    );
+
+    let scheduled = run(&["tenants", "migrate", "schedule", "acme", "--to", "eu"]);
+    assert!(scheduled.contains("acme us -> eu Scheduled"), "{scheduled}");
+    let id = scheduled.split_whitespace().next().unwrap().to_owned();
+    let started = run(&["tenants", "migrate", "start", &id]);
+    assert!(started.contains("Copying"), "{started}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !run(&["tenants", "migrate", "status", &id]).contains("Ready-to-commit") {
+        assert!(std::time::Instant::now() < deadline, "not ready to commit");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    run(&["tenants", "migrate", "commit", &id]);
+    while !run(&["tenants", "migrate", "status", &id]).contains("Committed") {
+        assert!(std::time::Instant::now() < deadline, "not committed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let shown = run(&["tenants", "show", "acme"]);
+    assert!(
+        shown.contains("acme is in realm eu (pinned, served here)"),
+        "{shown}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["tenants", "migrate", "list", "--json"])).unwrap();
+    assert_eq!(json["migrations"][0]["status"], "Committed");
+    assert_eq!(json["migrations"][0]["records"], 1);
+
+    // Refusals come back as the command's error, with their code.
+    let out = droid(&[
+        "tenants", "migrate", "schedule", "acme", "--to", "mars", "--server", &server,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("unknown_realm"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(serving.stop().success());
 }
