@@ -669,4 +669,20 @@ async fn a_read_through_miss_reaches_the_provider_in_the_tenants_realm() {
     assert!(r.body.contains("\"us\""), "{}", r.body);
     assert_eq!(us_store.hits("a"), 1, "the us store saw the us tenant only");
     assert_eq!(eu_store.hits("a"), 1, "the eu store saw the eu tenant only");
+
+    // Moved to eu, the tenant's cached answer from us is dropped, and its
+    // next miss reaches the eu store.
+    let id = schedule(&droid, "acme", "eu").await;
+    step(&droid, "start", json!({"migration_id": id})).await;
+    wait_status(&droid, &id, "Ready-to-commit").await;
+    step(&droid, "commit", json!({"migration_id": id})).await;
+    wait_status(&droid, &id, "Committed").await;
+    let r = eventually(Duration::from_secs(10), "the eu answer", || async {
+        let r = droid.get("/v1/entity/site/a?tenant=acme").await;
+        r.body.contains("\"eu\"").then_some(r)
+    })
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(us_store.hits("a"), 1, "nothing more from the old realm");
+    assert_eq!(eu_store.hits("a"), 2);
 }

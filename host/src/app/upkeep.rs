@@ -2,7 +2,8 @@
 //! never holds up a request: folding histogram samples (so memory stays flat
 //! when nobody scrapes `/metrics`), the caches' bookkeeping of reads and
 //! expiries (which would otherwise run inline in whichever read finds its
-//! buffers full), the feed's gauges, judging rollouts, expiring snapshot
+//! buffers full), the feed's gauges, dropping read-through entries of
+//! tenants that moved to another realm, judging rollouts, expiring snapshot
 //! batches and trimming the change log. It ends when the server shuts down
 //! or the app goes away.
 
@@ -33,6 +34,9 @@ pub(super) fn start(service: &Arc<Service>, control: &Arc<Control>) {
                 service
                     .feed
                     .publish_gauges(service.realms.all().map(|r| r.tail.bytes()).sum());
+                for tenant in service.realms.directory.take_moved() {
+                    service.read_through.drop_tenant(&tenant);
+                }
                 control.check_rollouts();
                 service.expire_snapshots();
                 service.trim_change_log();

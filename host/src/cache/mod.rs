@@ -175,6 +175,22 @@ impl RecordCache {
         }
     }
 
+    /// Drops every entry of `tenant` (it moved to another realm: what was
+    /// fetched for it before came from the old realm's backing store).
+    pub fn drop_tenant(&self, tenant: &str) {
+        for kind in [Kind::Found, Kind::NotFound, Kind::Error] {
+            if let Some(cache) = self.cache(kind) {
+                let tenant = tenant.to_owned();
+                if let Err(e) =
+                    cache.invalidate_entries_if(move |k, _| split_cache_key(k).0 == tenant)
+                {
+                    tracing::error!(error = %e, record_type = %self.record_type, "cannot drop a moved tenant's entries; clearing the cache");
+                    cache.invalidate_all();
+                }
+            }
+        }
+    }
+
     /// Runs the caches' pending bookkeeping (recorded reads, expiries, evictions).
     pub fn run_pending_tasks(&self) {
         for kind in [Kind::Found, Kind::NotFound, Kind::Error] {

@@ -247,6 +247,14 @@ impl ReadThrough {
         }
     }
 
+    /// Drops, in every record type, the entries of `tenant`: it moved to
+    /// another realm, whose backing stores answer for it from now on.
+    pub fn drop_tenant(&self, tenant: &str) {
+        for Bound { reader, .. } in self.readers.load().by_name.values() {
+            reader.drop_tenant(tenant);
+        }
+    }
+
     /// The names of the read-through record types.
     pub fn record_types(&self) -> Vec<String> {
         let readers = self.readers.load();

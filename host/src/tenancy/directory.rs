@@ -51,6 +51,9 @@ pub struct Directory {
     /// Whether realms are declared (else every tenant is in the one realm,
     /// and nothing is pinned).
     declared: bool,
+    /// Tenants whose pin moved to another realm since the caches last
+    /// heard ([`Directory::take_moved`]).
+    moved: std::sync::Mutex<Vec<String>>,
 }
 
 impl Directory {
@@ -65,6 +68,7 @@ impl Directory {
             rules: tenancy.rules.clone(),
             default_realm: tenancy.default_realm.clone(),
             declared: tenancy.declared,
+            moved: std::sync::Mutex::new(Vec::new()),
         };
         directory.reload()?;
         Ok(directory)
@@ -92,12 +96,21 @@ impl Directory {
     pub fn reload(&self) -> Result<(), StoreError> {
         // The revision first: a change landing meanwhile is read again next time.
         let revision = self.store.directory_revision()?;
-        let pins = self
+        let pins: HashMap<String, String> = self
             .store
             .pins()?
             .into_iter()
             .map(|p| (p.tenant, p.realm))
             .collect();
+        {
+            let before = self.view.load();
+            let mut moved = crate::locks::lock(&self.moved);
+            for (tenant, realm) in &pins {
+                if before.pins.get(tenant).is_some_and(|old| old != realm) {
+                    moved.push(tenant.clone());
+                }
+            }
+        }
         let mut migrations = HashMap::new();
         let mut fenced = HashMap::new();
         for stored in self.store.migrations()? {
@@ -120,6 +133,13 @@ impl Directory {
             fenced,
         }));
         Ok(())
+    }
+
+    /// The tenants that moved to another realm since the last call: what
+    /// caches of read-through records fetched for them came from their old
+    /// realm's backing store.
+    pub fn take_moved(&self) -> Vec<String> {
+        std::mem::take(&mut *crate::locks::lock(&self.moved))
     }
 
     /// The realm `tenant`'s data is in (or goes to, once it writes).

@@ -209,18 +209,31 @@ pub fn named(realms: &Realms, request: &StepRequest) -> Result<(Migration, u64),
 }
 
 /// Applies `step` to the named migration and records it at its revision.
+/// A worker recording its progress meanwhile (a page copied, its lease
+/// renewed) moves the revision on: the step is then checked and tried again
+/// on what is recorded now, a few times.
 fn transition(
     realms: &Realms,
     request: &StepRequest,
     step: impl Fn(&mut Migration, u64) -> Result<(), MigrationError>,
 ) -> Result<Migration, MigrationError> {
-    let (mut migration, revision) = named(realms, request)?;
-    step(&mut migration, now_ms())?;
-    match realms.directory.put(&migration, revision)? {
-        Some(_) => Ok(migration),
-        None => Err(MigrationError::Raced(migration.id)),
+    let mut attempts = 0;
+    loop {
+        let (mut migration, revision) = named(realms, request)?;
+        step(&mut migration, now_ms())?;
+        match realms.directory.put(&migration, revision)? {
+            Some(_) => return Ok(migration),
+            None if attempts < RETRIES => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5 * attempts));
+            }
+            None => return Err(MigrationError::Raced(migration.id)),
+        }
     }
 }
+
+/// How often a step is tried again on a migration that changed under it.
+const RETRIES: u64 = 20;
 
 fn wrong(m: &Migration, step: &'static str, when: &'static str) -> MigrationError {
     MigrationError::WrongState {

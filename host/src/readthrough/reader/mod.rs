@@ -423,6 +423,11 @@ impl Reader {
         self.cache.drop_produced_by(producer);
     }
 
+    /// Drops every entry of `tenant`.
+    pub(super) fn drop_tenant(&self, tenant: &str) {
+        self.cache.drop_tenant(tenant);
+    }
+
     pub fn run_pending_tasks(&self) {
         self.cache.run_pending_tasks();
         self.invalidations.run_pending_tasks();
