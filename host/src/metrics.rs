@@ -107,6 +107,14 @@ pub const INVALIDATION_STREAM_REFUSED: &str = "droid_invalidation_stream_refused
 pub const INGEST_STREAM_RECONNECTS: &str = "droid_ingest_stream_reconnects_total";
 /// Ingestion requests refused because their source has `max_in_flight` requests running.
 pub const INGEST_BUSY: &str = "droid_ingest_busy_total";
+/// Realm migrations recorded, by state.
+pub const MIGRATIONS: &str = "droid_realm_migrations";
+/// Records a realm migration copied to its target, or removed (from the
+/// source at the commit, from the target at a rollback), by `step`.
+pub const MIGRATION_RECORDS: &str = "droid_realm_migration_records_total";
+/// Events refused because their tenant migrates or lives in a realm this
+/// node does not serve, by `code`.
+pub const INGEST_REFUSED: &str = "droid_ingest_refused_total";
 
 /// Latency buckets from 50 µs to 10 s: cache hits live at the bottom, backing-store
 /// timeouts at the top.
@@ -223,5 +231,14 @@ fn describe() {
     describe_counter!(
         INGEST_BUSY,
         "ingestion requests refused because their source's max_in_flight requests were running"
+    );
+    describe_gauge!(MIGRATIONS, "realm migrations recorded, by state");
+    describe_counter!(
+        MIGRATION_RECORDS,
+        "records realm migrations copied or removed, by step"
+    );
+    describe_counter!(
+        INGEST_REFUSED,
+        "events refused because their tenant migrates or lives in another realm, by code"
     );
 }

@@ -222,6 +222,17 @@ async fn a_migration_copies_verifies_commits_and_leaves_other_tenants_alone() {
     ingest_ok(&droid, &events("initech", 0, 50, 1, "initech")).await;
     ingest_ok(&droid, &events("eu-x", 0, 50, 1, "eux")).await;
     let (initech, eux) = (held(&droid, "us", "initech"), held(&droid, "eu", "eu-x"));
+    // An event the transformer refuses is kept as a dead letter: the
+    // tenant's data too.
+    let poison = json!([{"id": "p1", "kind": "ticket.created", "tenant": "acme", "occurred_at": 1, "payload": {"nonsense": true}}]);
+    let r = ingest(&droid, poison.as_array().unwrap()).await;
+    assert_eq!(r.json()["rejected"], 1, "{}", r.body);
+    let letters = |realm: &str| {
+        let realms = &droid.app().service.realms;
+        let store = &realms.get(realm).unwrap().stores.dead_letters;
+        store.dead_letters(None, 100).unwrap().len()
+    };
+    assert_eq!((letters("us"), letters("eu")), (1, 0));
 
     let id = schedule(&droid, "acme", "eu").await;
     // Writes go on while it is only scheduled.
@@ -292,6 +303,11 @@ async fn a_migration_copies_verifies_commits_and_leaves_other_tenants_alone() {
 
     // The tenant is in exactly one realm; nothing of it is left in the source.
     assert!(held(&droid, "us", "acme").is_empty());
+    assert_eq!(
+        (letters("us"), letters("eu")),
+        (0, 1),
+        "its dead letters moved"
+    );
     let moved = held(&droid, "eu", "acme");
     assert_eq!(moved.len(), 301);
     assert!(

@@ -37,6 +37,7 @@ pub(super) fn start(service: &Arc<Service>, control: &Arc<Control>) {
                 for tenant in service.realms.directory.take_moved() {
                     service.read_through.drop_tenant(&tenant);
                 }
+                service.realms.directory.publish_gauges();
                 control.check_rollouts();
                 service.expire_snapshots();
                 service.trim_change_log();

@@ -71,7 +71,13 @@ pub async fn ingest_routed(
                 }
                 groups.entry(realm).or_default().push((i, event));
             }
-            Err(refused) => results[i] = Some(refused),
+            Err(refused) => {
+                if let EventResult::Refused { code, .. } = &refused {
+                    metrics::counter!(crate::metrics::INGEST_REFUSED, "code" => code.clone())
+                        .increment(1);
+                }
+                results[i] = Some(refused);
+            }
         }
     }
     if !unpinned.is_empty() {

@@ -228,6 +228,30 @@ impl Directory {
             .collect()
     }
 
+    /// Publishes how many migrations are in each state, for `/metrics`.
+    pub fn publish_gauges(&self) {
+        use super::MigrationState as S;
+        let view = self.view.load();
+        for state in [
+            S::Scheduled,
+            S::Copying,
+            S::ReadyToCommit,
+            S::Committing,
+            S::Committed,
+            S::Failed,
+            S::RollingBack,
+            S::RolledBack,
+        ] {
+            let count = view
+                .migrations
+                .values()
+                .filter(|(m, _)| m.state == state)
+                .count();
+            metrics::gauge!(crate::metrics::MIGRATIONS, "state" => state.as_str())
+                .set(count as f64);
+        }
+    }
+
     /// How many migrations are not yet at an end.
     pub fn open_migrations(&self) -> usize {
         self.view

@@ -327,6 +327,8 @@ impl Work<'_> {
                     ops,
                 };
                 target.stores.records.apply(&[event])?;
+                metrics::counter!(crate::metrics::MIGRATION_RECORDS, "step" => "copied")
+                    .increment(count);
                 self.migration.copied += count;
                 self.migration.cursor = Some((record_type.clone(), last.clone()));
                 self.save()?;
@@ -376,6 +378,7 @@ impl Work<'_> {
             // Every node routes the tenant to the target before its data leaves.
             std::thread::sleep(self.settings.refresh * 2);
         }
+        move_dead_letters(&source, &target, &tenant)?;
         self.clear(&source, &types)?;
         self.migration.enter(MigrationState::Committed, now_ms());
         self.save()
@@ -407,6 +410,8 @@ impl Work<'_> {
                 if purged.is_empty() {
                     break;
                 }
+                metrics::counter!(crate::metrics::MIGRATION_RECORDS, "step" => "removed")
+                    .increment(purged.len() as u64);
                 self.migration.copied += purged.len() as u64;
                 self.save()?;
             }
@@ -414,6 +419,29 @@ impl Work<'_> {
         realm.stores.records.redact_changes(&tenant)?;
         Ok(())
     }
+}
+
+/// Moves `tenant`'s dead letters from `source` to `target` (kept there
+/// first, then removed here): the events they keep are the tenant's data.
+fn move_dead_letters(source: &Realm, target: &Realm, tenant: &str) -> Result<(), StoreError> {
+    let theirs: Vec<_> = source
+        .stores
+        .dead_letters
+        .dead_letters(None, usize::MAX)?
+        .into_iter()
+        .filter(|l| l.tenant == tenant)
+        .collect();
+    if theirs.is_empty() {
+        return Ok(());
+    }
+    target.stores.dead_letters.put_dead_letters(&theirs)?;
+    for letter in &theirs {
+        source
+            .stores
+            .dead_letters
+            .remove_dead_letter(&letter.source, &letter.event_id)?;
+    }
+    Ok(())
 }
 
 /// What `realm` holds of `tenant`: its records and tombstones of `types`,
