@@ -702,3 +702,46 @@ async fn a_read_through_miss_reaches_the_provider_in_the_tenants_realm() {
     assert_eq!(us_store.hits("a"), 1, "nothing more from the old realm");
     assert_eq!(eu_store.hits("a"), 2);
 }
+
+/// A request's new tenants are pinned at once where the rules and the
+/// default place them, and stay there when the rules change.
+#[tokio::test]
+async fn new_tenants_are_pinned_where_placed_and_stay_when_the_rules_change() {
+    let mut droid = TestDroid::start(&config("")).await;
+    let batch: Vec<Value> = (0..40)
+        .flat_map(|n| {
+            let tenant = if n % 2 == 0 {
+                format!("eu-t{n}")
+            } else {
+                format!("t{n}")
+            };
+            events(&tenant, 0, 1, 1, "x")
+        })
+        .collect();
+    ingest_ok(&droid, &batch).await;
+    let list = droid.get("/v1/admin/tenants").await.json();
+    let pins = list["tenants"].as_array().unwrap();
+    assert_eq!(pins.len(), 40, "{list}");
+    for pin in pins {
+        let tenant = pin["tenant"].as_str().unwrap();
+        let want = if tenant.starts_with("eu-") {
+            "eu"
+        } else {
+            "us"
+        };
+        assert_eq!(pin["realm"], want, "{pin}");
+    }
+    // The default moves to eu: pinned tenants stay, new ones go there.
+    let path = droid.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("default_realm = \"us\"", "default_realm = \"eu\""),
+    )
+    .unwrap();
+    droid.restart().await;
+    ingest_ok(&droid, &events("t1", 1, 1, 1, "y")).await;
+    ingest_ok(&droid, &events("newcomer", 0, 1, 1, "z")).await;
+    assert_eq!(held(&droid, "us", "t1").len(), 2, "t1 stays in us");
+    assert_eq!(held(&droid, "eu", "newcomer").len(), 1);
+}

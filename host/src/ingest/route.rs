@@ -82,13 +82,8 @@ pub async fn ingest_routed(
     }
     if !unpinned.is_empty() {
         let realms = realms.clone();
-        store::blocking(move || {
-            for tenant in &unpinned {
-                realms.directory.pin_where_placed(tenant)?;
-            }
-            Ok(())
-        })
-        .await?;
+        let unpinned: Vec<String> = unpinned.into_iter().collect();
+        store::blocking(move || realms.directory.pin_where_placed(&unpinned)).await?;
     }
     for (name, group) in groups {
         let Some(realm) = realms.get(&name) else {

@@ -624,6 +624,29 @@ fn pins_and_migrations_are_kept_and_a_stale_revision_writes_nothing(stores: &Sto
     );
     let moved = directory.directory_revision().unwrap();
     assert!(moved > start, "a pin moves the revision");
+    directory
+        .pin_absent(&[
+            ("acme".into(), "eu".into()),
+            ("globex".into(), "eu".into()),
+            ("initech".into(), "us".into()),
+        ])
+        .unwrap();
+    let pins: Vec<(String, String)> = directory
+        .pins()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.tenant, p.realm))
+        .collect();
+    assert_eq!(
+        pins,
+        [
+            ("acme".into(), "us".into()),
+            ("globex".into(), "eu".into()),
+            ("initech".into(), "us".into()),
+        ],
+        "absent ones pinned, in tenant order; acme kept its pin"
+    );
+    let moved = directory.directory_revision().unwrap();
 
     assert_eq!(
         directory.put_migration("m1", "acme", "{}", 0).unwrap(),

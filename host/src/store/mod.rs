@@ -1,7 +1,9 @@
 //! Where ingested records live: the store traits ([`Records`] with the change
-//! log every write appends to, [`DeadLetters`], [`Snapshots`]), the read cache
-//! in front of records ([`Cached`]), and the embedded backend on redb
-//! ([`Embedded`]).
+//! log every write appends to, [`DeadLetters`], [`Snapshots`], the tenant
+//! [`Directory`], and [`Fleet`] for a shared backend), the read cache in
+//! front of records ([`Cached`]), the embedded backend on redb
+//! ([`Embedded`]) and the PostgreSQL one ([`Postgres`]). Each realm has a
+//! store of its own (see `tenancy`).
 //!
 //! A write is a batch of events, each with the record changes its transformer
 //! asked for. The whole batch commits in one transaction: every applied change
@@ -13,10 +15,10 @@
 //!
 //! The traits are narrow so a backend can be written and tested one at a time:
 //! [`Records`] is the core every backend implements and the read cache wraps;
-//! dead letters and snapshot staging are apart. [`Stores`] holds one of each,
-//! and [`conformance`] is the suite any backend must pass (a PostgreSQL one
-//! keeps the same rules: one transaction per batch, a sequence for the log, a
-//! unique event-id index).
+//! dead letters, snapshot staging and the directory are apart. [`Stores`]
+//! holds one of each, and [`conformance`] is the suite any backend must pass
+//! (the PostgreSQL one keeps the same rules: one transaction per batch, a
+//! gapless log, a unique event-id index).
 
 mod cached;
 mod codec;

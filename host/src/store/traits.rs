@@ -208,6 +208,10 @@ pub trait Directory: Send + Sync + Debug {
     /// pinned keeps its pin. Returns the realm it is pinned to afterwards.
     fn pin(&self, tenant: &str, realm: &str, only_if_absent: bool) -> Result<String, StoreError>;
 
+    /// Pins each tenant of `pins` (tenant, realm) that is not pinned yet, in
+    /// one transaction; tenants already pinned keep their pins.
+    fn pin_absent(&self, pins: &[(String, String)]) -> Result<(), StoreError>;
+
     /// Every migration recorded.
     fn migrations(&self) -> Result<Vec<StoredMigration>, StoreError>;
 

@@ -167,14 +167,17 @@ impl Directory {
         !self.declared || self.view.load().pins.contains_key(tenant)
     }
 
-    /// Pins `tenant` where it would go if it is not pinned yet, so a later
+    /// Pins each of `tenants` not pinned yet where it would go, so a later
     /// change of rules or default never moves data that is already
-    /// somewhere: what the first write of a tenant does. Returns its realm.
-    /// Blocking.
-    pub fn pin_where_placed(&self, tenant: &str) -> Result<String, StoreError> {
-        let realm = self.store.pin(tenant, self.placed_by_rule(tenant), true)?;
-        self.reload()?;
-        Ok(realm)
+    /// somewhere: what a tenant's first write does. One store transaction
+    /// and one reading of the directory, however many. Blocking.
+    pub fn pin_where_placed(&self, tenants: &[String]) -> Result<(), StoreError> {
+        let pins: Vec<(String, String)> = tenants
+            .iter()
+            .map(|t| (t.clone(), self.placed_by_rule(t).to_owned()))
+            .collect();
+        self.store.pin_absent(&pins)?;
+        self.reload()
     }
 
     /// Pins `tenant` to `realm`. Blocking.

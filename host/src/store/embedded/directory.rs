@@ -65,6 +65,37 @@ impl Directory for Embedded {
         Ok(in_force)
     }
 
+    fn pin_absent(&self, pins: &[(String, String)]) -> Result<(), StoreError> {
+        if pins.is_empty() {
+            return Ok(());
+        }
+        let txn = try_io!("write", self.db.begin_write());
+        {
+            let mut table = try_io!("write", txn.open_table(PINS));
+            let now = now_ms();
+            let mut any = false;
+            for (tenant, realm) in pins {
+                if try_io!("write", table.get(tenant.as_str())).is_some() {
+                    continue;
+                }
+                let row = PinRow {
+                    realm: realm.clone(),
+                    pinned_at_ms: now,
+                };
+                try_io!(
+                    "write",
+                    table.insert(tenant.as_str(), encode(&row)?.as_slice())
+                );
+                any = true;
+            }
+            if any {
+                bump(&txn)?;
+            }
+        }
+        try_io!("commit", txn.commit());
+        Ok(())
+    }
+
     fn migrations(&self) -> Result<Vec<StoredMigration>, StoreError> {
         let txn = try_io!("read", self.db.begin_read());
         let table = try_io!("read", txn.open_table(MIGRATIONS));

@@ -48,6 +48,24 @@ impl Directory for Postgres {
         })
     }
 
+    fn pin_absent(&self, pins: &[(String, String)]) -> Result<(), StoreError> {
+        if pins.is_empty() {
+            return Ok(());
+        }
+        let tenants: Vec<&str> = pins.iter().map(|(t, _)| t.as_str()).collect();
+        let realms: Vec<&str> = pins.iter().map(|(_, r)| r.as_str()).collect();
+        self.with_client("write", |client| {
+            client.execute(
+                "INSERT INTO pins (tenant, realm, pinned_at_ms, revision) \
+                 SELECT u.tenant, u.realm, $3, nextval('directory_revisions') \
+                 FROM unnest($1::text[], $2::text[]) AS u(tenant, realm) \
+                 ON CONFLICT (tenant) DO NOTHING",
+                &[&tenants, &realms, &to_db(now_ms())],
+            )?;
+            Ok(())
+        })
+    }
+
     fn migrations(&self) -> Result<Vec<StoredMigration>, StoreError> {
         self.with_client("read", |client| {
             Ok(client
