@@ -65,6 +65,18 @@ fn held(droid: &TestDroid, realm: &str, tenant: &str) -> Vec<(String, Option<Str
         .collect()
 }
 
+/// `PUT /v1/admin/tenants/{tenant}` with `{"realm": realm}`.
+async fn pin(droid: &TestDroid, tenant: &str, realm: &str) -> droid_e2e::TestResponse {
+    let body = json!({ "realm": realm }).to_string();
+    droid
+        .call(
+            reqwest::Method::PUT,
+            &format!("/v1/admin/tenants/{tenant}"),
+            Some(&body),
+        )
+        .await
+}
+
 async fn step(droid: &TestDroid, name: &str, body: Value) -> droid_e2e::TestResponse {
     droid
         .post(&format!("/v1/admin/migrations/{name}"), &body.to_string())
@@ -123,13 +135,7 @@ async fn wait_status(droid: &TestDroid, id: &str, wanted: &str) -> Value {
 #[tokio::test]
 async fn each_realms_data_stays_in_its_file_and_another_realms_node_answers_421() {
     let mut droid = TestDroid::start(&config("")).await;
-    let pinned = droid
-        .call(
-            reqwest::Method::PUT,
-            "/v1/admin/tenants/acme",
-            Some(r#"{"realm":"us"}"#),
-        )
-        .await;
+    let pinned = pin(&droid, "acme", "us").await;
     assert_eq!(pinned.status, 200, "{}", pinned.body);
     ingest_ok(&droid, &events("acme", 0, 1000, 1, "USONLYVALUE")).await;
     ingest_ok(&droid, &events("eu-globex", 0, 1000, 1, "EUONLYVALUE")).await;
@@ -375,33 +381,24 @@ async fn every_refusal_has_its_code() {
     step(&droid, "start", json!({"migration_id": "m-nope"}))
         .await
         .assert_error(404, "unknown_migration", "an unknown migration");
-    droid
-        .call(
-            reqwest::Method::PUT,
-            "/v1/admin/tenants/acme",
-            Some(r#"{"realm":"eu"}"#),
-        )
-        .await
-        .assert_error(409, "tenant_already_migrating", "a pin during a migration");
+    pin(&droid, "acme", "eu").await.assert_error(
+        409,
+        "tenant_already_migrating",
+        "a pin during a migration",
+    );
     // A rollback before the start cancels at once.
     let r = step(&droid, "rollback", json!({"migration_id": id})).await;
     assert_eq!(r.json()["status"], "Rolled back", "{}", r.body);
-    droid
-        .call(
-            reqwest::Method::PUT,
-            "/v1/admin/tenants/acme",
-            Some(r#"{"realm":"eu"}"#),
-        )
-        .await
-        .assert_error(409, "tenant_has_data", "a pin that would strand data");
-    droid
-        .call(
-            reqwest::Method::PUT,
-            "/v1/admin/tenants/acme",
-            Some(r#"{"realm":"mars"}"#),
-        )
-        .await
-        .assert_error(422, "unknown_realm", "a pin to an unknown realm");
+    pin(&droid, "acme", "eu").await.assert_error(
+        409,
+        "tenant_has_data",
+        "a pin that would strand data",
+    );
+    pin(&droid, "acme", "mars").await.assert_error(
+        422,
+        "unknown_realm",
+        "a pin to an unknown realm",
+    );
 }
 
 #[tokio::test]
