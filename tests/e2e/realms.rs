@@ -742,3 +742,45 @@ async fn new_tenants_are_pinned_where_placed_and_stay_when_the_rules_change() {
     assert_eq!(held(&droid, "us", "t1").len(), 2, "t1 stays in us");
     assert_eq!(held(&droid, "eu", "newcomer").len(), 1);
 }
+
+/// A snapshot batch staged in a realm cannot land a tenant's events there
+/// once the tenant moved away: the commit is refused, nothing is written.
+#[tokio::test]
+async fn a_snapshot_staged_before_a_move_is_refused_at_its_commit() {
+    let droid = TestDroid::start(&config("")).await;
+    ingest_ok(&droid, &events("acme", 0, 3, 1, "acme")).await;
+    let opened = droid.post("/v1/ingest/tracker/snapshots", "{}").await;
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let batch = opened.json()["snapshot"]["id"].as_str().unwrap().to_owned();
+    let part = droid
+        .post(
+            &format!("/v1/ingest/tracker/snapshots/{batch}"),
+            &Value::from(events("acme", 10, 2, 1, "staged")).to_string(),
+        )
+        .await;
+    assert_eq!(part.json()["staged"], 2, "{}", part.body);
+
+    let id = schedule(&droid, "acme", "eu").await;
+    step(&droid, "start", json!({"migration_id": id})).await;
+    wait_status(&droid, &id, "Ready-to-commit").await;
+    let refused = droid
+        .post(&format!("/v1/ingest/tracker/snapshots/{batch}/commit"), "")
+        .await;
+    refused.assert_error(
+        409,
+        "snapshot_refused",
+        "a commit while the tenant migrates",
+    );
+    step(&droid, "commit", json!({"migration_id": id})).await;
+    wait_status(&droid, &id, "Committed").await;
+    let refused = droid
+        .post(&format!("/v1/ingest/tracker/snapshots/{batch}/commit"), "")
+        .await;
+    refused.assert_error(409, "snapshot_refused", "a commit after the tenant moved");
+    assert!(refused.body.contains("moved to realm"), "{}", refused.body);
+    assert!(
+        held(&droid, "us", "acme").is_empty(),
+        "nothing landed in us"
+    );
+    assert_eq!(held(&droid, "eu", "acme").len(), 3);
+}

@@ -26,8 +26,9 @@ use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::ingest::Route;
-use crate::store::{EventOutcome, Snapshot, now_ms};
+use crate::store::{EventOutcome, EventWrite, Snapshot, now_ms};
 use crate::tenancy::Realm;
+use crate::tenancy::Realms;
 use crate::web::extract::{ApiBody, ApiPath};
 use crate::web::{ApiError, ErrorCode};
 
@@ -121,7 +122,12 @@ pub(super) async fn commit(
 ) -> Result<Response, ApiError> {
     let (_, realm) = open_snapshot(&app, &source, &id).await?;
     let store = realm.stores.clone();
-    let verdict = super::store_op(move || store.commit_snapshot(&id, &verify)).await?;
+    let realms = app.service.realms.clone();
+    let check = move |snapshot: &Snapshot, staged: &[EventWrite]| {
+        verify(snapshot, staged)?;
+        still_here(&realms, &realm.name, staged)
+    };
+    let verdict = super::store_op(move || store.commit_snapshot(&id, &check)).await?;
     match verdict {
         Ok(outcomes) => {
             let applied = outcomes
@@ -162,8 +168,33 @@ pub(super) async fn abort(
     Ok(Json(json!({ "aborted": true })).into_response())
 }
 
+/// Every staged event's tenant still lives in the batch's realm and is not
+/// migrating: one that moved (or is moving) since it was staged would
+/// otherwise be written where it no longer lives.
+fn still_here(realms: &Realms, realm: &str, staged: &[EventWrite]) -> Result<(), String> {
+    for event in staged {
+        for op in &event.ops {
+            let tenant = &op.id().tenant;
+            if let Some(migration) = realms.directory.fence(tenant) {
+                return Err(format!(
+                    "tenant {tenant:?} is migrating between realms (migration {migration}); abort the batch and send it again once the migration ends"
+                ));
+            }
+            let now = realms.of_tenant(tenant);
+            if now.name != realm {
+                return Err(format!(
+                    "tenant {tenant:?} moved to realm {:?} since its events were staged in realm {realm:?}; abort the batch and send it again",
+                    now.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The commit's checks: not expired, the declared count, the declared checksum.
-fn verify(snapshot: &Snapshot, ids: &[String]) -> Result<(), String> {
+fn verify(snapshot: &Snapshot, staged: &[EventWrite]) -> Result<(), String> {
+    let ids: Vec<&str> = staged.iter().map(|e| e.event_id.as_str()).collect();
     if now_ms() > snapshot.expires_at_ms {
         return Err("it expired".to_owned());
     }

@@ -459,9 +459,10 @@ fn a_snapshot_is_invisible_until_committed_and_then_applied_whole(stores: &Store
     assert_eq!(stores.records.last_seq().unwrap(), 1);
 
     let outcomes = stores
-        .commit_snapshot("s1", &|batch, ids| {
+        .commit_snapshot("s1", &|batch, staged| {
             assert_eq!(batch.id, "s1");
-            assert_eq!(ids, ["e1", "e2", "e0"], "staged ids in order");
+            let ids: Vec<&str> = staged.iter().map(|e| e.event_id.as_str()).collect();
+            assert_eq!(ids, ["e1", "e2", "e0"], "staged events in order");
             Ok(())
         })
         .unwrap()
@@ -488,7 +489,7 @@ fn a_refused_commit_keeps_the_snapshot_and_an_abort_drops_it(stores: &Stores) {
         .stage("s1", &[event("e1", vec![upsert("A", 1, "{}")])])
         .unwrap();
     let refused = stores
-        .commit_snapshot("s1", &|_, ids| Err(format!("{} of 3", ids.len())))
+        .commit_snapshot("s1", &|_, staged| Err(format!("{} of 3", staged.len())))
         .unwrap();
     assert_eq!(refused, Err("1 of 3".to_owned()));
     assert_eq!(body(stores, "A"), None, "nothing applied");

@@ -253,9 +253,9 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// A commit's last check of a snapshot batch, given the staged event ids in
+/// A commit's last check of a snapshot batch, given the staged events in
 /// order: `Err` with the reason refuses the commit.
-pub type VerifySnapshot = dyn Fn(&Snapshot, &[String]) -> Result<(), String>;
+pub type VerifySnapshot = dyn Fn(&Snapshot, &[EventWrite]) -> Result<(), String>;
 
 /// An open snapshot batch.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

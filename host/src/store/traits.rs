@@ -151,8 +151,8 @@ pub trait Snapshots: Send + Sync + Debug {
     fn stage(&self, id: &str, events: &[EventWrite]) -> Result<u64, StoreError>;
 
     /// Applies every event staged in snapshot `id` in one transaction, as
-    /// [`Records::apply`] would, and closes it; `verify` sees the staged event
-    /// ids first and may refuse (then nothing changes and the snapshot stays
+    /// [`Records::apply`] would, and closes it; `verify` sees the staged events
+    /// first and may refuse (then nothing changes and the snapshot stays
     /// open). Call it through [`super::Stores::commit_snapshot`], so the read
     /// cache hears of what changed.
     fn commit_snapshot(

@@ -70,8 +70,7 @@ impl Snapshots for Embedded {
                 let (_, value) = try_io!("read", entry);
                 events.push(decode(value.value())?);
             }
-            let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
-            if let Err(why) = verify(&snapshot, &ids) {
+            if let Err(why) = verify(&snapshot, &events) {
                 return Ok(Err(why));
             }
             for n in 0..snapshot.staged {

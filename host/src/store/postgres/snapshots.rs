@@ -82,8 +82,7 @@ impl Snapshots for Postgres {
                 .iter()
                 .map(|row| decode::<EventWrite>(row.get(0)))
                 .collect::<Result<Vec<_>, _>>()?;
-            let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
-            if let Err(why) = verify(&snapshot, &ids) {
+            if let Err(why) = verify(&snapshot, &events) {
                 return Ok(Err(why));
             }
             // The staged events go with their batch (ON DELETE CASCADE).
