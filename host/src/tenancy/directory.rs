@@ -30,10 +30,11 @@ pub enum Placement {
 }
 
 /// What a node knows of the directory.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct View {
     revision: u64,
-    pins: HashMap<String, String>,
+    /// Shared between views: a migration's change copies the view, not them.
+    pins: Arc<HashMap<String, String>>,
     /// Every migration recorded, by id, with its revision.
     migrations: HashMap<String, (Migration, u64)>,
     /// The tenants whose writes are held off: their migration is copying,
@@ -128,11 +129,30 @@ impl Directory {
         }
         self.view.store(Arc::new(View {
             revision,
-            pins,
+            pins: Arc::new(pins),
             migrations,
             fenced,
         }));
         Ok(())
+    }
+
+    /// Takes `migration`, just written at `revision`, into the view without
+    /// reading the directory again (a worker writes at every page). The
+    /// view's own revision stays: the next [`Directory::refresh`] reads
+    /// whatever else changed.
+    fn hold(&self, migration: &Migration, revision: u64) {
+        self.view.rcu(|view| {
+            let mut view = View::clone(view);
+            if migration.state.fences_writes() {
+                view.fenced
+                    .insert(migration.tenant.clone(), migration.id.clone());
+            } else if view.fenced.get(&migration.tenant) == Some(&migration.id) {
+                view.fenced.remove(&migration.tenant);
+            }
+            view.migrations
+                .insert(migration.id.clone(), (migration.clone(), revision));
+            view
+        });
     }
 
     /// The tenants that moved to another realm since the last call: what
@@ -144,13 +164,20 @@ impl Directory {
 
     /// The realm `tenant`'s data is in (or goes to, once it writes).
     pub fn realm_of(&self, tenant: &str) -> String {
+        self.with_realm_of(tenant, str::to_owned)
+    }
+
+    /// `f` of the name of the realm `tenant`'s data is in, without copying
+    /// it: what the read path asks on every request.
+    pub fn with_realm_of<T>(&self, tenant: &str, f: impl FnOnce(&str) -> T) -> T {
         if !self.declared {
-            return self.default_realm.clone();
+            return f(&self.default_realm);
         }
-        if let Some(realm) = self.view.load().pins.get(tenant) {
-            return realm.clone();
+        let view = self.view.load();
+        match view.pins.get(tenant) {
+            Some(realm) => f(realm),
+            None => f(self.placed_by_rule(tenant)),
         }
-        self.placed_by_rule(tenant).to_owned()
     }
 
     /// Where a tenant without a pin goes: the first rule it matches, else
@@ -274,7 +301,11 @@ impl Directory {
         let written =
             self.store
                 .put_migration(&migration.id, &migration.tenant, &body, expected)?;
-        self.reload()?;
+        match written {
+            Some(revision) => self.hold(migration, revision),
+            // Someone else wrote it: what they wrote is read now.
+            None => self.reload()?,
+        }
         Ok(written)
     }
 }

@@ -131,7 +131,8 @@ impl Realms {
         if !self.directory.declared() {
             return Ok(self.home());
         }
-        self.served_realm(&self.directory.realm_of(tenant))
+        self.directory
+            .with_realm_of(tenant, |name| self.served_realm(name))
     }
 
     /// The realm `tenant`'s data is in, served here or not.
@@ -139,8 +140,8 @@ impl Realms {
         if !self.directory.declared() {
             return self.home();
         }
-        self.by_name
-            .get(&self.directory.realm_of(tenant))
+        self.directory
+            .with_realm_of(tenant, |name| self.by_name.get(name))
             .unwrap_or_else(|| self.home())
     }
 

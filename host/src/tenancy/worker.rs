@@ -279,7 +279,7 @@ impl Work<'_> {
         let tenant = self.migration.tenant.clone();
         let mut types = self.record_types()?;
         types.sort();
-        for record_type in types {
+        for record_type in types.iter().cloned() {
             let mut after = match &self.migration.cursor {
                 Some((done, _)) if *done > record_type => continue,
                 Some((at, key)) if *at == record_type => Some(key.clone()),
@@ -335,7 +335,6 @@ impl Work<'_> {
                 after = Some(last);
             }
         }
-        let types = self.record_types()?;
         let here = tally(&source, &types, &tenant, self.settings.page)?;
         let there = tally(&target, &types, &tenant, self.settings.page)?;
         if here != there {
