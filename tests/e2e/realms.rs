@@ -399,6 +399,18 @@ async fn every_refusal_has_its_code() {
         "unknown_realm",
         "a pin to an unknown realm",
     );
+    droid
+        .call(reqwest::Method::PUT, "/v1/admin/tenants/acme", Some("eu"))
+        .await
+        .assert_error(400, "invalid_body", "a pin that is not JSON");
+    droid.get("/v1/admin/tenants/a%20b").await.assert_error(
+        400,
+        "invalid_tenant",
+        "a tenant id that is not one",
+    );
+    step(&droid, "land", json!({"migration_id": id}))
+        .await
+        .assert_error(404, "unknown_migration", "a step that does not exist");
 }
 
 #[tokio::test]

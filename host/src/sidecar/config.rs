@@ -496,6 +496,20 @@ mod tests {
     }
 
     #[test]
+    fn the_realm_followed_is_a_realm_name() {
+        let config =
+            parse("[upstream]\nurl = \"http://a:8080\"\nrealm = \"eu\"\n[record_types.t]\n")
+                .unwrap();
+        assert_eq!(config.upstream.realm.as_deref(), Some("eu"));
+        assert_eq!(
+            problems("[upstream]\nurl = \"http://a\"\nrealm = \"EU West\"\n[record_types.t]\n"),
+            [
+                "upstream.realm: expected a realm name (a-z, 0-9 and _, at most 16 bytes), found \"EU West\""
+            ]
+        );
+    }
+
+    #[test]
     fn the_upstream_may_be_several_nodes_each_checked() {
         let config =
             parse("[upstream]\nurl = [\"http://a:8080\", \"http://b:8080\"]\n[record_types.t]\n")

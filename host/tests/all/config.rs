@@ -408,6 +408,16 @@ const TABLE: &[(&str, &str, &str)] = &[
         "realms.us.public_url: expected an absolute http or https URL",
     ),
     (
+        "a realm base URL for a realm no one declared",
+        "[realms.us]\n[record_types.s]\nmode = \"read-through\"\nadapter = \"a.wasm\"\nbase_url = \"http://s\"\nrealm_base_urls = { eu = \"http://s-eu\" }\n",
+        "record_types.s.realm_base_urls.eu: no realm named \"eu\" is declared",
+    ),
+    (
+        "a realm base URL that is not one",
+        "[realms.eu]\n[record_types.s]\nmode = \"read-through\"\nadapter = \"a.wasm\"\nbase_url = \"http://s\"\nrealm_base_urls = { eu = \"s-eu\" }\n",
+        "record_types.s.realm_base_urls.eu: expected an absolute http or https URL",
+    ),
+    (
         "a zero copy page",
         "[tenancy]\ncopy_page_records = 0\n{site}",
         "tenancy.copy_page_records: expected a number from 1 to 100000, found 0",
