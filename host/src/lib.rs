@@ -9,6 +9,7 @@ pub mod access;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod body;
 pub mod cache;
 pub mod config;

@@ -115,6 +115,26 @@ pub const MIGRATION_RECORDS: &str = "droid_realm_migration_records_total";
 /// Events refused because their tenant migrates or lives in a realm this
 /// node does not serve, by `code`.
 pub const INGEST_REFUSED: &str = "droid_ingest_refused_total";
+/// Backup files written, by `kind` (snapshot, segment).
+pub const BACKUP_FILES: &str = "droid_backup_files_total";
+/// Bytes of backup files written.
+pub const BACKUP_BYTES: &str = "droid_backup_bytes_total";
+/// The last sequence number backed up, by `realm`.
+pub const BACKUP_SHIPPED_SEQ: &str = "droid_backup_shipped_seq";
+/// Changes not yet backed up, by `realm`: the recovery point, in changes.
+pub const BACKUP_LAG: &str = "droid_backup_lag_changes";
+/// Backup steps that failed (they are retried at the next interval).
+pub const BACKUP_ERRORS: &str = "droid_backup_errors_total";
+/// Chains cut short because changes left the log before they were backed up.
+pub const BACKUP_GAPS: &str = "droid_backup_gaps_total";
+/// What the last verification found wrong, by `realm`.
+pub const BACKUP_PROBLEMS: &str = "droid_backup_problems";
+/// When the last verification ran (seconds since the epoch), by `realm`.
+pub const BACKUP_VERIFIED_AT: &str = "droid_backup_verified_at_seconds";
+/// Restores run, by `outcome` (restored, undone, dry_run, failed).
+pub const RESTORES: &str = "droid_restores_total";
+/// Records restores wrote, by `op` (upsert, delete).
+pub const RESTORED_RECORDS: &str = "droid_restored_records_total";
 
 /// Latency buckets from 50 µs to 10 s: cache hits live at the bottom, backing-store
 /// timeouts at the top.
@@ -241,4 +261,17 @@ fn describe() {
         INGEST_REFUSED,
         "events refused because their tenant migrates or lives in another realm, by code"
     );
+    describe_counter!(BACKUP_FILES, "backup files written, by kind");
+    describe_counter!(BACKUP_BYTES, "bytes of backup files written");
+    describe_gauge!(BACKUP_SHIPPED_SEQ, "the last sequence number backed up, by realm");
+    describe_gauge!(BACKUP_LAG, "changes committed but not yet backed up, by realm");
+    describe_counter!(BACKUP_ERRORS, "backup steps that failed (retried)");
+    describe_counter!(
+        BACKUP_GAPS,
+        "backup chains cut short: changes left the log before they were backed up"
+    );
+    describe_gauge!(BACKUP_PROBLEMS, "what the last backup verification found wrong, by realm");
+    describe_gauge!(BACKUP_VERIFIED_AT, "when backups were last verified (Unix seconds), by realm");
+    describe_counter!(RESTORES, "point-in-time restores, by outcome");
+    describe_counter!(RESTORED_RECORDS, "records restores wrote, by op");
 }

@@ -432,6 +432,7 @@ async fn a_failed_copy_and_a_rollback_after_ready_leave_the_source_serving() {
     eu.stores
         .records
         .apply(&[EventWrite {
+            overwrite: false,
             source: "intruder".into(),
             event_id: "x".into(),
             occurred_at_ms: 1,

@@ -84,6 +84,9 @@ pub struct Config {
     pub admins: Vec<String>,
     /// The realms tenants' data lives in, and how tenants are placed in them.
     pub tenancy: Tenancy,
+    /// Continuous backups (`[backup]`); `None`: none are taken, and a
+    /// restore rebuilds from the change log alone while it holds everything.
+    pub backup: Option<BackupSettings>,
     /// No authentication at all (`--insecure-no-auth`, never from the file):
     /// every caller may do everything, and every response says so.
     pub insecure_no_auth: bool,
@@ -151,6 +154,34 @@ pub struct Tenancy {
     pub refresh: Duration,
     /// The `Retry-After` of a write refused while its tenant migrates.
     pub retry_after_s: u32,
+}
+
+/// Continuous backups of every realm served (`[backup]`): where they go,
+/// the key their tenants' data keys are wrapped with, and their rhythm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// The folder backups are written to (`backup.path`): put it on another
+    /// disk than the store, or it is lost with it.
+    pub path: PathBuf,
+    /// The file holding the master key (64 hex digits) that wraps every
+    /// tenant's data key (`backup.master_key_file`).
+    pub master_key_file: PathBuf,
+    /// How often the change log is shipped in a segment (at most this much
+    /// acknowledged data is lost with the store's disk).
+    pub segment_interval: Duration,
+    /// The most changes one segment holds.
+    pub segment_max_changes: usize,
+    /// How often a new chain starts with a fresh snapshot.
+    pub snapshot_interval: Duration,
+    /// A chain that shipped this many changes starts over with a snapshot.
+    pub snapshot_max_changes: u64,
+    /// How long backups are kept: every instant this far back stays
+    /// restorable, and whole chains older than that go.
+    pub retention: Duration,
+    /// How often every backup file is verified.
+    pub verify_interval: Duration,
+    /// Records a restore writes per transaction.
+    pub restore_batch_records: usize,
 }
 
 /// One realm: where its data is kept, and where clients reach it.

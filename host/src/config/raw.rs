@@ -32,6 +32,21 @@ pub(super) struct RawConfig {
     pub realms: BTreeMap<String, RawRealm>,
     #[serde(default)]
     pub tenancy: RawTenancy,
+    pub backup: Option<RawBackup>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackup {
+    pub path: Option<String>,
+    pub master_key_file: Option<String>,
+    pub segment_interval_ms: Option<u64>,
+    pub segment_max_changes: Option<u64>,
+    pub snapshot_interval_s: Option<u64>,
+    pub snapshot_max_changes: Option<u64>,
+    pub retention_s: Option<u64>,
+    pub verify_interval_s: Option<u64>,
+    pub restore_batch_records: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,6 +13,7 @@ use super::{
     Share, StoreBackend, StoreCache, TrustSettings,
 };
 
+mod backup;
 mod grants;
 mod realms;
 mod record_type;
@@ -322,6 +323,9 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             }
         }
     }
+    let backup = raw
+        .backup
+        .map(|raw| backup::backup(&mut c, &base_dir, &store_path, raw));
     let store_engine_cache_bytes = c.number(
         "store",
         "engine_cache_bytes",
@@ -361,6 +365,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         auth,
         admins,
         tenancy,
+        backup,
         insecure_no_auth: false,
     })
 }

@@ -209,6 +209,7 @@ mod tests {
     fn commit(store: &dyn Records, from: u64, count: u64) {
         let events: Vec<EventWrite> = (from..from + count)
             .map(|n| EventWrite {
+                overwrite: false,
                 source: "s".into(),
                 event_id: format!("e{n}"),
                 occurred_at_ms: 1,

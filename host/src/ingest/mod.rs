@@ -262,6 +262,7 @@ pub async fn ingest_into(
                         Ok(ops) => writes.push((
                             i,
                             EventWrite {
+                                overwrite: false,
                                 source: source.to_owned(),
                                 event_id: id,
                                 occurred_at_ms: occurred_at,

@@ -25,7 +25,8 @@ use std::time::Duration;
 use moka::ops::compute::Op as CacheOp;
 
 use super::{
-    Change, EventOutcome, EventWrite, InvalidatedKey, RecordId, Records, StoreError, StoredRecord,
+    Change, EventOutcome, EventWrite, InvalidatedKey, RecordId, Records, ScanVisitor, StoreError,
+    StoredRecord,
 };
 
 /// What the cache holds for a record.
@@ -180,6 +181,10 @@ impl Records for Cached {
     ) -> Result<Vec<(RecordId, StoredRecord)>, StoreError> {
         // A scan, not a lookup: from the store itself, past the cache.
         self.inner.records(record_type, after, limit)
+    }
+
+    fn scan(&self, visit: &mut ScanVisitor<'_>) -> Result<u64, StoreError> {
+        self.inner.scan(visit)
     }
 
     fn changes_within(

@@ -114,6 +114,7 @@ pub fn upsert(key: &str, version: u64, body: &str) -> Op {
 /// An event of source `jira`.
 pub fn event(event_id: &str, ops: Vec<Op>) -> EventWrite {
     EventWrite {
+        overwrite: false,
         source: "jira".into(),
         event_id: event_id.into(),
         occurred_at_ms: 1_000,
@@ -226,6 +227,7 @@ fn a_resent_event_changes_nothing(stores: &Stores) {
     assert_eq!(store.last_seq().unwrap(), 1);
     // The same id from another source is another event.
     let elsewhere = EventWrite {
+        overwrite: false,
         source: "crm".into(),
         ..event("e1", vec![upsert("A", 6, "{}")])
     };

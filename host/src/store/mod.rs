@@ -32,7 +32,7 @@ pub use cached::Cached;
 pub use embedded::Embedded;
 pub use postgres::{Postgres, PostgresOptions};
 pub use stores::Stores;
-pub use traits::{DeadLetters, Directory, Fleet, Records, Snapshots};
+pub use traits::{DeadLetters, Directory, Fleet, Records, Recovery, ScanVisitor, Snapshots};
 
 /// Names one record.
 #[derive(
@@ -95,6 +95,11 @@ pub struct EventWrite {
     pub occurred_at_ms: u64,
     /// The changes.
     pub ops: Vec<Op>,
+    /// A restore's write: each change replaces its record whatever version
+    /// the store holds (the version it sets is the one the record had at
+    /// the instant restored), so a record can go back to an older version.
+    #[serde(default)]
+    pub overwrite: bool,
 }
 
 /// What became of one event.
@@ -365,6 +370,29 @@ pub struct StoredMigration {
     pub body: String,
     /// Its revision: 1 when recorded, one more at every change.
     pub revision: u64,
+}
+
+/// A recovery operation as the store keeps it: what it is (JSON, the
+/// recovery module's to read) and its revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOperation {
+    /// Its id.
+    pub id: String,
+    /// What it is (JSON).
+    pub body: String,
+    /// Its revision: 1 when recorded, one more at every change.
+    pub revision: u64,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Its number: consecutive from 1.
+    pub id: u64,
+    /// When it was appended (ms since the epoch).
+    pub at_ms: u64,
+    /// What it says (JSON).
+    pub entry: String,
 }
 
 /// Runs the store call `f` on tokio's blocking pool, as every store call from

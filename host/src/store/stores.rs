@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Cached, DeadLetters, Directory, EventOutcome, Fleet, Records, Snapshots, StoreError,
+    Cached, DeadLetters, Directory, EventOutcome, Fleet, Records, Recovery, Snapshots, StoreError,
     VerifySnapshot,
 };
 
@@ -22,6 +22,9 @@ pub struct Stores {
     /// The tenant directory (what `tenancy` reads from the store every node
     /// shares; a realm's own store has one too, unused).
     pub directory: Arc<dyn Directory>,
+    /// Recovery's operations and the audit log (like the directory, read
+    /// from the store every node shares).
+    pub recovery: Arc<dyn Recovery>,
     /// What a fleet of nodes shares, when the backend is shared (`None`: this
     /// node is alone, and plugin files and decisions stay on its disk).
     pub fleet: Option<Arc<dyn Fleet>>,
@@ -33,7 +36,7 @@ impl Stores {
     /// front of its records.
     pub fn of<B>(backend: B, cache_bytes: u64, cache_ttl: Duration) -> Self
     where
-        B: Records + DeadLetters + Snapshots + Directory + 'static,
+        B: Records + DeadLetters + Snapshots + Directory + Recovery + 'static,
     {
         Self::around(Arc::new(backend), cache_bytes, cache_ttl)
     }
@@ -41,7 +44,7 @@ impl Stores {
     /// Each trait, [`Fleet`] too, from a backend several nodes share (see [`Stores::of`]).
     pub fn shared<B>(backend: B, cache_bytes: u64, cache_ttl: Duration) -> Self
     where
-        B: Records + DeadLetters + Snapshots + Directory + Fleet + 'static,
+        B: Records + DeadLetters + Snapshots + Directory + Recovery + Fleet + 'static,
     {
         let backend = Arc::new(backend);
         let fleet: Arc<dyn Fleet> = backend.clone();
@@ -53,7 +56,7 @@ impl Stores {
 
     fn around<B>(backend: Arc<B>, cache_bytes: u64, cache_ttl: Duration) -> Self
     where
-        B: Records + DeadLetters + Snapshots + Directory + 'static,
+        B: Records + DeadLetters + Snapshots + Directory + Recovery + 'static,
     {
         let records: Arc<dyn Records> = match cache_bytes {
             0 => backend.clone(),
@@ -63,7 +66,8 @@ impl Stores {
             records,
             dead_letters: backend.clone(),
             snapshots: backend.clone(),
-            directory: backend,
+            directory: backend.clone(),
+            recovery: backend,
             fleet: None,
         }
     }

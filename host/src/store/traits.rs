@@ -3,9 +3,13 @@
 
 use std::fmt::Debug;
 
+/// What [`Records::scan`] hands each record to; an error stops the scan.
+pub type ScanVisitor<'a> = dyn FnMut(RecordId, StoredRecord) -> Result<(), StoreError> + 'a;
+
 use super::{
     Change, DeadLetter, EventOutcome, EventWrite, InvalidatedKey, NodeReport, Pin, PushedFile,
-    PushedPlugin, RecordId, Snapshot, StoreError, StoredMigration, StoredRecord, VerifySnapshot,
+    PushedPlugin, RecordId, Snapshot, StoreError, StoredMigration, StoredOperation, StoredRecord,
+    VerifySnapshot, AuditEntry,
 };
 
 /// Records and the change log: the core every backend implements, and what the
@@ -37,6 +41,13 @@ pub trait Records: Send + Sync + Debug {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<(RecordId, StoredRecord)>, StoreError>;
+
+    /// Every record, tombstones included, as of one instant (one read
+    /// transaction), handed to `visit` in record order; returns the sequence
+    /// number of the last change that instant includes. What a backup's
+    /// snapshot is taken from: copying the file while it is written is
+    /// unsafe, and a read transaction sees one committed state throughout.
+    fn scan(&self, visit: &mut ScanVisitor<'_>) -> Result<u64, StoreError>;
 
     /// Up to `limit` changes with sequence numbers above `after`, in order.
     fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
@@ -230,4 +241,27 @@ pub trait Directory: Send + Sync + Debug {
     /// A number that grows with every change to pins or migrations: what a
     /// node compares with the last it read.
     fn directory_revision(&self) -> Result<u64, StoreError>;
+}
+
+/// What recovery keeps in the store every node shares: its operations
+/// (restores, erasure proposals), each with a revision so two nodes cannot
+/// both move one on from the same state, and the audit log, append-only.
+pub trait Recovery: Send + Sync + Debug {
+    /// Every operation recorded.
+    fn operations(&self) -> Result<Vec<StoredOperation>, StoreError>;
+
+    /// Records operation `id` as `body` if its revision is still `expected`
+    /// (0: a new one); returns its new revision, or `None` when it changed
+    /// meanwhile and nothing was written. Moves the directory's revision on
+    /// too (see [`Directory::directory_revision`]): an operation may fence a
+    /// tenant's writes, which every node must hear of.
+    fn put_operation(&self, id: &str, body: &str, expected: u64)
+    -> Result<Option<u64>, StoreError>;
+
+    /// Appends `entry` (JSON) to the audit log, durably; returns its number
+    /// (consecutive from 1).
+    fn append_audit(&self, entry: &str) -> Result<u64, StoreError>;
+
+    /// Up to `limit` audit entries numbered above `after`, in order.
+    fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }

@@ -321,6 +321,7 @@ impl Work<'_> {
                 // Named by where the copy stands: a page written again after
                 // a restart is a duplicate.
                 let event = EventWrite {
+                    overwrite: false,
                     source: MIGRATION_SOURCE.to_owned(),
                     event_id: format!("{}:{}", self.migration.id, self.migration.copied),
                     occurred_at_ms: now_ms(),

@@ -38,6 +38,7 @@ fn node(server: &PostgresServer, schema: &str) -> Arc<Postgres> {
 fn event(w: usize, n: usize) -> EventWrite {
     let key = format!("w{w}-{n}");
     EventWrite {
+        overwrite: false,
         source: "load".into(),
         event_id: key.clone(),
         occurred_at_ms: 1,

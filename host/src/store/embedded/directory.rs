@@ -150,7 +150,7 @@ impl Directory for Embedded {
 }
 
 /// Moves the directory's revision on, inside `txn`.
-fn bump(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+pub(super) fn bump(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     let mut meta = try_io!("write", txn.open_table(META));
     let revision = try_io!("write", meta.get(DIRECTORY_REVISION)).map_or(0, |v| v.value());
     try_io!("write", meta.insert(DIRECTORY_REVISION, revision + 1));

@@ -4,7 +4,8 @@
 //! number; deletions stay as tombstones so an older upsert arriving later cannot
 //! bring a record back), `changes` (sequence number → change, JSON), `events`
 //! (source and event id → nothing: the ids seen) and `meta` (the last sequence
-//! number), and the tenant directory's `pins` and `migrations`. One write transaction per batch, committed with redb's default
+//! number), the tenant directory's `pins` and `migrations`, and recovery's
+//! `operations` and `audit`. One write transaction per batch, committed with redb's default
 //! durability (synced to disk before `apply` returns).
 
 use std::path::Path;
@@ -25,6 +26,10 @@ const STAGED: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("staged
 const PINS: TableDefinition<&str, &[u8]> = TableDefinition::new("pins");
 /// Realm migrations: id → migration (JSON).
 const MIGRATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("migrations");
+/// Recovery operations: id → operation (JSON).
+const OPERATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("operations");
+/// The audit log: number → entry (JSON).
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 const LAST_SEQ: &str = "last_seq";
 /// The first sequence number the change log holds (1 until it is trimmed).
 const FIRST_SEQ: &str = "first_seq";
@@ -53,6 +58,7 @@ macro_rules! try_io {
 mod dead_letters;
 mod directory;
 mod records;
+mod recovery;
 mod snapshots;
 
 /// The page cache of a store opened without a size (tests, tools).
@@ -97,6 +103,8 @@ impl Embedded {
             try_io!("open", txn.open_table(STAGED));
             try_io!("open", txn.open_table(PINS));
             try_io!("open", txn.open_table(MIGRATIONS));
+            try_io!("open", txn.open_table(OPERATIONS));
+            try_io!("open", txn.open_table(AUDIT));
         }
         try_io!("open", txn.commit());
         let store = Self {

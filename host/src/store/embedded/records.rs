@@ -5,7 +5,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use super::super::codec::{decode_record, decode_record_key, encode_record, event_key, record_key};
 use super::super::{
     Change, ChangeKind, EventOutcome, EventWrite, InvalidatedKey, Op, RecordId, Records,
-    StoreError, StoredRecord, now_ms,
+    ScanVisitor, StoreError, StoredRecord, now_ms,
 };
 use super::{CHANGES, DEAD_LETTERS, EVENTS, Embedded, FIRST_SEQ, LAST_SEQ, META, RECORDS, io};
 
@@ -67,6 +67,18 @@ impl Records for Embedded {
             }
         }
         Ok(out)
+    }
+
+    fn scan(&self, visit: &mut ScanVisitor<'_>) -> Result<u64, StoreError> {
+        let txn = try_io!("read", self.db.begin_read());
+        let meta = try_io!("read", txn.open_table(META));
+        let last = try_io!("read", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
+        let records = try_io!("read", txn.open_table(RECORDS));
+        for entry in try_io!("read", records.iter()) {
+            let (k, value) = try_io!("read", entry);
+            visit(decode_record_key(k.value())?, decode_record(value.value())?)?;
+        }
+        Ok(last)
     }
 
     fn changes_within(
@@ -316,7 +328,7 @@ pub(super) fn apply_in(
                     Some(bytes) => Some(decode_record(bytes.value())?),
                     None => None,
                 };
-                if current.is_some_and(|c| c.version >= op.version()) {
+                if !event.overwrite && current.is_some_and(|c| c.version >= op.version()) {
                     stale += 1;
                     continue;
                 }

@@ -117,7 +117,8 @@ impl Directory for Postgres {
             let revision: i64 = client
                 .query_one(
                     "SELECT greatest((SELECT max(revision) FROM pins), \
-                       (SELECT max(directory_revision) FROM migrations), 0)",
+                       (SELECT max(directory_revision) FROM migrations), \
+                       (SELECT max(directory_revision) FROM operations), 0)",
                     &[],
                 )?
                 .get(0);

@@ -27,6 +27,7 @@ use super::{EventOutcome, StoreError};
 
 mod dead_letters;
 mod directory;
+mod recovery;
 mod fleet;
 mod follow;
 mod records;

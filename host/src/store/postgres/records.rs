@@ -9,7 +9,7 @@ use postgres::fallible_iterator::FallibleIterator;
 
 use super::super::{
     Change, ChangeKind, EventOutcome, EventWrite, InvalidatedKey, Op, RecordId, Records,
-    StoreError, StoredRecord, now_ms,
+    ScanVisitor, StoreError, StoredRecord, now_ms,
 };
 use super::{Failed, Postgres, from_db, to_db};
 
@@ -69,6 +69,56 @@ impl Records for Postgres {
                     (id, record_of(row, 2))
                 })
                 .collect())
+        })
+    }
+
+    fn scan(&self, visit: &mut ScanVisitor<'_>) -> Result<u64, StoreError> {
+        /// Rows fetched from the portal at a time.
+        const PAGE: i32 = 1_000;
+        let mut started = false;
+        self.with_client("scan", |client| {
+            // Records seen once must not be seen again: after the first
+            // row, a lost connection fails the scan instead of retrying it.
+            let fail = |started: bool, e: postgres::Error| {
+                if started {
+                    Failed::Store(StoreError::Io {
+                        operation: "scan",
+                        reason: e.to_string(),
+                    })
+                } else {
+                    Failed::Db(e)
+                }
+            };
+            let mut txn = client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let last: i64 = txn.query_one("SELECT last_seq FROM log", &[])?.get(0);
+            let portal = txn.bind(
+                "SELECT record_type, tenant, key, body, version, seq, committed_at_ms \
+                 FROM records ORDER BY record_type, tenant, key",
+                &[],
+            )?;
+            loop {
+                let rows = txn
+                    .query_portal(&portal, PAGE)
+                    .map_err(|e| fail(started, e))?;
+                if rows.is_empty() {
+                    break;
+                }
+                for row in &rows {
+                    started = true;
+                    let id = RecordId {
+                        record_type: row.get(0),
+                        tenant: row.get(1),
+                        key: row.get(2),
+                    };
+                    visit(id, record_of(row, 3)).map_err(Failed::Store)?;
+                }
+            }
+            txn.commit().map_err(|e| fail(started, e))?;
+            Ok(from_db(last))
         })
     }
 
@@ -353,7 +403,7 @@ pub(super) fn apply_in(
         let mut stale = 0;
         for op in &event.ops {
             let id = op.id();
-            if held.get(id).is_some_and(|&v| v >= op.version()) {
+            if !event.overwrite && held.get(id).is_some_and(|&v| v >= op.version()) {
                 stale += 1;
                 continue;
             }

@@ -1,0 +1,207 @@
+//! Chains and their manifests. A chain is a snapshot of a realm's records
+//! at one sequence number (in parts) and the segments of the change log
+//! after it, each following the last without a gap. Its manifest lists
+//! every file with its SHA-256, size, sequence range and time range, and
+//! carries the SHA-256 of its own contents, so a damaged or truncated
+//! manifest is told from a good one. A chain's manifest is rewritten as
+//! segments join it (the only objects replaced, with the key files); the
+//! files it lists never are.
+//!
+//! Names in the target: `realms/{realm}/chains/{base_seq:020}-{created_ms}.json`
+//! and `realms/{realm}/files/{sha256}.{snap|seg}`.
+
+use serde::{Deserialize, Serialize};
+
+use super::frames::{Kind, sha256_hex};
+use super::{BackupError, Target};
+
+/// One backup file, as its chain lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Its name in the target.
+    pub name: String,
+    /// The SHA-256 of its bytes (hex).
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
+    /// The first sequence number it holds (a snapshot part: the chain's base).
+    pub first_seq: u64,
+    /// The last.
+    pub last_seq: u64,
+    /// When its first change was committed (a snapshot part: when it was taken).
+    pub first_ms: u64,
+    /// When its last change was committed.
+    pub last_ms: u64,
+    /// The records or changes it holds.
+    pub entries: u64,
+}
+
+impl FileEntry {
+    /// Its sequence range, for people.
+    pub fn range(&self) -> String {
+        if self.first_seq == self.last_seq {
+            format!("seq {}", self.first_seq)
+        } else {
+            format!("seq {}..={}", self.first_seq, self.last_seq)
+        }
+    }
+}
+
+/// A chain: a snapshot and the segments after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    /// The manifest's layout.
+    pub format: u32,
+    /// The realm.
+    pub realm: String,
+    /// The sequence number the snapshot was taken at: the last change it
+    /// includes.
+    pub base_seq: u64,
+    /// When the snapshot was taken (ms since the epoch).
+    pub base_ms: u64,
+    /// When the chain was started (ms since the epoch): with `base_seq`, its name.
+    pub created_ms: u64,
+    /// The snapshot's parts.
+    pub snapshot: Vec<FileEntry>,
+    /// The segments, in order.
+    pub segments: Vec<FileEntry>,
+}
+
+/// A manifest as written: the chain and the SHA-256 of its JSON.
+#[derive(Debug, Serialize, Deserialize)]
+struct Sealed {
+    chain: Chain,
+    sha256: String,
+}
+
+impl Chain {
+    /// A chain of `realm` starting with a snapshot at `base_seq`.
+    pub fn new(realm: &str, base_seq: u64, base_ms: u64) -> Self {
+        Self {
+            format: 1,
+            realm: realm.to_owned(),
+            base_seq,
+            base_ms,
+            created_ms: crate::store::now_ms(),
+            snapshot: Vec::new(),
+            segments: Vec::new(),
+        }
+    }
+
+    /// Its manifest's name.
+    pub fn manifest_name(&self) -> String {
+        format!(
+            "{}/{:020}-{:013}.json",
+            chains_folder(&self.realm),
+            self.base_seq,
+            self.created_ms
+        )
+    }
+
+    /// The last sequence number the chain holds.
+    pub fn last_seq(&self) -> u64 {
+        self.segments.last().map_or(self.base_seq, |s| s.last_seq)
+    }
+
+    /// When its last change was committed (its snapshot's time when none).
+    pub fn last_ms(&self) -> u64 {
+        self.segments.last().map_or(self.base_ms, |s| s.last_ms)
+    }
+
+    /// The changes its segments hold.
+    pub fn changes(&self) -> u64 {
+        self.segments.iter().map(|s| s.entries).sum()
+    }
+
+    /// Every file it lists.
+    pub fn files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.snapshot.iter().chain(&self.segments)
+    }
+
+    /// Writes its manifest.
+    pub async fn save(&self, target: &Target) -> Result<(), BackupError> {
+        let chain = serde_json::to_vec(self).expect("a chain encodes");
+        let sealed = Sealed {
+            chain: self.clone(),
+            sha256: sha256_hex(&chain),
+        };
+        let bytes = serde_json::to_vec_pretty(&sealed).expect("a manifest encodes");
+        target.put(&self.manifest_name(), bytes).await
+    }
+
+    /// Reads manifest `name`: `Err` with the reason when it is damaged.
+    pub fn parse(name: &str, bytes: &[u8]) -> Result<Self, BackupError> {
+        let damaged = |reason: String| BackupError::Corrupt {
+            file: name.to_owned(),
+            range: "the chain's manifest".to_owned(),
+            reason,
+        };
+        let sealed: Sealed = serde_json::from_slice(bytes)
+            .map_err(|e| damaged(format!("it does not parse (truncated?): {e}")))?;
+        let chain = serde_json::to_vec(&sealed.chain).expect("a chain encodes");
+        if sha256_hex(&chain) != sealed.sha256 {
+            return Err(damaged(
+                "its contents do not match its checksum".to_owned(),
+            ));
+        }
+        Ok(sealed.chain)
+    }
+}
+
+/// The folder of `realm`'s chain manifests.
+pub fn chains_folder(realm: &str) -> String {
+    format!("realms/{realm}/chains")
+}
+
+/// The name of a file of `kind` in `realm` with content address `sha256`.
+pub fn file_name(realm: &str, kind: Kind, sha256: &str) -> String {
+    format!("realms/{realm}/files/{sha256}.{}", kind.extension())
+}
+
+/// Every chain manifest of `realm`, oldest first (by base, then creation).
+pub async fn manifests(target: &Target, realm: &str) -> Result<Vec<String>, BackupError> {
+    let mut names = target.list(&chains_folder(realm)).await?;
+    names.retain(|n| n.ends_with(".json"));
+    Ok(names)
+}
+
+/// Reads the chain manifest `name` (`Err`: missing or damaged).
+pub async fn load(target: &Target, name: &str) -> Result<Chain, BackupError> {
+    let bytes = target.get(name).await?.ok_or_else(|| BackupError::Corrupt {
+        file: name.to_owned(),
+        range: "the chain's manifest".to_owned(),
+        reason: "it is missing".to_owned(),
+    })?;
+    Chain::parse(name, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_or_truncated_manifest_is_told_from_a_good_one() {
+        let mut chain = Chain::new("eu", 7, 1_000);
+        chain.segments.push(FileEntry {
+            name: "f".into(),
+            sha256: "00".into(),
+            bytes: 3,
+            first_seq: 8,
+            last_seq: 9,
+            first_ms: 1,
+            last_ms: 2,
+            entries: 2,
+        });
+        let sealed = Sealed {
+            sha256: sha256_hex(&serde_json::to_vec(&chain).unwrap()),
+            chain: chain.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&sealed).unwrap();
+        assert_eq!(Chain::parse("m", &bytes).unwrap(), chain);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let edited = text.replace("\"last_seq\": 9", "\"last_seq\": 8");
+        assert!(Chain::parse("m", edited.as_bytes()).is_err());
+        let cut = Chain::parse("m", &bytes[..bytes.len() / 2]).unwrap_err();
+        assert!(cut.to_string().contains("does not parse"), "{cut}");
+    }
+}

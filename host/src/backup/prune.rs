@@ -1,0 +1,40 @@
+//! Retention: whole chains go once no instant within `backup.retention_s`
+//! needs them. A chain serves the instants from its snapshot to the next
+//! chain's; it goes once the next chain's snapshot is older than the
+//! retention. The newest chain always stays. A manifest goes before its
+//! files, so no manifest ever names a file that is gone.
+
+use super::BackupError;
+use super::manifest;
+use super::writer::Context;
+use crate::store::now_ms;
+
+/// Removes `realm`'s chains past retention; returns how many went.
+pub(super) fn prune(ctx: &Context<'_>, realm: &str) -> Result<usize, BackupError> {
+    let horizon = now_ms().saturating_sub(ctx.settings.retention.as_millis() as u64);
+    let names = ctx
+        .runtime
+        .block_on(manifest::manifests(ctx.target, realm))?;
+    let mut chains = Vec::new();
+    for name in &names {
+        match ctx.runtime.block_on(manifest::load(ctx.target, name)) {
+            Ok(chain) => chains.push((name, chain)),
+            // A damaged manifest is kept for people to look at; verification reports it.
+            Err(e) => tracing::warn!(realm, error = %e, "a backup chain cannot be read; retention leaves it"),
+        }
+    }
+    let mut removed = 0;
+    for pair in chains.windows(2) {
+        let ((name, chain), (_, next)) = (&pair[0], &pair[1]);
+        if next.base_ms >= horizon {
+            continue;
+        }
+        ctx.runtime.block_on(ctx.target.delete(name))?;
+        for file in chain.files() {
+            ctx.runtime.block_on(ctx.target.delete(&file.name))?;
+        }
+        removed += 1;
+        tracing::info!(realm, chain = %name, base_seq = chain.base_seq, "backup chain past retention removed");
+    }
+    Ok(removed)
+}
