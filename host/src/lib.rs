@@ -22,6 +22,7 @@ mod locks;
 pub mod metrics;
 pub mod plugins;
 pub mod readthrough;
+pub mod recovery;
 pub mod runtime;
 pub mod sensitive;
 pub mod server;

@@ -56,6 +56,17 @@ enum Command {
     /// pinning, and realm migrations.
     #[command(subcommand, alias = "tenant")]
     Tenants(cli::tenants::Command),
+    /// Restore chosen tenants of a running droid to an instant, from its
+    /// backups and change log (`--dry-run`: only say what would change).
+    Restore(cli::recovery::RestoreArgs),
+    /// A running droid's restores: list, show, undo.
+    #[command(subcommand, alias = "restore-points")]
+    Restores(cli::recovery::Restores),
+    /// A running droid's backups (status, verify), and master key files (keygen).
+    #[command(subcommand, alias = "backup")]
+    Backups(cli::recovery::Backups),
+    /// A running droid's audit log of destructive and recovery operations.
+    Audit(cli::recovery::AuditArgs),
     /// Make a key pair for signing service tokens: the public key into a key
     /// repository folder at its kid, the private key into a file.
     Keygen(cli::keygen::Args),
@@ -113,6 +124,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Errors(args) => cli::errors::run(args),
         Command::Sources(args) => cli::sources::run(args),
         Command::Tenants(command) => cli::tenants::run(command),
+        Command::Restore(args) => cli::recovery::restore(args),
+        Command::Restores(command) => cli::recovery::restores(command),
+        Command::Backups(command) => cli::recovery::backups(command),
+        Command::Audit(args) => cli::recovery::audit(args),
         Command::Keygen(args) => cli::keygen::run(args),
         Command::Token(args) => cli::token::run(args),
         Command::Backfill(options) => cli::backfill::run(options),

@@ -212,3 +212,52 @@ pub struct MigrationList {
     /// The migrations.
     pub migrations: Vec<MigrationAnswer>,
 }
+
+/// `GET /v1/admin/restores`: every restore, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoreList {
+    /// The restores.
+    pub restores: Vec<crate::recovery::Restore>,
+}
+
+/// How far one realm is backed up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RealmBackup {
+    /// The realm.
+    pub realm: String,
+    /// The last sequence number backed up.
+    pub shipped_seq: u64,
+    /// The last sequence number of its change log.
+    pub last_seq: u64,
+    /// Changes not yet backed up: what losing the store's disk now would cost.
+    pub lag_changes: u64,
+}
+
+/// `GET /v1/admin/backups` and `POST /v1/admin/backups/verify`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupStatus {
+    /// Where backups go.
+    pub target: String,
+    /// Each realm backed up.
+    pub realms: Vec<RealmBackup>,
+    /// The last verification of each realm.
+    pub verifications: Vec<crate::backup::Report>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditAnswer {
+    /// Its number.
+    pub id: u64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// What it says: action, id, by, outcome, details.
+    pub entry: serde_json::Value,
+}
+
+/// `GET /v1/admin/audit`: entries in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditList {
+    /// The entries.
+    pub entries: Vec<AuditAnswer>,
+}

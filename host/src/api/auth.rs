@@ -89,10 +89,12 @@ pub(super) async fn publishers_only(
     }
 }
 
-/// Middleware of the admin routes: the caller must be an admin.
+/// Middleware of the admin routes: the caller must be an admin. The
+/// caller rides on with the request, for the handlers that record who
+/// asked (the audit log, maker-checker approvals).
 pub(super) async fn admins_only(
     State(app): State<Arc<App>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     match authorize(
@@ -103,8 +105,20 @@ pub(super) async fn admins_only(
     )
     .await
     {
-        Ok(_) => next.run(request).await,
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
         Err(e) => e.into_response(),
+    }
+}
+
+/// Who `caller` is, as the audit log records it.
+pub(super) fn who(caller: Option<&Caller>) -> String {
+    match caller {
+        Some(Caller::Service { issuer, subject }) if issuer == subject => issuer.clone(),
+        Some(Caller::Service { issuer, subject }) => format!("{issuer} ({subject})"),
+        Some(Caller::Insecure) | None => "anonymous (--insecure-no-auth)".to_owned(),
     }
 }
 

@@ -109,10 +109,12 @@ pub(super) async fn answer(
     if let Some(refused) = all_refused(&results) {
         let code = match refused.0 {
             crate::ingest::TENANT_MIGRATING => ErrorCode::TenantMigrating,
+            crate::ingest::TENANT_RESTORING => ErrorCode::TenantRestoring,
+            crate::ingest::TENANT_ERASING => ErrorCode::TenantErasing,
             _ => ErrorCode::TenantElsewhere,
         };
         let mut error = ApiError::new(code, refused.1.to_owned());
-        if code == ErrorCode::TenantMigrating {
+        if code != ErrorCode::TenantElsewhere {
             error = error.retry_after(config.tenancy.retry_after_s);
         }
         if let Some(realm) = refused.2 {
@@ -202,6 +204,14 @@ mod tests {
         assert_eq!(
             crate::ingest::TENANT_ELSEWHERE,
             ErrorCode::TenantElsewhere.as_str()
+        );
+        assert_eq!(
+            crate::ingest::TENANT_RESTORING,
+            ErrorCode::TenantRestoring.as_str()
+        );
+        assert_eq!(
+            crate::ingest::TENANT_ERASING,
+            ErrorCode::TenantErasing.as_str()
         );
     }
 }

@@ -17,6 +17,7 @@ mod ingest;
 mod invalidate;
 mod ops;
 mod records;
+mod recovery;
 mod snapshot;
 mod tenants;
 
@@ -173,6 +174,15 @@ fn administration(app: Arc<App>) -> Router<Arc<App>> {
             routes::MIGRATION_STEP,
             get(tenants::status).post(tenants::step),
         )
+        .route(
+            routes::RESTORES,
+            get(recovery::restores).post(recovery::restore),
+        )
+        .route(routes::RESTORE, get(recovery::show))
+        .route(routes::RESTORE_UNDO, post(recovery::undo))
+        .route(routes::BACKUPS, get(recovery::backups))
+        .route(routes::BACKUPS_VERIFY, post(recovery::verify))
+        .route(routes::AUDIT, get(recovery::audit))
         .route_layer(middleware::from_fn_with_state(app, auth::admins_only))
 }
 

@@ -180,6 +180,12 @@ fn still_here(realms: &Realms, realm: &str, staged: &[EventWrite]) -> Result<(),
                     "tenant {tenant:?} is migrating between realms (migration {migration}); abort the batch and send it again once the migration ends"
                 ));
             }
+            if let Some(held) = realms.directory.held_by(tenant) {
+                return Err(format!(
+                    "tenant {tenant:?} is held by {} {}; abort the batch and send it again once it ends",
+                    held.kind, held.id
+                ));
+            }
             let now = realms.of_tenant(tenant);
             if now.name != realm {
                 return Err(format!(

@@ -61,6 +61,9 @@ pub enum StartError {
     /// A source's JetStream stream cannot be consumed.
     #[error(transparent)]
     Stream(#[from] streams::StreamError),
+    /// Backups are configured and cannot be taken (the master key file, the target).
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 impl App {
@@ -87,13 +90,19 @@ impl App {
         // Each realm's log end is noted as it opens: other nodes' changes
         // count from there, so what this node caches hears of every later one.
         let realms = Realms::open(&config)?;
+        let backups = match &config.backup {
+            Some(settings) => Some(Arc::new(crate::backup::Backups::open(settings, &realms)?)),
+            None => None,
+        };
         let service = Arc::new(Service::new(
             config,
             registry,
             realms,
+            backups,
             authenticator,
             metrics,
         ));
+        let _ = service.restorer.set(Arc::new(restorer(&service)));
         let control = Arc::new(Control::new(service.clone(), plugins));
         Ok(Self {
             node_name: fleet::node_name(&service),
@@ -150,6 +159,14 @@ impl App {
                 }
                 fleet::start(&self.service, &self.control, fleet.clone(), &self.node_name);
             }
+            if let Some(backups) = &self.service.backups {
+                if let Err(e) = backups.start(&self.service.realms, self.service.closing()) {
+                    tracing::error!(error = %e, "the backup thread cannot start; no backups are taken");
+                }
+            }
+            if let Err(e) = resume_restores(&self.service) {
+                tracing::error!(error = %e, "the recovery thread cannot start; silent restores are not resumed");
+            }
             let waker = crate::tenancy::worker::start(
                 &self.service.realms,
                 tenancy_settings(&self.service, &self.node_name),
@@ -160,20 +177,79 @@ impl App {
     }
 }
 
+/// A worker id unique to this process: two nodes given one name (or a node
+/// and its restarted self) must not both take one piece of work; a stopped
+/// one's lease runs out instead.
+fn worker_id(node: &str) -> String {
+    let mut instance = [0u8; 4];
+    let _ = getrandom::fill(&mut instance);
+    let instance: String = instance.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{node}#{}-{instance}", std::process::id())
+}
+
+/// The restorer of `service`: its realms and backups, and the record
+/// types configured (read afresh, as reloads change them).
+fn restorer(service: &Arc<Service>) -> crate::recovery::Restorer {
+    let config = service.config();
+    let weak = Arc::downgrade(service);
+    crate::recovery::Restorer {
+        realms: service.realms.clone(),
+        backups: service.backups.clone(),
+        worker: worker_id(&fleet::node_name(service)),
+        refresh: config.tenancy.refresh,
+        batch: config
+            .backup
+            .as_ref()
+            .map_or(1_000, |b| b.restore_batch_records),
+        record_types: Box::new(move || {
+            weak.upgrade()
+                .map(|s| s.config().record_types.keys().cloned().collect())
+                .unwrap_or_default()
+        }),
+    }
+}
+
+/// How often the recovery thread looks for restores whose worker went silent.
+const RESUME_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Starts the thread that resumes restores another process left (a crash):
+/// it ends when the service closes.
+fn resume_restores(service: &Arc<Service>) -> std::io::Result<()> {
+    let weak = Arc::downgrade(service);
+    let mut closing = service.closing();
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("droid-recovery".to_owned())
+        .spawn(move || {
+            let _context = runtime.enter();
+            let mut waited = std::time::Duration::ZERO;
+            loop {
+                if *closing.borrow_and_update() {
+                    return;
+                }
+                if waited >= RESUME_INTERVAL {
+                    waited = std::time::Duration::ZERO;
+                    let Some(restorer) = weak.upgrade().and_then(|s| s.restorer.get().cloned())
+                    else {
+                        return;
+                    };
+                    restorer.resume_stale();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                waited += std::time::Duration::from_millis(100);
+            }
+        })
+        .map(drop)
+}
+
 /// What the tenancy thread needs from the service: this node's name, the
 /// record types (read afresh, as reloads change them), the page size and
 /// the directory's refresh interval.
 fn tenancy_settings(service: &Arc<Service>, node: &str) -> crate::tenancy::worker::Settings {
     let config = service.config();
     let weak = Arc::downgrade(service);
-    // Unique to this process: two nodes given one name (or a node and its
-    // restarted self) must not both take a migration's work; a stopped
-    // one's lease runs out instead.
-    let mut instance = [0u8; 4];
-    let _ = getrandom::fill(&mut instance);
-    let instance: String = instance.iter().map(|b| format!("{b:02x}")).collect();
     crate::tenancy::worker::Settings {
-        node: format!("{node}#{}-{instance}", std::process::id()),
+        node: worker_id(node),
         record_types: Box::new(move || {
             weak.upgrade()
                 .map(|s| s.config().record_types.keys().cloned().collect())

@@ -30,6 +30,10 @@ pub struct Service {
     /// The realms, their stores (where ingested records live) and the
     /// tenant directory.
     pub realms: Arc<Realms>,
+    /// Continuous backups of the realms served, when `[backup]` says so.
+    pub backups: Option<Arc<crate::backup::Backups>>,
+    /// Runs point-in-time restores (set once the service is built).
+    pub restorer: std::sync::OnceLock<Arc<crate::recovery::Restorer>>,
     /// Wakes the tenancy thread when a migration step was asked for.
     pub(super) tenancy_waker: std::sync::OnceLock<crate::tenancy::worker::Waker>,
     /// The read-through path and its caches.
@@ -67,6 +71,7 @@ impl Service {
         config: Config,
         registry: Arc<Registry>,
         realms: Realms,
+        backups: Option<Arc<crate::backup::Backups>>,
         authenticator: Option<Authenticator>,
         metrics: PrometheusHandle,
     ) -> Self {
@@ -93,6 +98,8 @@ impl Service {
                 registry,
             }),
             realms,
+            backups,
+            restorer: std::sync::OnceLock::new(),
             tenancy_waker: std::sync::OnceLock::new(),
             rate_limits: RateLimits::default(),
             source_slots: SourceSlots::default(),
@@ -150,11 +157,15 @@ impl Service {
         }
         *last = Instant::now();
         for realm in self.realms.served() {
-            match realm
-                .stores
-                .records
-                .trim_changes(self.config().change_log_retention)
-            {
+            let mut keep = self.config().change_log_retention;
+            // Changes not yet backed up stay, whatever the retention.
+            if let Some(shipped) = self.backups.as_ref().and_then(|b| b.shipped(&realm.name)) {
+                match realm.stores.records.last_seq() {
+                    Ok(last) => keep = keep.max(last.saturating_sub(shipped)),
+                    Err(_) => continue,
+                }
+            }
+            match realm.stores.records.trim_changes(keep) {
                 Ok(0) => {}
                 Ok(removed) => tracing::debug!(removed, realm = %realm.name, "change log trimmed"),
                 Err(e) => {

@@ -118,7 +118,7 @@ impl Backups {
         self: &Arc<Self>,
         realms: &Arc<Realms>,
         mut closing: tokio::sync::watch::Receiver<bool>,
-    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    ) -> std::io::Result<()> {
         let backups = self.clone();
         let mut writers: Vec<writer::RealmWriter> = realms
             .served()
@@ -127,6 +127,9 @@ impl Backups {
                 Some(writer::RealmWriter::new(realm.clone(), shipped))
             })
             .collect();
+        // Held to the thread's end: whoever waits for the realms to be
+        // released (a restart) waits for the last shipping too.
+        let held = realms.clone();
         std::thread::Builder::new()
             .name("droid-backup".to_owned())
             .spawn(move || {
@@ -170,9 +173,10 @@ impl Backups {
                         std::thread::sleep(TICK.min(backups.settings.segment_interval));
                     }
                 }
-                // The writers hold the realms: released here, with the thread.
                 drop(writers);
+                drop(held);
             })
+            .map(drop)
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::frames::{self, Kind, sha256_hex};
 use super::keys::{DataKey, KeyId};
@@ -16,7 +16,7 @@ use super::{BackupError, Target};
 use crate::store::now_ms;
 
 /// One thing wrong with a realm's backups.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// The file (or manifest, or key file).
     pub file: String,
@@ -48,7 +48,7 @@ impl From<BackupError> for Problem {
 }
 
 /// What a verification of one realm found.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     /// The realm.
     pub realm: String,

@@ -11,6 +11,7 @@ pub mod dead_letters;
 pub mod errors;
 pub mod keygen;
 pub mod plugins;
+pub mod recovery;
 pub mod serve;
 pub mod sidecar;
 pub mod sources;
@@ -35,4 +36,15 @@ impl ServerArgs {
     pub fn connect(&self) -> anyhow::Result<Server> {
         Server::new(&self.server, self.credentials.clone())
     }
+}
+
+/// Prints `value` as the API's JSON, indented.
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `text` as one path segment or query value.
+fn segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

@@ -5,7 +5,7 @@
 use droid_host::api::answers::{MigrationAnswer, MigrationList, TenantAnswer, TenantList};
 use serde_json::{Value, json};
 
-use super::ServerArgs;
+use super::{ServerArgs, print_json, segment};
 
 /// `droid tenants ...`.
 #[derive(Debug, clap::Subcommand)]
@@ -254,12 +254,3 @@ fn print_migration(m: &MigrationAnswer) {
     );
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
-/// `text` as one path segment or query value.
-fn segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}

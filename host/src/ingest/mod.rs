@@ -25,7 +25,10 @@ use serde::Serialize;
 pub use health::{Health, SourceHealth, State};
 pub use rate::{RateLimits, Refusal};
 pub use replay::{Replayed, replay};
-pub use route::{Route, TENANT_ELSEWHERE, TENANT_MIGRATING, ingest_routed};
+pub use route::{
+    Route, TENANT_ELSEWHERE, TENANT_ERASING, TENANT_MIGRATING, TENANT_RESTORING, held_code,
+    ingest_routed,
+};
 pub use slots::SourceSlots;
 
 use crate::entity::{EntityOp, SourceEvent};

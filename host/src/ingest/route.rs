@@ -20,6 +20,18 @@ use crate::tenancy::{Placement, Realm, Realms};
 pub const TENANT_MIGRATING: &str = "tenant_migrating";
 /// See [`TENANT_MIGRATING`].
 pub const TENANT_ELSEWHERE: &str = "tenant_elsewhere";
+/// See [`TENANT_MIGRATING`]: a restore of the tenant is under way.
+pub const TENANT_RESTORING: &str = "tenant_restoring";
+/// See [`TENANT_MIGRATING`]: the tenant is being erased.
+pub const TENANT_ERASING: &str = "tenant_erasing";
+
+/// The code of a write refused while `held` holds its tenant off.
+pub fn held_code(held: &crate::tenancy::Held) -> &'static str {
+    match held.kind.as_str() {
+        "erase" => TENANT_ERASING,
+        _ => TENANT_RESTORING,
+    }
+}
 
 /// Where accepted events go, by realm.
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +128,17 @@ fn place(realms: &Realms, tenant: &str, into: Route<'_>) -> Result<String, Event
             code: TENANT_MIGRATING.to_owned(),
             reason: format!(
                 "tenant {tenant:?} is migrating between realms (migration {migration}); send the event again once it ends"
+            ),
+            realm: None,
+            realm_url: None,
+        });
+    }
+    if let Some(held) = realms.directory.held_by(tenant) {
+        return Err(EventResult::Refused {
+            code: held_code(&held).to_owned(),
+            reason: format!(
+                "tenant {tenant:?} is held by {} {}; send the event again once it ends",
+                held.kind, held.id
             ),
             realm: None,
             realm_url: None,

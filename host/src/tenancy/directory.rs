@@ -40,12 +40,34 @@ struct View {
     /// The tenants whose writes are held off: their migration is copying,
     /// ready to commit or committing.
     fenced: HashMap<String, String>,
+    /// The tenants an operation (a restore, an erasure) holds off, with it.
+    held: HashMap<String, Held>,
+}
+
+/// An operation holding a tenant's writes off (recorded through
+/// [`crate::store::Recovery`]; any operation whose JSON lists tenants in
+/// `fences` holds them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// What it is (`restore`, `erase`).
+    pub kind: String,
+    /// Its id.
+    pub id: String,
+}
+
+/// What the directory reads of an operation: its kind and whom it fences.
+#[derive(serde::Deserialize)]
+struct Fencing {
+    kind: String,
+    #[serde(default)]
+    fences: Vec<String>,
 }
 
 /// The tenant directory, held in memory.
 #[derive(Debug)]
 pub struct Directory {
     store: Arc<dyn store::Directory>,
+    recovery: Arc<dyn store::Recovery>,
     view: ArcSwap<View>,
     rules: Vec<RealmRule>,
     default_realm: String,
@@ -61,10 +83,12 @@ impl Directory {
     /// The directory kept in `store`, read now.
     pub(super) fn load(
         store: Arc<dyn store::Directory>,
+        recovery: Arc<dyn store::Recovery>,
         tenancy: &Tenancy,
     ) -> Result<Self, StoreError> {
         let directory = Self {
             store,
+            recovery,
             view: ArcSwap::from_pointee(View::default()),
             rules: tenancy.rules.clone(),
             default_realm: tenancy.default_realm.clone(),
@@ -127,11 +151,31 @@ impl Directory {
                 }
             }
         }
+        let mut held = HashMap::new();
+        for operation in self.recovery.operations()? {
+            match serde_json::from_str::<Fencing>(&operation.body) {
+                Ok(fencing) => {
+                    for tenant in fencing.fences {
+                        held.insert(
+                            tenant,
+                            Held {
+                                kind: fencing.kind.clone(),
+                                id: operation.id.clone(),
+                            },
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(operation = %operation.id, error = %e, "a recorded operation does not decode; it fences no one");
+                }
+            }
+        }
         self.view.store(Arc::new(View {
             revision,
             pins: Arc::new(pins),
             migrations,
             fenced,
+            held,
         }));
         Ok(())
     }
@@ -216,6 +260,18 @@ impl Directory {
     /// The migration holding `tenant`'s writes off, if any.
     pub fn fence(&self, tenant: &str) -> Option<String> {
         self.view.load().fenced.get(tenant).cloned()
+    }
+
+    /// The operation (a restore, an erasure) holding `tenant`'s writes
+    /// off, if any.
+    pub fn held_by(&self, tenant: &str) -> Option<Held> {
+        self.view.load().held.get(tenant).cloned()
+    }
+
+    /// The store recovery's operations and audit log are kept in (the one
+    /// every node shares).
+    pub fn recovery(&self) -> &Arc<dyn store::Recovery> {
+        &self.recovery
     }
 
     /// Every pin, by tenant.

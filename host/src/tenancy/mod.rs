@@ -17,6 +17,6 @@ pub mod migration;
 mod realm;
 pub mod worker;
 
-pub use directory::{Directory, Placement};
+pub use directory::{Directory, Held, Placement};
 pub use migration::{Migration, MigrationError, MigrationState};
 pub use realm::{Realm, Realms};

@@ -75,7 +75,7 @@ impl Realms {
         } else {
             tenancy.serve.iter().next().cloned().unwrap_or_default()
         };
-        let directory = Directory::load(base.directory.clone(), tenancy)?;
+        let directory = Directory::load(base.directory.clone(), base.recovery.clone(), tenancy)?;
         Ok(Self {
             by_name,
             base,

@@ -171,6 +171,11 @@ error_codes! {
     /// The tenant is migrating between realms; its writes are refused until
     /// the migration ends (see `Retry-After`).
     TenantMigrating = ("tenant_migrating", CONFLICT),
+    /// A restore of the tenant is under way; its writes are refused until
+    /// it ends (see `Retry-After`).
+    TenantRestoring = ("tenant_restoring", CONFLICT),
+    /// The tenant is being erased; its writes are refused until it ends.
+    TenantErasing = ("tenant_erasing", CONFLICT),
     /// No realm of that name is declared.
     UnknownRealm = ("unknown_realm", UNPROCESSABLE_ENTITY),
     /// The tenant already lives in the realm named.
@@ -193,6 +198,20 @@ error_codes! {
     OutsideWindow = ("outside_window", CONFLICT),
     /// The tenant has data in another realm: pinning would strand it; migrate instead.
     TenantHasData = ("tenant_has_data", CONFLICT),
+    /// A restore request that is not one (no tenants, a bad instant).
+    InvalidRestore = ("invalid_restore", BAD_REQUEST),
+    /// No backup, nor the change log, reaches back to the instant asked for.
+    RestoreOutOfRange = ("restore_out_of_range", UNPROCESSABLE_ENTITY),
+    /// A backup file the restore needs is damaged; nothing was written.
+    BackupCorrupt = ("backup_corrupt", UNPROCESSABLE_ENTITY),
+    /// The backup target cannot be read or written now.
+    BackupUnavailable = ("backup_unavailable", SERVICE_UNAVAILABLE),
+    /// `[backup]` is not configured on this node.
+    BackupsNotConfigured = ("backups_not_configured", CONFLICT),
+    /// No restore of that id.
+    UnknownRestore = ("unknown_restore", NOT_FOUND),
+    /// The step does not apply to the restore as it stands.
+    RestoreState = ("restore_state", CONFLICT),
     /// The host hit a bug; details are in its log.
     Internal = ("internal", INTERNAL_SERVER_ERROR),
 }

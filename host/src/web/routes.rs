@@ -54,6 +54,18 @@ pub const TENANT: &str = "/v1/admin/tenants/{tenant}";
 pub const MIGRATIONS: &str = "/v1/admin/migrations";
 /// A migration step (`POST` schedule, start, commit, rollback; `GET` status).
 pub const MIGRATION_STEP: &str = "/v1/admin/migrations/{step}";
+/// Point-in-time restores: every one (`GET`), a new one or a dry run (`POST`).
+pub const RESTORES: &str = "/v1/admin/restores";
+/// One restore.
+pub const RESTORE: &str = "/v1/admin/restores/{id}";
+/// Undoing a restore.
+pub const RESTORE_UNDO: &str = "/v1/admin/restores/{id}/undo";
+/// The backups: how far each realm is shipped, the last verification.
+pub const BACKUPS: &str = "/v1/admin/backups";
+/// Verifying every backup now.
+pub const BACKUPS_VERIFY: &str = "/v1/admin/backups/verify";
+/// The audit log of destructive and recovery operations.
+pub const AUDIT: &str = "/v1/admin/audit";
 /// Liveness.
 pub const HEALTHZ: &str = "/healthz";
 /// Prometheus metrics.
@@ -85,6 +97,12 @@ pub const ALL: &[(&str, &[&str])] = &[
     (TENANT, &["GET", "PUT"]),
     (MIGRATIONS, &["GET"]),
     (MIGRATION_STEP, &["GET", "POST"]),
+    (RESTORES, &["GET", "POST"]),
+    (RESTORE, &["GET"]),
+    (RESTORE_UNDO, &["POST"]),
+    (BACKUPS, &["GET"]),
+    (BACKUPS_VERIFY, &["POST"]),
+    (AUDIT, &["GET"]),
     (HEALTHZ, &["GET"]),
     (METRICS, &["GET"]),
 ];

@@ -1,0 +1,14 @@
+//! Recovery: point-in-time restore of chosen tenants into the live system
+//! ([`restore`], planned by [`plan`], recorded as [`operation`]s where every
+//! node reads them), and the audit log of destructive and recovery
+//! operations ([`audit`]). The past comes from `backup`.
+
+pub mod audit;
+mod error;
+pub mod operation;
+mod plan;
+pub mod restore;
+
+pub use error::RecoveryError;
+pub use operation::{Count, Restore, RestoreState};
+pub use restore::{RestoreRequest, Restorer};
