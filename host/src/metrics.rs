@@ -263,15 +263,27 @@ fn describe() {
     );
     describe_counter!(BACKUP_FILES, "backup files written, by kind");
     describe_counter!(BACKUP_BYTES, "bytes of backup files written");
-    describe_gauge!(BACKUP_SHIPPED_SEQ, "the last sequence number backed up, by realm");
-    describe_gauge!(BACKUP_LAG, "changes committed but not yet backed up, by realm");
+    describe_gauge!(
+        BACKUP_SHIPPED_SEQ,
+        "the last sequence number backed up, by realm"
+    );
+    describe_gauge!(
+        BACKUP_LAG,
+        "changes committed but not yet backed up, by realm"
+    );
     describe_counter!(BACKUP_ERRORS, "backup steps that failed (retried)");
     describe_counter!(
         BACKUP_GAPS,
         "backup chains cut short: changes left the log before they were backed up"
     );
-    describe_gauge!(BACKUP_PROBLEMS, "what the last backup verification found wrong, by realm");
-    describe_gauge!(BACKUP_VERIFIED_AT, "when backups were last verified (Unix seconds), by realm");
+    describe_gauge!(
+        BACKUP_PROBLEMS,
+        "what the last backup verification found wrong, by realm"
+    );
+    describe_gauge!(
+        BACKUP_VERIFIED_AT,
+        "when backups were last verified (Unix seconds), by realm"
+    );
     describe_counter!(RESTORES, "point-in-time restores, by outcome");
     describe_counter!(RESTORED_RECORDS, "records restores wrote, by op");
 }

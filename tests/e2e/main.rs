@@ -15,6 +15,7 @@ mod ingest;
 mod loading;
 mod read_through;
 mod realms;
+mod recovery;
 mod reload;
 mod rollout;
 mod sidecar;

@@ -19,7 +19,7 @@ use super::answers::{AuditAnswer, AuditList, BackupStatus, RealmBackup, RestoreL
 use super::auth::who;
 use crate::access::Caller;
 use crate::app::App;
-use crate::recovery::{Restore, RestoreRequest, Restorer, RecoveryError};
+use crate::recovery::{RecoveryError, Restore, RestoreRequest, Restorer};
 use crate::web::extract::{ApiBody, ApiPath, ApiQuery};
 use crate::web::{ApiError, ErrorCode};
 
@@ -65,7 +65,9 @@ pub(super) async fn restore(
         )
     })?;
     let by = who(caller.as_deref());
-    blocking(&app, move |r| r.run(&request, &by)).await.map(Json)
+    blocking(&app, move |r| r.run(&request, &by))
+        .await
+        .map(Json)
 }
 
 pub(super) async fn restores(State(app): State<Arc<App>>) -> Answer<RestoreList> {
@@ -152,7 +154,10 @@ pub(super) async fn verify(State(app): State<Arc<App>>) -> Answer<BackupStatus> 
         Ok(Err(e)) => Err(refused(e.into())),
         Err(e) => {
             tracing::error!(error = %e, "a verification task failed");
-            Err(ApiError::new(ErrorCode::Internal, "the verification failed; details are in the log"))
+            Err(ApiError::new(
+                ErrorCode::Internal,
+                "the verification failed; details are in the log",
+            ))
         }
     }
 }

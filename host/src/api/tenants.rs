@@ -172,8 +172,10 @@ pub(super) async fn status(
 pub(super) async fn step(
     State(app): State<Arc<App>>,
     ApiPath(step): ApiPath<String>,
+    caller: Option<axum::extract::Extension<crate::access::Caller>>,
     ApiBody(body): ApiBody,
 ) -> Answer<MigrationAnswer> {
+    let by = super::auth::who(caller.as_deref());
     let request: StepRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidBody,
@@ -190,7 +192,7 @@ pub(super) async fn step(
     let realms = app.service.realms.clone();
     let config = app.service.config();
     let done = super::store_op(move || {
-        Ok(match step.as_str() {
+        let done = match step.as_str() {
             "schedule" => lifecycle::schedule(&realms, &config.tenancy, &request),
             "start" => lifecycle::start(&realms, &request),
             "commit" => lifecycle::commit(&realms, &request),
@@ -198,7 +200,31 @@ pub(super) async fn step(
             other => Err(MigrationError::Unknown(format!(
                 "{other} (the steps are schedule, start, commit and rollback)"
             ))),
-        })
+        };
+        // Commits and rollbacks destroy data at one end: they are audited,
+        // refused ones too.
+        if matches!(step.as_str(), "commit" | "rollback") {
+            let action = format!("migration_{step}");
+            let id = request.migration_id.clone().unwrap_or_default();
+            crate::recovery::audit::append(
+                realms.directory.recovery().as_ref(),
+                &crate::recovery::audit::Entry {
+                    action: &action,
+                    id: &id,
+                    by: &by,
+                    outcome: if done.is_ok() { "accepted" } else { "refused" },
+                    details: match &done {
+                        Ok(m) => serde_json::json!({
+                            "tenant": m.tenant,
+                            "source_realm": m.source_realm,
+                            "target_realm": m.target_realm,
+                        }),
+                        Err(e) => serde_json::json!({ "error": e.to_string() }),
+                    },
+                },
+            );
+        }
+        Ok(done)
     })
     .await?
     .map_err(refused)?;

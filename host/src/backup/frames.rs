@@ -79,8 +79,11 @@ impl FileWriter {
         let aad = aad(&self.bytes[..self.header_end], &key.id);
         let sealed = key.seal(&aad, plain);
         self.bytes.extend_from_slice(&key.id);
-        self.bytes
-            .extend_from_slice(&u32::try_from(sealed.len()).unwrap_or(u32::MAX).to_be_bytes());
+        self.bytes.extend_from_slice(
+            &u32::try_from(sealed.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         self.bytes.extend_from_slice(&sealed);
         self.frames += 1;
     }

@@ -105,13 +105,7 @@ fn seal(key: &[u8; 32], aad: &[u8], plain: &[u8]) -> Vec<u8> {
     let nonce = random::<24>();
     let cipher = XChaCha20Poly1305::new(key.into());
     let sealed = cipher
-        .encrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: plain,
-                aad,
-            },
-        )
+        .encrypt(&XNonce::from(nonce), Payload { msg: plain, aad })
         .expect("XChaCha20-Poly1305 encrypts any length droid handles");
     let mut out = Vec::with_capacity(24 + sealed.len());
     out.extend_from_slice(&nonce);
@@ -191,11 +185,13 @@ impl Keyring {
         // Two writers creating one tenant's key at once: the first file
         // stays, and both read it back.
         self.target.put_new(&file, json).await?;
-        self.existing(tenant).await?.ok_or_else(|| BackupError::Target {
-            operation: "read",
-            name: file,
-            reason: "the key file just written is not there".to_owned(),
-        })
+        self.existing(tenant)
+            .await?
+            .ok_or_else(|| BackupError::Target {
+                operation: "read",
+                name: file,
+                reason: "the key file just written is not there".to_owned(),
+            })
     }
 
     /// `tenant`'s key, if it has one (`None`: it never had backups, or its
@@ -208,13 +204,14 @@ impl Keyring {
         let Some(bytes) = self.target.get(&file).await? else {
             return Ok(None);
         };
-        let key = Arc::new(self.unwrap(&file, &bytes).map_err(|reason| {
-            BackupError::Corrupt {
-                file: file.clone(),
-                range: "a tenant's data key".to_owned(),
-                reason,
-            }
-        })?);
+        let key = Arc::new(
+            self.unwrap(&file, &bytes)
+                .map_err(|reason| BackupError::Corrupt {
+                    file: file.clone(),
+                    range: "a tenant's data key".to_owned(),
+                    reason,
+                })?,
+        );
         crate::locks::lock(&self.known).insert(tenant.to_owned(), key.clone());
         Ok(Some(key))
     }
@@ -310,7 +307,10 @@ mod tests {
             key: random::<32>(),
         };
         let sealed = key.seal(b"aad", b"grace hopper");
-        assert_eq!(key.open(b"aad", &sealed).as_deref(), Some(&b"grace hopper"[..]));
+        assert_eq!(
+            key.open(b"aad", &sealed).as_deref(),
+            Some(&b"grace hopper"[..])
+        );
         assert_eq!(key.open(b"other", &sealed), None);
         assert_eq!(other.open(b"aad", &sealed), None);
         let mut flipped = sealed.clone();

@@ -140,9 +140,7 @@ impl Chain {
             .map_err(|e| damaged(format!("it does not parse (truncated?): {e}")))?;
         let chain = serde_json::to_vec(&sealed.chain).expect("a chain encodes");
         if sha256_hex(&chain) != sealed.sha256 {
-            return Err(damaged(
-                "its contents do not match its checksum".to_owned(),
-            ));
+            return Err(damaged("its contents do not match its checksum".to_owned()));
         }
         Ok(sealed.chain)
     }
@@ -167,11 +165,14 @@ pub async fn manifests(target: &Target, realm: &str) -> Result<Vec<String>, Back
 
 /// Reads the chain manifest `name` (`Err`: missing or damaged).
 pub async fn load(target: &Target, name: &str) -> Result<Chain, BackupError> {
-    let bytes = target.get(name).await?.ok_or_else(|| BackupError::Corrupt {
-        file: name.to_owned(),
-        range: "the chain's manifest".to_owned(),
-        reason: "it is missing".to_owned(),
-    })?;
+    let bytes = target
+        .get(name)
+        .await?
+        .ok_or_else(|| BackupError::Corrupt {
+            file: name.to_owned(),
+            range: "the chain's manifest".to_owned(),
+            reason: "it is missing".to_owned(),
+        })?;
     Chain::parse(name, &bytes)
 }
 

@@ -84,7 +84,10 @@ impl Backups {
 
     /// The last verification of every realm.
     pub fn reports(&self) -> Vec<Report> {
-        crate::locks::lock(&self.reports).values().cloned().collect()
+        crate::locks::lock(&self.reports)
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Verifies every realm backed up now, keeps and returns the reports.

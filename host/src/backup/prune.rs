@@ -20,7 +20,9 @@ pub(super) fn prune(ctx: &Context<'_>, realm: &str) -> Result<usize, BackupError
         match ctx.runtime.block_on(manifest::load(ctx.target, name)) {
             Ok(chain) => chains.push((name, chain)),
             // A damaged manifest is kept for people to look at; verification reports it.
-            Err(e) => tracing::warn!(realm, error = %e, "a backup chain cannot be read; retention leaves it"),
+            Err(e) => {
+                tracing::warn!(realm, error = %e, "a backup chain cannot be read; retention leaves it")
+            }
         }
     }
     let mut removed = 0;

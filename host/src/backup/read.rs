@@ -97,38 +97,46 @@ pub fn rebuild(
     wanted: Wanted<'_>,
 ) -> Result<Rebuilt, BackupError> {
     let mut out = Rebuilt::default();
+    let mut damaged: Vec<String> = Vec::new();
     let chain = match backups {
-        Some((target, keyring)) => runtime.block_on(chain_for(target, wanted))?.map(|c| (target, keyring, c)),
+        Some((target, keyring)) => {
+            let keys = tenant_keys(runtime, keyring, wanted)?;
+            let through = match wanted.at {
+                At::Seq(s) => s,
+                At::Time(_) => u64::MAX,
+            };
+            let mut usable = None;
+            // The newest chain first; a damaged one is passed by for an
+            // older one (and named, if none will do).
+            for chain in runtime.block_on(chains_for(target, wanted))? {
+                let mut report = Report::default();
+                runtime.block_on(verify::verify_chain(
+                    target,
+                    &keys,
+                    &chain,
+                    through,
+                    &mut report,
+                ));
+                if report.problems.is_empty() {
+                    usable = Some((target, keys, chain));
+                    break;
+                }
+                for problem in report.problems {
+                    tracing::error!(file = %problem.file, range = %problem.range, reason = %problem.reason, "a restore passes a damaged backup by");
+                    damaged.push(format!(
+                        "{} ({}): {}",
+                        problem.file, problem.range, problem.reason
+                    ));
+                }
+            }
+            usable
+        }
         None => None,
     };
     let mut from_seq = 0;
     let mut log_needed = true;
     match chain {
-        Some((target, keyring, chain)) => {
-            let mut keys = HashMap::new();
-            for tenant in wanted.tenants {
-                if let Some(key) = runtime.block_on(keyring.existing(tenant))? {
-                    keys.insert(key.id, (*key).clone());
-                }
-            }
-            let through = match wanted.at {
-                At::Seq(s) => s,
-                At::Time(_) => u64::MAX,
-            };
-            let mut report = Report::default();
-            runtime.block_on(verify::verify_chain(target, &keys, &chain, through, &mut report));
-            if let Some(problem) = report.problems.first() {
-                return Err(BackupError::Corrupt {
-                    file: problem.file.clone(),
-                    range: problem.range.clone(),
-                    reason: format!(
-                        "{} ({} problem(s) in the chain of seq {}: it is not restored from)",
-                        problem.reason,
-                        report.problems.len(),
-                        chain.base_seq
-                    ),
-                });
-            }
+        Some((target, keys, chain)) => {
             out.source = format!("backup chain {}", chain.manifest_name());
             out.through_seq = chain.base_seq;
             for part in &chain.snapshot {
@@ -165,6 +173,18 @@ pub fn rebuild(
         }
         None => {
             let first = records.first_seq()?;
+            if first > 1 && !damaged.is_empty() {
+                return Err(BackupError::Corrupt {
+                    file: format!("{} damaged", damaged.len()),
+                    range: wanted.at.to_string(),
+                    reason: format!(
+                        "no intact backup of realm {:?} reaches back to {}, and its change log starts at seq {first}; damaged: {}",
+                        wanted.realm,
+                        wanted.at,
+                        damaged.join("; ")
+                    ),
+                });
+            }
             if first > 1 {
                 return Err(BackupError::OutOfRange(format!(
                     "no backup of realm {:?} reaches back to {}, and its change log starts at seq {first}",
@@ -225,22 +245,37 @@ fn apply(out: &mut Rebuilt, wanted: &Wanted<'_>, change: Change) {
     );
 }
 
-/// The newest chain of `wanted.realm` whose snapshot the instant includes.
-async fn chain_for(target: &Target, wanted: Wanted<'_>) -> Result<Option<Chain>, BackupError> {
-    let mut best: Option<Chain> = None;
-    for name in manifest::manifests(target, wanted.realm).await? {
-        let chain = match manifest::load(target, &name).await {
-            Ok(chain) => chain,
-            Err(e) => {
-                tracing::warn!(error = %e, "a backup chain cannot be read; a restore passes it by");
-                continue;
-            }
-        };
-        if wanted.at.admits_chain(&chain) && best.as_ref().is_none_or(|b| b.base_seq <= chain.base_seq) {
-            best = Some(chain);
+/// The chosen tenants' data keys, by id (tenants without one have no
+/// backed-up data).
+fn tenant_keys(
+    runtime: &Handle,
+    keyring: &Keyring,
+    wanted: Wanted<'_>,
+) -> Result<HashMap<KeyId, DataKey>, BackupError> {
+    let mut keys = HashMap::new();
+    for tenant in wanted.tenants {
+        if let Some(key) = runtime.block_on(keyring.existing(tenant))? {
+            keys.insert(key.id, (*key).clone());
         }
     }
-    Ok(best)
+    Ok(keys)
+}
+
+/// The chains of `wanted.realm` whose snapshot the instant includes,
+/// newest first (damaged manifests passed by).
+async fn chains_for(target: &Target, wanted: Wanted<'_>) -> Result<Vec<Chain>, BackupError> {
+    let mut out = Vec::new();
+    for name in manifest::manifests(target, wanted.realm).await? {
+        match manifest::load(target, &name).await {
+            Ok(chain) if wanted.at.admits_chain(&chain) => out.push(chain),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "a backup chain cannot be read; a restore passes it by");
+            }
+        }
+    }
+    out.sort_by_key(|c| std::cmp::Reverse((c.base_seq, c.created_ms)));
+    Ok(out)
 }
 
 /// The entries of every frame of `bytes` sealed with one of `keys`.
@@ -257,7 +292,9 @@ fn open_frames<T: serde::de::DeserializeOwned>(
     let parsed = frames::parse(bytes).map_err(corrupt)?;
     let mut out = Vec::new();
     for (i, (key_id, sealed)) in parsed.frames.iter().enumerate() {
-        let Some(key) = keys.get(key_id) else { continue };
+        let Some(key) = keys.get(key_id) else {
+            continue;
+        };
         let plain = parsed
             .open(key, sealed)
             .ok_or_else(|| corrupt(format!("frame {i} does not decrypt")))?;

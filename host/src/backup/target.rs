@@ -29,13 +29,13 @@ impl Target {
             name: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(path).map_err(
-            |e| BackupError::Target {
+        let store = object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| {
+            BackupError::Target {
                 operation: "open",
                 name: path.display().to_string(),
                 reason: e.to_string(),
-            },
-        )?;
+            }
+        })?;
         Ok(Self {
             store: Arc::new(store),
             describe: path.display().to_string(),

@@ -132,17 +132,13 @@ pub async fn verify_chain(
         }
         expected = segment.last_seq + 1;
     }
-    let files = chain
-        .snapshot
-        .iter()
-        .map(|f| (Kind::Snapshot, f))
-        .chain(
-            chain
-                .segments
-                .iter()
-                .filter(|s| s.first_seq <= through)
-                .map(|f| (Kind::Segment, f)),
-        );
+    let files = chain.snapshot.iter().map(|f| (Kind::Snapshot, f)).chain(
+        chain
+            .segments
+            .iter()
+            .filter(|s| s.first_seq <= through)
+            .map(|f| (Kind::Segment, f)),
+    );
     for (kind, entry) in files {
         report.files += 1;
         if let Err(problem) = verify_file(target, keys, &chain.realm, kind, entry, report).await {
@@ -173,7 +169,8 @@ async fn verify_file(
             parsed.kind, parsed.realm
         )));
     }
-    if kind == Kind::Segment && (parsed.first_seq, parsed.last_seq) != (entry.first_seq, entry.last_seq)
+    if kind == Kind::Segment
+        && (parsed.first_seq, parsed.last_seq) != (entry.first_seq, entry.last_seq)
     {
         return Err(problem(format!(
             "its header says seq {}..={}",

@@ -15,7 +15,7 @@ use super::frames::{FileWriter, Kind};
 use super::manifest::{self, Chain, FileEntry};
 use super::{BackupError, Keyring, Target};
 use crate::config::BackupSettings;
-use crate::store::{Change, Records, RecordId, StoreError, StoredRecord, now_ms};
+use crate::store::{Change, RecordId, Records, StoreError, StoredRecord, now_ms};
 use crate::tenancy::Realm;
 
 /// A snapshot part is closed once it holds this many bytes.

@@ -209,7 +209,13 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
         return print_json(&list);
     }
     for e in &list.entries {
-        let field = |name: &str| e.entry.get(name).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+        let field = |name: &str| {
+            e.entry
+                .get(name)
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
+                .to_owned()
+        };
         println!(
             "{:>6} {} {} {} by {}: {}",
             e.id,
@@ -258,7 +264,10 @@ fn headline(r: &Restore) {
             .as_deref()
             .map(|u| format!(" (undoes {u})"))
             .unwrap_or_default(),
-        r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        r.error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
     );
 }
 
@@ -281,7 +290,10 @@ fn show(r: &Restore, json: bool) -> anyhow::Result<()> {
         println!("  realm {realm}: from {source}");
     }
     for (realm, seq) in &r.restore_points {
-        println!("  realm {realm}: restore point seq {seq} (`droid restores undo {}`)", r.id);
+        println!(
+            "  realm {realm}: restore point seq {seq} (`droid restores undo {}`)",
+            r.id
+        );
     }
     Ok(())
 }

@@ -253,4 +253,3 @@ fn print_migration(m: &MigrationAnswer) {
             .unwrap_or_default()
     );
 }
-

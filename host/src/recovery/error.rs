@@ -10,7 +10,9 @@ pub enum RecoveryError {
     #[error("{0}")]
     Invalid(String),
     /// A tenant is migrating between realms.
-    #[error("tenant {tenant:?} is migrating between realms (migration {migration}); restore it once the migration ends")]
+    #[error(
+        "tenant {tenant:?} is migrating between realms (migration {migration}); restore it once the migration ends"
+    )]
     Migrating {
         /// The tenant.
         tenant: String,

@@ -19,10 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::RecoveryError;
 use super::audit;
 use super::operation::{Count, Restore, RestoreState};
 use super::plan::plan;
-use super::RecoveryError;
 use crate::backup::{At, Backups, Wanted};
 use crate::key::TenantId;
 use crate::store::{EventWrite, StoredOperation, now_ms};
@@ -70,7 +70,9 @@ pub struct Restorer {
 
 impl std::fmt::Debug for Restorer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Restorer").field("worker", &self.worker).finish()
+        f.debug_struct("Restorer")
+            .field("worker", &self.worker)
+            .finish()
     }
 }
 
@@ -79,10 +81,9 @@ impl std::fmt::Debug for Restorer {
 pub fn parse_at(text: &str) -> Result<At, RecoveryError> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return text
-            .parse()
-            .map(At::Seq)
-            .map_err(|_| RecoveryError::Invalid(format!("at: {text:?} is too large a sequence number")));
+        return text.parse().map(At::Seq).map_err(|_| {
+            RecoveryError::Invalid(format!("at: {text:?} is too large a sequence number"))
+        });
     }
     crate::tenancy::migration::parse_time("at", text)
         .map(At::Time)
@@ -92,11 +93,7 @@ pub fn parse_at(text: &str) -> Result<At, RecoveryError> {
 impl Restorer {
     /// Every restore recorded, newest first.
     pub fn list(&self) -> Result<Vec<Restore>, RecoveryError> {
-        let mut all: Vec<Restore> = self
-            .stored()?
-            .into_iter()
-            .map(|(r, _)| r)
-            .collect();
+        let mut all: Vec<Restore> = self.stored()?.into_iter().map(|(r, _)| r).collect();
         all.sort_by(|a, b| b.started_ms.cmp(&a.started_ms).then(a.id.cmp(&b.id)));
         Ok(all)
     }
@@ -236,7 +233,9 @@ impl Restorer {
                     )));
                 }
                 At::Time(t) if *t > now_ms() => {
-                    return Err(RecoveryError::Invalid("at: that instant is in the future".to_owned()));
+                    return Err(RecoveryError::Invalid(
+                        "at: that instant is in the future".to_owned(),
+                    ));
                 }
                 _ => {}
             }
@@ -304,7 +303,11 @@ impl Restorer {
         audit::append(
             self.realms.directory.recovery().as_ref(),
             &audit::Entry {
-                action: if restore.undoes.is_some() { "restore_undo" } else { "restore" },
+                action: if restore.undoes.is_some() {
+                    "restore_undo"
+                } else {
+                    "restore"
+                },
                 id: &restore.id,
                 by: &restore.by,
                 outcome: result,
@@ -335,14 +338,20 @@ impl Restorer {
 
     /// Plans each realm's part and, unless `revision` is `None` (a dry run),
     /// writes it, noting restore points first and heartbeats as it goes.
-    fn write(&self, restore: &mut Restore, mut revision: Option<&mut u64>) -> Result<(), RecoveryError> {
+    fn write(
+        &self,
+        restore: &mut Restore,
+        mut revision: Option<&mut u64>,
+    ) -> Result<(), RecoveryError> {
         restore.counts.clear();
         let ats = restore.at_by_realm.clone();
         for (realm_name, at) in ats {
             let realm = self
                 .realms
                 .get(&realm_name)
-                .ok_or_else(|| RecoveryError::Invalid(format!("realm {realm_name:?} is not declared")))?
+                .ok_or_else(|| {
+                    RecoveryError::Invalid(format!("realm {realm_name:?} is not declared"))
+                })?
                 .clone();
             let tenants: BTreeSet<String> = restore
                 .tenants
@@ -353,12 +362,16 @@ impl Restorer {
             if let Some(revision) = revision.as_deref_mut()
                 && !restore.restore_points.contains_key(&realm_name)
             {
-                restore.restore_points.insert(realm_name.clone(), realm.stores.records.last_seq()?);
+                restore
+                    .restore_points
+                    .insert(realm_name.clone(), realm.stores.records.last_seq()?);
                 restore.state = RestoreState::Writing;
                 *revision = self.save(restore, *revision)?;
             }
-            let wanted_types: Option<BTreeSet<String>> =
-                restore.record_types.as_ref().map(|t| t.iter().cloned().collect());
+            let wanted_types: Option<BTreeSet<String>> = restore
+                .record_types
+                .as_ref()
+                .map(|t| t.iter().cloned().collect());
             let rebuilt = crate::backup::read::rebuild(
                 // Called off the async workers, inside the runtime's context.
                 &tokio::runtime::Handle::current(),
@@ -371,7 +384,9 @@ impl Restorer {
                     at,
                 },
             )?;
-            restore.sources.insert(realm_name.clone(), rebuilt.source.clone());
+            restore
+                .sources
+                .insert(realm_name.clone(), rebuilt.source.clone());
             let types: BTreeSet<String> = match &wanted_types {
                 Some(types) => types.clone(),
                 None => (self.record_types)()
@@ -379,7 +394,12 @@ impl Restorer {
                     .chain(rebuilt.records.keys().map(|id| id.record_type.clone()))
                     .collect(),
             };
-            let plan = plan(realm.stores.records.as_ref(), &tenants, &types, &rebuilt.records)?;
+            let plan = plan(
+                realm.stores.records.as_ref(),
+                &tenants,
+                &types,
+                &rebuilt.records,
+            )?;
             restore.counts.extend(plan.counts.iter().cloned());
             let Some(revision) = revision.as_deref_mut() else {
                 continue;
@@ -394,7 +414,11 @@ impl Restorer {
                 };
                 realm.stores.records.apply(std::slice::from_ref(&event))?;
                 for op in ops {
-                    let kind = if matches!(op, crate::store::Op::Upsert { .. }) { "upsert" } else { "delete" };
+                    let kind = if matches!(op, crate::store::Op::Upsert { .. }) {
+                        "upsert"
+                    } else {
+                        "delete"
+                    };
                     metrics::counter!(crate::metrics::RESTORED_RECORDS, "op" => kind).increment(1);
                 }
                 restore.heartbeat_ms = now_ms();
@@ -409,11 +433,11 @@ impl Restorer {
     /// moving it on meanwhile (it took over a silent worker) stops this one.
     fn save(&self, restore: &Restore, expected: u64) -> Result<u64, RecoveryError> {
         let body = serde_json::to_string(restore).expect("a restore encodes");
-        let written = self
-            .realms
-            .directory
-            .recovery()
-            .put_operation(&restore.id, &body, expected)?;
+        let written =
+            self.realms
+                .directory
+                .recovery()
+                .put_operation(&restore.id, &body, expected)?;
         self.realms.directory.reload()?;
         written.ok_or_else(|| {
             RecoveryError::State(format!(

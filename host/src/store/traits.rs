@@ -7,9 +7,9 @@ use std::fmt::Debug;
 pub type ScanVisitor<'a> = dyn FnMut(RecordId, StoredRecord) -> Result<(), StoreError> + 'a;
 
 use super::{
-    Change, DeadLetter, EventOutcome, EventWrite, InvalidatedKey, NodeReport, Pin, PushedFile,
-    PushedPlugin, RecordId, Snapshot, StoreError, StoredMigration, StoredOperation, StoredRecord,
-    VerifySnapshot, AuditEntry,
+    AuditEntry, Change, DeadLetter, EventOutcome, EventWrite, InvalidatedKey, NodeReport, Pin,
+    PushedFile, PushedPlugin, RecordId, Snapshot, StoreError, StoredMigration, StoredOperation,
+    StoredRecord, VerifySnapshot,
 };
 
 /// Records and the change log: the core every backend implements, and what the

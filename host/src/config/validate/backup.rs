@@ -18,16 +18,16 @@ pub(super) fn backup(
 ) -> BackupSettings {
     let path = match raw.path {
         Some(path) if path.trim().is_empty() => {
-            c.problem("backup.path", "expected a folder path, found an empty string");
+            c.problem(
+                "backup.path",
+                "expected a folder path, found an empty string",
+            );
             base_dir.join("backups")
         }
         Some(path) => base_dir.join(path),
         // Next to the store: an operator who loses that disk loses these
         // too, which the guide says (a default must work out of the box).
-        None => store_path
-            .parent()
-            .unwrap_or(base_dir)
-            .join("backups"),
+        None => store_path.parent().unwrap_or(base_dir).join("backups"),
     };
     let master_key_file = match raw.master_key_file {
         Some(file) if !file.trim().is_empty() => base_dir.join(file),

@@ -27,10 +27,10 @@ use super::{EventOutcome, StoreError};
 
 mod dead_letters;
 mod directory;
-mod recovery;
 mod fleet;
 mod follow;
 mod records;
+mod recovery;
 mod snapshots;
 
 refinery::embed_migrations!("src/store/postgres/migrations");

@@ -1,0 +1,561 @@
+//! Recovery: continuous backups, point-in-time restore of chosen tenants
+//! into the live system (others writing throughout; a sidecar and a second
+//! node following), its dry run and its undo, and damaged backups detected,
+//! named and never restored from.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use droid_e2e::load::ticket;
+use droid_e2e::{TestDroid, eventually};
+use serde_json::{Value, json};
+
+/// Backups into `dir`, sealed with the master key in `key`: segments every
+/// 100 ms, a chain restarting after `snapshot_changes` changes.
+fn backup_config(dir: &Path, key: &Path, snapshot_changes: u64) -> String {
+    format!(
+        "[backup]\npath = \"{}\"\nmaster_key_file = \"{}\"\nsegment_interval_ms = 100\nsnapshot_max_changes = {snapshot_changes}\nverify_interval_s = 3600\n",
+        dir.display(),
+        key.display()
+    )
+}
+
+/// A folder for backups and a master key file, apart from droid's own.
+struct Vault {
+    _dir: tempfile::TempDir,
+    backups: PathBuf,
+    key: PathBuf,
+}
+
+fn vault() -> Vault {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("master.key");
+    std::fs::write(
+        &key,
+        format!("{}\n", droid_host::backup::MasterKey::generate()),
+    )
+    .unwrap();
+    Vault {
+        backups: dir.path().join("backups"),
+        key,
+        _dir: dir,
+    }
+}
+
+fn event(tenant: &str, key: usize, version: u64, kind: &str, marker: &str) -> Value {
+    let mut e = ticket(
+        &format!("{tenant}-{key}-v{version}-{kind}"),
+        kind,
+        &format!("T-{key}"),
+        version,
+        &format!("{marker}-{tenant}-{key}-v{version}"),
+    );
+    e["tenant"] = json!(tenant);
+    e
+}
+
+async fn ingest_ok(droid: &TestDroid, events: &[Value]) {
+    for chunk in events.chunks(500) {
+        let r = droid
+            .post(
+                "/v1/ingest/tracker",
+                &Value::from(chunk.to_vec()).to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["applied"], chunk.len(), "{}", r.body);
+    }
+}
+
+/// What the store holds of `tenant`: key → (body, version), tombstones as `None`.
+type Held = BTreeMap<String, (Option<String>, u64)>;
+
+async fn held(droid: &TestDroid, tenant: &str) -> Held {
+    let store = droid
+        .app()
+        .service
+        .realms
+        .of_tenant(tenant)
+        .stores
+        .records
+        .clone();
+    let tenant = tenant.to_owned();
+    tokio::task::spawn_blocking(move || {
+        store
+            .tenant_records("ticket", &tenant, None, 1_000_000)
+            .unwrap()
+            .into_iter()
+            .map(|(k, r)| (k, (r.body, r.version)))
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+/// Live records only: what a reader sees.
+fn live(held: &Held) -> BTreeMap<String, (String, u64)> {
+    held.iter()
+        .filter_map(|(k, (b, v))| b.clone().map(|b| (k.clone(), (b, *v))))
+        .collect()
+}
+
+async fn restore(droid: &TestDroid, body: Value) -> droid_e2e::TestResponse {
+    droid.post("/v1/admin/restores", &body.to_string()).await
+}
+
+/// Waits until `droid` has backed up its change log to its end.
+async fn backed_up(droid: &TestDroid) {
+    eventually(Duration::from_secs(20), "the backups catch up", || async {
+        let status = droid.get("/v1/admin/backups").await.json();
+        let realms = status["realms"].as_array()?.clone();
+        realms
+            .iter()
+            .all(|r| r["lag_changes"] == 0 && r["shipped_seq"] == r["last_seq"])
+            .then_some(())
+    })
+    .await;
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+const TENANTS: usize = 1_000;
+const KEYS: usize = 5;
+const CHOSEN: [&str; 3] = ["t-0007", "t-0420", "t-0999"];
+
+fn tenant(n: usize) -> String {
+    format!("t-{n:04}")
+}
+
+/// The scenario on `nodes` (the first takes backups and restores; the
+/// others share its store) with a sidecar following the first.
+async fn restore_three_of_a_thousand(nodes: &[TestDroid]) {
+    let first = &nodes[0];
+    // Every tenant's records, version 1.
+    let all: Vec<Value> = (0..TENANTS)
+        .flat_map(|t| (0..KEYS).map(move |k| event(&tenant(t), k, 1, "ticket.created", "one")))
+        .collect();
+    ingest_ok(first, &all).await;
+    backed_up(first).await;
+    let mut then = BTreeMap::new();
+    for t in CHOSEN {
+        then.insert(t, held(first, t).await);
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let at = now_rfc3339();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // Then every tenant changes: the chosen three lose T-0, gain T-5 and
+    // T-6, and T-1 and T-2 move on.
+    let mut after = Vec::new();
+    for t in 0..TENANTS {
+        let t = tenant(t);
+        if CHOSEN.contains(&t.as_str()) {
+            after.push(event(&t, 0, 2, "ticket.deleted", "two"));
+            after.push(event(&t, 1, 2, "ticket.updated", "two"));
+            after.push(event(&t, 2, 3, "ticket.updated", "two"));
+            after.push(event(&t, 5, 1, "ticket.created", "two"));
+            after.push(event(&t, 6, 1, "ticket.created", "two"));
+        } else {
+            after.push(event(&t, 3, 2, "ticket.updated", "two"));
+        }
+    }
+    ingest_ok(first, &after).await;
+    let mut before_restore = BTreeMap::new();
+    for t in CHOSEN {
+        before_restore.insert(t, held(first, t).await);
+    }
+
+    // A sidecar holding the chosen tenants' keys.
+    let sidecar_config = format!("{}[record_types.ticket]\n", droid_e2e::sidecar::FAST_FEED);
+    let sidecar = droid_e2e::TestSidecar::start(&first.url(""), &sidecar_config).await;
+    sidecar.wait_in_sync().await;
+    for t in CHOSEN {
+        for k in [0, 1, 5] {
+            let _ = sidecar
+                .get(&format!("/v1/entity/ticket/T-{k}?tenant={t}"))
+                .await;
+        }
+    }
+
+    // The dry run says what the restore will do, and does nothing.
+    let request = json!({ "tenants": CHOSEN, "at": at, "dry_run": true });
+    let dry = restore(first, request).await;
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    let dry = dry.json();
+    assert_eq!(dry["state"], "dry_run", "{dry}");
+    for count in dry["counts"].as_array().unwrap() {
+        assert_eq!(
+            (
+                count["upserts"].as_u64(),
+                count["deletes"].as_u64(),
+                count["unchanged"].as_u64()
+            ),
+            (Some(3), Some(2), Some(2)),
+            "T-0 back, T-1 and T-2 back; T-5 and T-6 go; T-3 and T-4 stay: {count}"
+        );
+    }
+    for t in CHOSEN {
+        assert_eq!(
+            held(first, t).await,
+            before_restore[t],
+            "a dry run writes nothing"
+        );
+    }
+
+    // Others keep writing throughout the restore.
+    let stop = Arc::new(AtomicBool::new(false));
+    let version = Arc::new(AtomicU64::new(3));
+    let writer = {
+        let (stop, version) = (stop.clone(), version.clone());
+        let url = first.url("/v1/ingest/tracker");
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while !stop.load(Ordering::Relaxed) {
+                let v = version.fetch_add(1, Ordering::SeqCst);
+                let batch: Vec<Value> = (0..TENANTS)
+                    .step_by(10)
+                    .map(tenant)
+                    .filter(|t| !CHOSEN.contains(&t.as_str()))
+                    .map(|t| event(&t, 4, v, "ticket.updated", "busy"))
+                    .collect();
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(Value::from(batch).to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200, "another tenant's write during the restore");
+            }
+        })
+    };
+    let request = json!({ "tenants": CHOSEN, "at": at });
+    let running = {
+        let url = first.url("/v1/admin/restores");
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(request.to_string())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    // While it runs, the chosen tenants' writes are refused with a code.
+    eventually(Duration::from_secs(10), "the restore under way", || async {
+        let list = first.get("/v1/admin/restores").await.json();
+        list["restores"]
+            .as_array()?
+            .iter()
+            .any(|r| r["state"] == "fencing" || r["state"] == "writing")
+            .then_some(())
+    })
+    .await;
+    let refused = first
+        .post(
+            "/v1/ingest/tracker",
+            &json!([event(CHOSEN[0], 3, 9, "ticket.updated", "fenced")]).to_string(),
+        )
+        .await;
+    refused.assert_error(409, "tenant_restoring", "a restored tenant's write");
+    assert!(refused.header("retry-after").is_some());
+    let done: Value = serde_json::from_str(&running.await.unwrap()).unwrap();
+    assert_eq!(done["state"], "restored", "{done}");
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    assert_eq!(
+        done["counts"], dry["counts"],
+        "the dry run said what the restore did"
+    );
+
+    // The three are as they were at the instant: records, versions, deletions.
+    for t in CHOSEN {
+        assert_eq!(
+            live(&held(first, t).await),
+            live(&then[t]),
+            "{t} at the instant"
+        );
+    }
+    // Every other tenant is as it is now.
+    let last = version.load(Ordering::SeqCst) - 1;
+    for n in (0..TENANTS).step_by(37) {
+        let t = tenant(n);
+        if CHOSEN.contains(&t.as_str()) {
+            continue;
+        }
+        let now = live(&held(first, &t).await);
+        assert_eq!(now.len(), KEYS, "{t}");
+        assert_eq!(now["T-3"].1, 2, "{t} kept its later write");
+        if n % 10 == 0 {
+            assert_eq!(
+                now["T-4"].1, last,
+                "{t} kept the writes made during the restore"
+            );
+        }
+    }
+    // Every node and the sidecar show the restored state.
+    for node in nodes {
+        for t in CHOSEN {
+            let r = node.get(&format!("/v1/entity/ticket/T-0?tenant={t}")).await;
+            assert_eq!(r.status, 200, "{t}'s T-0 is back: {}", r.body);
+            assert!(r.body.contains(&format!("one-{t}-0-v1")), "{}", r.body);
+            node.get(&format!("/v1/entity/ticket/T-5?tenant={t}"))
+                .await
+                .assert_error(404, "not_found", "a record made after the instant");
+        }
+    }
+    for t in CHOSEN {
+        let path = format!("/v1/entity/ticket/T-1?tenant={t}");
+        eventually(
+            Duration::from_secs(10),
+            "the sidecar shows the restore",
+            || async {
+                let r = sidecar.get(&path).await;
+                (r.status == 200 && r.body.contains(&format!("one-{t}-1-v1"))).then_some(())
+            },
+        )
+        .await;
+        let path = format!("/v1/entity/ticket/T-5?tenant={t}");
+        eventually(
+            Duration::from_secs(10),
+            "the sidecar drops what came later",
+            || async { (sidecar.get(&path).await.status == 404).then_some(()) },
+        )
+        .await;
+    }
+
+    // Undoing the restore brings back the state before it.
+    let id = done["id"].as_str().unwrap();
+    let undone = first
+        .post(&format!("/v1/admin/restores/{id}/undo"), "{}")
+        .await;
+    assert_eq!(undone.status, 200, "{}", undone.body);
+    assert_eq!(undone.json()["undoes"], id);
+    for t in CHOSEN {
+        assert_eq!(
+            live(&held(first, t).await),
+            live(&before_restore[t]),
+            "{t} before the restore"
+        );
+    }
+    // Both are in the audit log, with who asked.
+    let audit = first.get("/v1/admin/audit").await.json();
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entry"]["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["restore", "restore_undo"], "{audit}");
+    let entry = &audit["entries"][0]["entry"];
+    assert_eq!(entry["outcome"], "restored");
+    assert!(
+        entry["by"].as_str().is_some_and(|by| !by.is_empty()),
+        "{entry}"
+    );
+    sidecar.stop().await;
+}
+
+#[tokio::test]
+async fn three_tenants_of_a_thousand_go_back_to_an_instant_while_the_others_keep_writing() {
+    let vault = vault();
+    let droid = TestDroid::start(&format!(
+        "{}\n{}[tenancy]\nrefresh_ms = 50\n",
+        droid_e2e::droid::TICKETS,
+        backup_config(&vault.backups, &vault.key, 1_000_000)
+    ))
+    .await;
+    restore_three_of_a_thousand(std::slice::from_ref(&droid)).await;
+}
+
+#[tokio::test]
+async fn on_postgres_a_second_node_shows_the_restored_tenants() {
+    let pg = droid_test_servers::PostgresServer::start();
+    let vault = vault();
+    let node = |extra: String| {
+        droid_e2e::Setup::new()
+            .postgres(&pg.url(), "recovery")
+            .tickets()
+            .raw(&format!("[tenancy]\nrefresh_ms = 50\n{extra}"))
+            .start()
+    };
+    let first = node(format!(
+        "\n{}",
+        backup_config(&vault.backups, &vault.key, 1_000_000)
+    ))
+    .await;
+    let second = node(String::new()).await;
+    restore_three_of_a_thousand(&[first, second]).await;
+}
+
+/// The chain manifests of realm `default` in `backups`, oldest first, as JSON.
+fn chains(backups: &Path) -> Vec<(PathBuf, Value)> {
+    let dir = backups.join("realms/default/chains");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|p| {
+            let json = serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?;
+            Some((p, json))
+        })
+        .collect()
+}
+
+/// Damages `file` with `how`, runs `check`, and puts the file back.
+async fn damaged<F: std::future::Future<Output = ()>>(
+    file: &Path,
+    how: fn(&mut Vec<u8>),
+    check: impl FnOnce() -> F,
+) {
+    let original = std::fs::read(file).unwrap();
+    let mut bytes = original.clone();
+    how(&mut bytes);
+    if bytes.is_empty() {
+        std::fs::remove_file(file).unwrap();
+    } else {
+        std::fs::write(file, &bytes).unwrap();
+    }
+    check().await;
+    std::fs::write(file, original).unwrap();
+}
+
+fn flip(bytes: &mut Vec<u8>) {
+    let at = bytes.len() - 7;
+    bytes[at] ^= 0x20;
+}
+
+fn remove(bytes: &mut Vec<u8>) {
+    bytes.clear();
+}
+
+fn truncate(bytes: &mut Vec<u8>) {
+    bytes.truncate(bytes.len() / 2);
+}
+
+/// What a verification now reports wrong: (file, range, reason) of each.
+async fn problems(droid: &TestDroid) -> Vec<(String, String, String)> {
+    let r = droid.post("/v1/admin/backups/verify", "{}").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["verifications"][0]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["file"].as_str().unwrap().to_owned(),
+                p["range"].as_str().unwrap().to_owned(),
+                p["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_damaged_backup_is_named_and_never_restored_from() {
+    let vault = vault();
+    let droid = TestDroid::start(&format!(
+        "{}\n{}[store]\nchange_log_retention = 50\n",
+        droid_e2e::droid::TICKETS,
+        backup_config(&vault.backups, &vault.key, 100)
+    ))
+    .await;
+    let created: Vec<Value> = (0..600)
+        .map(|k| event("acme", k, 1, "ticket.created", "one"))
+        .collect();
+    ingest_ok(&droid, &created).await;
+    backed_up(&droid).await;
+    // The second chain starts with a snapshot of all 600.
+    eventually(Duration::from_secs(20), "a second chain", || async {
+        (chains(&vault.backups).len() >= 2).then_some(())
+    })
+    .await;
+    let updated: Vec<Value> = (0..10)
+        .map(|k| event("acme", k, 2, "ticket.updated", "two"))
+        .collect();
+    ingest_ok(&droid, &updated).await;
+    backed_up(&droid).await;
+    // The log is trimmed: only the backups reach back.
+    let store = droid.app().service.realms.home_store().records.clone();
+    eventually(Duration::from_secs(30), "the change log trimmed", || {
+        let store = store.clone();
+        async move { (store.first_seq().unwrap() > 1).then_some(()) }
+    })
+    .await;
+    assert_eq!(problems(&droid).await, [], "healthy backups");
+    let last = store.last_seq().unwrap();
+    let ask = json!({ "tenants": ["acme"], "at": last.to_string(), "dry_run": true });
+    let healthy = restore(&droid, ask.clone()).await;
+    assert_eq!(healthy.status, 200, "{}", healthy.body);
+    let healthy = healthy.json();
+
+    let all = chains(&vault.backups);
+    let (newest, older) = (&all[all.len() - 1], &all[all.len() - 2]);
+    let file = |entry: &Value| vault.backups.join(entry["name"].as_str().unwrap());
+    let snapshot = file(&newest.1["chain"]["snapshot"][0]);
+    let segment = file(&newest.1["chain"]["segments"][0]);
+    let older_segment = file(&older.1["chain"]["segments"][0]);
+    let name = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_owned();
+
+    for (what, path, how) in [
+        (
+            "a flipped byte in a snapshot",
+            &snapshot,
+            flip as fn(&mut Vec<u8>),
+        ),
+        ("a flipped byte in a segment", &segment, flip),
+        ("a missing segment", &segment, remove),
+        ("a truncated manifest", &newest.0, truncate),
+    ] {
+        damaged(path, how, || async {
+            let found = problems(&droid).await;
+            assert_eq!(found.len(), 1, "{what}: {found:?}");
+            let (file, range, reason) = &found[0];
+            assert!(
+                file.ends_with(&name(path)),
+                "{what} names the file: {found:?}"
+            );
+            assert!(!range.is_empty() && !reason.is_empty(), "{what}: {found:?}");
+            // The restore passes the damaged chain by for the older one.
+            let r = restore(&droid, ask.clone()).await;
+            assert_eq!(r.status, 200, "{what}: {}", r.body);
+            let r = r.json();
+            assert_eq!(r["counts"], healthy["counts"], "{what}");
+            let source = r["sources"]["default"].as_str().unwrap();
+            assert!(
+                source.contains(older.0.file_name().unwrap().to_str().unwrap()),
+                "{what}: restored from {source}"
+            );
+            // With the older chain damaged too, nothing is restored.
+            damaged(&older_segment, flip, || async {
+                let r = restore(&droid, ask.clone()).await;
+                r.assert_error(422, "backup_corrupt", what);
+                assert!(r.body.contains(&name(&older_segment)), "{}", r.body);
+                let real = json!({ "tenants": ["acme"], "at": last.to_string() });
+                restore(&droid, real)
+                    .await
+                    .assert_error(422, "backup_corrupt", what);
+            })
+            .await;
+        })
+        .await;
+    }
+    assert_eq!(problems(&droid).await, [], "healthy again");
+    assert_eq!(
+        droid
+            .metric("droid_backup_problems{realm=\"default\"}")
+            .await,
+        Some(0.0)
+    );
+}
