@@ -65,6 +65,9 @@ enum Command {
     /// A running droid's backups (status, verify), and master key files (keygen).
     #[command(subcommand, alias = "backup")]
     Backups(cli::recovery::Backups),
+    /// Erasing tenants with maker-checker: propose, approve, list, show.
+    #[command(subcommand, alias = "erasure")]
+    Erasures(cli::recovery::Erasures),
     /// A running droid's audit log of destructive and recovery operations.
     Audit(cli::recovery::AuditArgs),
     /// Make a key pair for signing service tokens: the public key into a key
@@ -127,6 +130,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Restore(args) => cli::recovery::restore(args),
         Command::Restores(command) => cli::recovery::restores(command),
         Command::Backups(command) => cli::recovery::backups(command),
+        Command::Erasures(command) => cli::recovery::erasures(command),
         Command::Audit(args) => cli::recovery::audit(args),
         Command::Keygen(args) => cli::keygen::run(args),
         Command::Token(args) => cli::token::run(args),

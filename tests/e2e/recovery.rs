@@ -559,3 +559,388 @@ async fn a_damaged_backup_is_named_and_never_restored_from() {
         Some(0.0)
     );
 }
+
+/// Tickets readable by any service, published by `tracker`, in realms `us`
+/// (the default) and `eu` (tenants starting `eu-`), erasure proposals
+/// open `window_s`, backups as [`backup_config`].
+fn erasure_config(issuers: &droid_e2e::tokens::Issuers, vault: &Vault, window_s: u64) -> String {
+    format!(
+        "[record_types.ticket]\nmode = \"ingested\"\ntransformer = \"ticket_transformer.wasm\"\nreaders = [\"*\"]\n\
+         [sources.tracker]\nrecord_type = \"ticket\"\npublishers = [\"tracker\"]\n\
+         [realms.us]\n[realms.eu]\n\
+         [tenancy]\ndefault_realm = \"us\"\nrefresh_ms = 50\nerase_approval_window_s = {window_s}\nrules = [{{ tenant_prefix = \"eu-\", realm = \"eu\" }}]\n\
+         {}\n{}",
+        backup_config(&vault.backups, &vault.key, 1_000_000),
+        issuers.auth_table(&["alice", "bob"], "")
+    )
+}
+
+/// A token of `issuer` naming `subject`.
+fn token_as(issuers: &droid_e2e::tokens::Issuers, issuer: &str, subject: &str) -> String {
+    droid_host::auth::mint::mint(
+        &issuers.private_key(issuer),
+        &droid_host::auth::mint::TokenRequest {
+            kid: None,
+            issuer: None,
+            audience: vec![droid_e2e::tokens::AUDIENCE.to_owned()],
+            subject: Some(subject.to_owned()),
+            lifetime: Duration::from_secs(300),
+        },
+    )
+    .unwrap()
+}
+
+async fn as_issuer(
+    droid: &TestDroid,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&str>,
+) -> droid_e2e::TestResponse {
+    droid
+        .send_with(
+            method,
+            path,
+            body,
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await
+}
+
+fn contains(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Every file under `dir`, with its bytes.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_erasure_needs_two_admins_and_leaves_no_byte_of_the_tenant_anywhere() {
+    use droid_e2e::tokens::Issuers;
+    use reqwest::Method;
+    let issuers = Issuers::new(&["alice", "bob", "tracker", "reader"]);
+    let vault = vault();
+    let mut droid = TestDroid::start(&erasure_config(&issuers, &vault, 2)).await;
+    let publish = |events: Vec<Value>| {
+        let token = issuers.token("tracker");
+        let droid = &droid;
+        async move {
+            let r = as_issuer(
+                droid,
+                &token,
+                Method::POST,
+                "/v1/ingest/tracker",
+                Some(&Value::from(events).to_string()),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r
+        }
+    };
+    let batch = |tenant: &str, marker: &str| -> Vec<Value> {
+        (0..50)
+            .map(|k| event(tenant, k, 1, "ticket.created", marker))
+            .collect()
+    };
+    publish(batch("acme", "DOOMEDVALUE")).await;
+    publish(batch("globex", "KEEPVALUE")).await;
+    publish(batch("eu-initech", "KEEPVALUE")).await;
+    publish(vec![event("acme", 3, 2, "ticket.updated", "DOOMEDVALUE")]).await;
+    publish(vec![event("acme", 4, 2, "ticket.deleted", "DOOMEDVALUE")]).await;
+    // A dead letter and a staged snapshot event of acme's.
+    let mut bad = event("acme", 9, 5, "ticket.bogus", "DOOMEDVALUE");
+    bad["payload"]["note"] = json!("DOOMEDVALUE-letter");
+    let r = publish(vec![bad]).await;
+    assert_eq!(r.json()["rejected"], 1, "{}", r.body);
+    let tracker = issuers.token("tracker");
+    let opened = as_issuer(
+        &droid,
+        &tracker,
+        Method::POST,
+        "/v1/ingest/tracker/snapshots",
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let snapshot = opened.json()["snapshot"]["id"].as_str().unwrap().to_owned();
+    let staged = as_issuer(
+        &droid,
+        &issuers.token("tracker"),
+        Method::POST,
+        &format!("/v1/ingest/tracker/snapshots/{snapshot}"),
+        Some(&json!([event("acme", 20, 1, "ticket.created", "DOOMEDVALUE-staged")]).to_string()),
+    )
+    .await;
+    assert_eq!(staged.status, 200, "{}", staged.body);
+
+    // A sidecar holding acme's records.
+    let reader_key = issuers.private_key("reader");
+    let sidecar = droid_e2e::TestSidecar::start(
+        &droid.url(""),
+        &format!(
+            "{}[upstream]\nkey_file = {:?}\naudience = {:?}\n[record_types.ticket]\n",
+            droid_e2e::sidecar::FAST_FEED,
+            reader_key.display().to_string(),
+            droid_e2e::tokens::AUDIENCE
+        ),
+    )
+    .await;
+    sidecar.wait_in_sync().await;
+    for k in 0..5 {
+        let r = sidecar
+            .get(&format!("/v1/entity/ticket/T-{k}?tenant=acme"))
+            .await;
+        assert!(r.status == 200 || k == 4, "{}", r.body);
+    }
+    let backups_status = |token: String| {
+        let droid = &droid;
+        async move { as_issuer(droid, &token, Method::GET, "/v1/admin/backups", None).await }
+    };
+    eventually(Duration::from_secs(20), "the backups catch up", || async {
+        let status = backups_status(issuers.token("alice")).await.json();
+        status["realms"]
+            .as_array()?
+            .iter()
+            .all(|r| r["lag_changes"] == 0)
+            .then_some(())
+    })
+    .await;
+    let before = now_rfc3339();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // Alice proposes; neither she nor another subject of her issuer may
+    // approve; a proposal left too long expires.
+    let proposal = as_issuer(
+        &droid,
+        &issuers.token("alice"),
+        Method::POST,
+        "/v1/admin/erasures",
+        Some(&json!({"tenant": "acme", "reason": "GDPR request 42"}).to_string()),
+    )
+    .await;
+    assert_eq!(proposal.status, 200, "{}", proposal.body);
+    let id = proposal.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(proposal.json()["state"], "proposed");
+    let approve = format!("/v1/admin/erasures/{id}/approve");
+    as_issuer(
+        &droid,
+        &issuers.token("alice"),
+        Method::POST,
+        &approve,
+        None,
+    )
+    .await
+    .assert_error(403, "same_admin", "the proposer approving");
+    as_issuer(
+        &droid,
+        &token_as(&issuers, "alice", "alice-ops"),
+        Method::POST,
+        &approve,
+        None,
+    )
+    .await
+    .assert_error(
+        403,
+        "same_admin",
+        "the proposer's issuer under another subject",
+    );
+    as_issuer(
+        &droid,
+        &issuers.token("tracker"),
+        Method::POST,
+        &approve,
+        None,
+    )
+    .await
+    .assert_error(403, "forbidden", "a service that is no admin");
+    assert_eq!(held(&droid, "acme").await.len(), 50, "nothing happened yet");
+
+    // Bob approves: acme is erased, with the report of every place.
+    let done = as_issuer(&droid, &issuers.token("bob"), Method::POST, &approve, None).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let done = done.json();
+    assert_eq!(done["state"], "erased", "{done}");
+    let report: BTreeMap<String, u64> = done["report"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                format!(
+                    "{}: {}",
+                    c["place"].as_str().unwrap(),
+                    c["what"].as_str().unwrap()
+                ),
+                c["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        report["realm us: records and tombstones removed"], 50,
+        "{report:?}"
+    );
+    assert_eq!(
+        report["realm us: change log entries redacted"], 52,
+        "{report:?}"
+    );
+    assert_eq!(report["realm us: dead letters removed"], 1, "{report:?}");
+    assert_eq!(
+        report["realm us: staged snapshot events removed"], 1,
+        "{report:?}"
+    );
+    assert_eq!(
+        report["realm eu: records and tombstones removed"], 0,
+        "{report:?}"
+    );
+    assert_eq!(report["directory: pin removed"], 1, "{report:?}");
+    assert_eq!(report["backups: data key destroyed"], 1, "{report:?}");
+    assert!(held(&droid, "acme").await.is_empty());
+    assert_eq!(held(&droid, "globex").await.len(), 50);
+
+    // The sidecar dropped acme on the marker.
+    for k in 0..4 {
+        let path = format!("/v1/entity/ticket/T-{k}?tenant=acme");
+        eventually(
+            Duration::from_secs(10),
+            "the sidecar lets acme go",
+            || async {
+                let r = sidecar.get(&path).await;
+                (r.status == 404).then_some(())
+            },
+        )
+        .await;
+    }
+    // Backups: acme's data cannot be read; others restore from the same files.
+    let verified = as_issuer(
+        &droid,
+        &issuers.token("alice"),
+        Method::POST,
+        "/v1/admin/backups/verify",
+        None,
+    )
+    .await
+    .json();
+    for v in verified["verifications"].as_array().unwrap() {
+        assert_eq!(v["problems"], json!([]), "{v}");
+    }
+    assert!(
+        verified["verifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["erased_frames"].as_u64().unwrap() > 0),
+        "{verified}"
+    );
+    for (tenant, records) in [("acme", 0), ("globex", 50)] {
+        let r = as_issuer(
+            &droid,
+            &issuers.token("alice"),
+            Method::POST,
+            "/v1/admin/restores",
+            Some(&json!({"tenants": [tenant], "at": before, "dry_run": true}).to_string()),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let unchanged: u64 = r.json()["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["unchanged"].as_u64().unwrap() + c["upserts"].as_u64().unwrap())
+            .sum();
+        assert_eq!(unchanged, records, "{tenant} from the backups: {}", r.body);
+    }
+    for (path, bytes) in files_under(&vault.backups) {
+        assert!(
+            !contains(&bytes, "DOOMEDVALUE"),
+            "{} holds plain text",
+            path.display()
+        );
+        assert!(
+            !contains(&bytes, "KEEPVALUE"),
+            "{} holds plain text",
+            path.display()
+        );
+    }
+
+    // Another proposal expires unapproved.
+    let late = as_issuer(
+        &droid,
+        &issuers.token("alice"),
+        Method::POST,
+        "/v1/admin/erasures",
+        Some(&json!({"tenant": "eu-initech"}).to_string()),
+    )
+    .await
+    .json();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let path = format!(
+        "/v1/admin/erasures/{}/approve",
+        late["id"].as_str().unwrap()
+    );
+    as_issuer(&droid, &issuers.token("bob"), Method::POST, &path, None)
+        .await
+        .assert_error(409, "erasure_expired", "a late approval");
+    assert_eq!(held(&droid, "eu-initech").await.len(), 50);
+
+    // The audit log has every step, with who.
+    let audit = as_issuer(
+        &droid,
+        &issuers.token("bob"),
+        Method::GET,
+        "/v1/admin/audit",
+        None,
+    )
+    .await
+    .json();
+    let steps: Vec<(String, String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let f = |k: &str| e["entry"][k].as_str().unwrap_or_default().to_owned();
+            (f("action"), f("by"), f("outcome"))
+        })
+        .collect();
+    let expect = |a: &str, b: &str, o: &str| (a.to_owned(), b.to_owned(), o.to_owned());
+    assert_eq!(
+        steps,
+        [
+            expect("erase_propose", "alice", "proposed"),
+            expect("erase_approve", "alice", "refused"),
+            expect("erase_approve", "alice (alice-ops)", "refused"),
+            expect("erase_approve", "bob", "approved"),
+            expect("erase", "bob", "erased"),
+            expect("erase_propose", "alice", "proposed"),
+            expect("erase_approve", "bob", "expired"),
+        ]
+    );
+
+    // No byte of acme's values in any store file.
+    sidecar.stop().await;
+    let dir = droid.config_path().parent().unwrap().join(".droid");
+    droid.halt().await;
+    let mut keep = false;
+    for (path, bytes) in files_under(&dir) {
+        assert!(
+            !contains(&bytes, "DOOMEDVALUE"),
+            "{} holds acme's values",
+            path.display()
+        );
+        keep |= contains(&bytes, "KEEPVALUE");
+    }
+    assert!(keep, "the other tenants' values are still there");
+}

@@ -261,3 +261,10 @@ pub struct AuditList {
     /// The entries.
     pub entries: Vec<AuditAnswer>,
 }
+
+/// `GET /v1/admin/erasures`: every erasure, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErasureList {
+    /// The erasures.
+    pub erasures: Vec<crate::recovery::Erasure>,
+}

@@ -180,6 +180,12 @@ fn administration(app: Arc<App>) -> Router<Arc<App>> {
         )
         .route(routes::RESTORE, get(recovery::show))
         .route(routes::RESTORE_UNDO, post(recovery::undo))
+        .route(
+            routes::ERASURES,
+            get(recovery::erasures).post(recovery::propose_erasure),
+        )
+        .route(routes::ERASURE, get(recovery::erasure))
+        .route(routes::ERASURE_APPROVE, post(recovery::approve_erasure))
         .route(routes::BACKUPS, get(recovery::backups))
         .route(routes::BACKUPS_VERIFY, post(recovery::verify))
         .route(routes::AUDIT, get(recovery::audit))

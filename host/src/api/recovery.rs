@@ -5,6 +5,10 @@
 //!   number of their realm's change log); a dry run says what would change
 //! - `GET  /v1/admin/restores`, `GET /v1/admin/restores/{id}`
 //! - `POST /v1/admin/restores/{id}/undo` `{"dry_run"?}`: back to its restore points
+//! - `POST /v1/admin/erasures` `{"tenant", "reason"?}`: propose erasing a tenant
+//! - `GET  /v1/admin/erasures`, `GET /v1/admin/erasures/{id}`
+//! - `POST /v1/admin/erasures/{id}/approve`: another admin approves; the
+//!   tenant is erased and the report answered
 //! - `GET  /v1/admin/backups`: how far each realm is backed up, the last verification
 //! - `POST /v1/admin/backups/verify`: verify every backup file now
 //! - `GET  /v1/admin/audit?after=N&limit=M`: the audit log
@@ -15,31 +19,31 @@ use axum::Json;
 use axum::extract::{Extension, State};
 use serde::Deserialize;
 
-use super::answers::{AuditAnswer, AuditList, BackupStatus, RealmBackup, RestoreList};
+use super::answers::{AuditAnswer, AuditList, BackupStatus, ErasureList, RealmBackup, RestoreList};
 use super::auth::who;
 use crate::access::Caller;
 use crate::app::App;
-use crate::recovery::{RecoveryError, Restore, RestoreRequest, Restorer};
+use crate::recovery::{Admin, Engine, Erasure, RecoveryError, Restore, RestoreRequest};
 use crate::web::extract::{ApiBody, ApiPath, ApiQuery};
 use crate::web::{ApiError, ErrorCode};
 
 type Answer<T> = Result<Json<T>, ApiError>;
 
-fn restorer(app: &App) -> Result<Arc<Restorer>, ApiError> {
+fn engine(app: &App) -> Result<Arc<Engine>, ApiError> {
     app.service
-        .restorer
+        .recovery
         .get()
         .cloned()
-        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the restorer is not set up"))
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the recovery engine is not set up"))
 }
 
-/// Runs `f` with the restorer on the blocking pool.
+/// Runs `f` with the recovery engine on the blocking pool.
 async fn blocking<T: Send + 'static>(
     app: &App,
-    f: impl FnOnce(&Restorer) -> Result<T, RecoveryError> + Send + 'static,
+    f: impl FnOnce(&Engine) -> Result<T, RecoveryError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let restorer = restorer(app)?;
-    match tokio::task::spawn_blocking(move || f(&restorer)).await {
+    let engine = engine(app)?;
+    match tokio::task::spawn_blocking(move || f(&engine)).await {
         Ok(result) => result.map_err(refused),
         Err(e) => {
             tracing::error!(error = %e, "a restore task failed");
@@ -71,7 +75,7 @@ pub(super) async fn restore(
 }
 
 pub(super) async fn restores(State(app): State<Arc<App>>) -> Answer<RestoreList> {
-    let restores = blocking(&app, Restorer::list).await?;
+    let restores = blocking(&app, Engine::list).await?;
     Ok(Json(RestoreList { restores }))
 }
 
@@ -107,6 +111,70 @@ pub(super) async fn undo(
     };
     let by = who(caller.as_deref());
     blocking(&app, move |r| r.undo(&id, &by, request.dry_run))
+        .await
+        .map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposeRequest {
+    tenant: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The admin `caller` proved to be.
+fn admin(caller: Option<&Caller>) -> Admin {
+    match caller {
+        Some(Caller::Service { issuer, subject }) => Admin {
+            issuer: Some(issuer.clone()),
+            subject: Some(subject.clone()),
+        },
+        Some(Caller::Insecure) | None => Admin {
+            issuer: None,
+            subject: None,
+        },
+    }
+}
+
+pub(super) async fn propose_erasure(
+    State(app): State<Arc<App>>,
+    caller: Option<Extension<Caller>>,
+    ApiBody(body): ApiBody,
+) -> Answer<Erasure> {
+    let request: ProposeRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidBody,
+            format!("expected {{\"tenant\": \"...\", \"reason\"?: \"...\"}}: {e}"),
+        )
+    })?;
+    let by = admin(caller.as_deref());
+    blocking(&app, move |r| {
+        r.propose_erasure(&request.tenant, request.reason, by)
+    })
+    .await
+    .map(Json)
+}
+
+pub(super) async fn erasures(State(app): State<Arc<App>>) -> Answer<ErasureList> {
+    let erasures = blocking(&app, Engine::erasures).await?;
+    Ok(Json(ErasureList { erasures }))
+}
+
+pub(super) async fn erasure(
+    State(app): State<Arc<App>>,
+    ApiPath(id): ApiPath<String>,
+) -> Answer<Erasure> {
+    blocking(&app, move |r| r.erasure(&id)).await.map(Json)
+}
+
+pub(super) async fn approve_erasure(
+    State(app): State<Arc<App>>,
+    ApiPath(id): ApiPath<String>,
+    caller: Option<Extension<Caller>>,
+) -> Answer<Erasure> {
+    let by = admin(caller.as_deref());
+    blocking(&app, move |r| r.approve_erasure(&id, by))
         .await
         .map(Json)
 }
@@ -217,8 +285,10 @@ fn refused(e: RecoveryError) -> ApiError {
         RecoveryError::Invalid(_) => ErrorCode::InvalidRestore,
         RecoveryError::Migrating { .. } => ErrorCode::TenantMigrating,
         RecoveryError::Held { .. } => ErrorCode::TenantRestoring,
-        RecoveryError::Unknown(_) => ErrorCode::UnknownRestore,
-        RecoveryError::State(_) => ErrorCode::RestoreState,
+        RecoveryError::Unknown(_) => ErrorCode::UnknownOperation,
+        RecoveryError::State(_) => ErrorCode::OperationState,
+        RecoveryError::SameAdmin(_) => ErrorCode::SameAdmin,
+        RecoveryError::Expired(_) => ErrorCode::ErasureExpired,
         RecoveryError::OutOfRange(_) => ErrorCode::RestoreOutOfRange,
         RecoveryError::Corrupt(_) => ErrorCode::BackupCorrupt,
         RecoveryError::Backup(_) => ErrorCode::BackupUnavailable,

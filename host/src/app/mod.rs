@@ -102,7 +102,7 @@ impl App {
             authenticator,
             metrics,
         ));
-        let _ = service.restorer.set(Arc::new(restorer(&service)));
+        let _ = service.recovery.set(Arc::new(recovery_engine(&service)));
         let control = Arc::new(Control::new(service.clone(), plugins));
         Ok(Self {
             node_name: fleet::node_name(&service),
@@ -187,24 +187,28 @@ fn worker_id(node: &str) -> String {
     format!("{node}#{}-{instance}", std::process::id())
 }
 
-/// The restorer of `service`: its realms and backups, and the record
+/// The recovery engine of `service`: its realms and backups, and the record
 /// types configured (read afresh, as reloads change them).
-fn restorer(service: &Arc<Service>) -> crate::recovery::Restorer {
+fn recovery_engine(service: &Arc<Service>) -> crate::recovery::Engine {
     let config = service.config();
     let weak = Arc::downgrade(service);
-    crate::recovery::Restorer {
+    let cached = Arc::downgrade(service);
+    crate::recovery::Engine {
         realms: service.realms.clone(),
         backups: service.backups.clone(),
         worker: worker_id(&fleet::node_name(service)),
         refresh: config.tenancy.refresh,
-        batch: config
-            .backup
-            .as_ref()
-            .map_or(1_000, |b| b.restore_batch_records),
+        batch: config.tenancy.restore_batch_records,
+        erase_approval_window: config.tenancy.erase_approval_window,
         record_types: Box::new(move || {
             weak.upgrade()
                 .map(|s| s.config().record_types.keys().cloned().collect())
                 .unwrap_or_default()
+        }),
+        drop_cached: Box::new(move |tenant| {
+            if let Some(service) = cached.upgrade() {
+                service.read_through.drop_tenant(tenant);
+            }
         }),
     }
 }
@@ -229,11 +233,11 @@ fn resume_restores(service: &Arc<Service>) -> std::io::Result<()> {
                 }
                 if waited >= RESUME_INTERVAL {
                     waited = std::time::Duration::ZERO;
-                    let Some(restorer) = weak.upgrade().and_then(|s| s.restorer.get().cloned())
+                    let Some(engine) = weak.upgrade().and_then(|s| s.recovery.get().cloned())
                     else {
                         return;
                     };
-                    restorer.resume_stale();
+                    engine.resume_stale();
                 }
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 waited += std::time::Duration::from_millis(100);

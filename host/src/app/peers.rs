@@ -81,8 +81,10 @@ async fn follow(service: Weak<Service>, realm: Arc<Realm>) {
         };
         records.heard(&changes);
         for change in &changes {
-            if matches!(change.kind, ChangeKind::Invalidate) {
-                invalidate(&service, change);
+            match change.kind {
+                ChangeKind::Invalidate => invalidate(&service, change),
+                ChangeKind::Erase => service.read_through.drop_tenant(&change.tenant),
+                ChangeKind::Upsert { .. } | ChangeKind::Delete => {}
             }
         }
         position = last;

@@ -33,7 +33,7 @@ pub struct Service {
     /// Continuous backups of the realms served, when `[backup]` says so.
     pub backups: Option<Arc<crate::backup::Backups>>,
     /// Runs point-in-time restores (set once the service is built).
-    pub restorer: std::sync::OnceLock<Arc<crate::recovery::Restorer>>,
+    pub recovery: std::sync::OnceLock<Arc<crate::recovery::Engine>>,
     /// Wakes the tenancy thread when a migration step was asked for.
     pub(super) tenancy_waker: std::sync::OnceLock<crate::tenancy::worker::Waker>,
     /// The read-through path and its caches.
@@ -99,7 +99,7 @@ impl Service {
             }),
             realms,
             backups,
-            restorer: std::sync::OnceLock::new(),
+            recovery: std::sync::OnceLock::new(),
             tenancy_waker: std::sync::OnceLock::new(),
             rate_limits: RateLimits::default(),
             source_slots: SourceSlots::default(),

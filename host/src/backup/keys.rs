@@ -251,6 +251,12 @@ impl Keyring {
         Ok((keys, damaged))
     }
 
+    /// Forgets what this process remembers of `tenant`'s key: the next use
+    /// reads the target (where another node may have destroyed it).
+    pub fn forget(&self, tenant: &str) {
+        crate::locks::lock(&self.known).remove(tenant);
+    }
+
     /// Destroys `tenant`'s key: every backup of its data becomes
     /// unreadable. Says whether it had one.
     pub async fn destroy(&self, tenant: &str) -> Result<bool, BackupError> {

@@ -232,8 +232,8 @@ fn apply(out: &mut Rebuilt, wanted: &Wanted<'_>, change: Change) {
     let body = match change.kind {
         ChangeKind::Upsert { body } => Some(body),
         ChangeKind::Delete => None,
-        // Read-through keys: nothing stored to restore.
-        ChangeKind::Invalidate => return,
+        // Read-through keys, an erasure's marker: nothing stored to restore.
+        ChangeKind::Invalidate | ChangeKind::Erase => return,
     };
     out.records.insert(
         RecordId {

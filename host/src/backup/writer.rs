@@ -15,7 +15,7 @@ use super::frames::{FileWriter, Kind};
 use super::manifest::{self, Chain, FileEntry};
 use super::{BackupError, Keyring, Target};
 use crate::config::BackupSettings;
-use crate::store::{Change, RecordId, Records, StoreError, StoredRecord, now_ms};
+use crate::store::{Change, ChangeKind, RecordId, Records, StoreError, StoredRecord, now_ms};
 use crate::tenancy::Realm;
 
 /// A snapshot part is closed once it holds this many bytes.
@@ -185,7 +185,23 @@ impl RealmWriter {
         }
         let mut file = FileWriter::new(Kind::Segment, &chain.realm, first.seq, last.seq);
         for (tenant, theirs) in by_tenant {
-            let key = ctx.runtime.block_on(ctx.keys.for_tenant(tenant))?;
+            if theirs.iter().any(|c| c.kind == ChangeKind::Erase) {
+                // Erased (its key destroyed, perhaps by another node).
+                ctx.keys.forget(tenant);
+            }
+            let valueless = theirs
+                .iter()
+                .all(|c| matches!(c.kind, ChangeKind::Invalidate | ChangeKind::Erase));
+            let key = if valueless {
+                // Nothing to restore: no key is made for it, and a tenant
+                // without one (erased, read-through only) is left out.
+                match ctx.runtime.block_on(ctx.keys.existing(tenant))? {
+                    Some(key) => key,
+                    None => continue,
+                }
+            } else {
+                ctx.runtime.block_on(ctx.keys.for_tenant(tenant))?
+            };
             let plain = serde_json::to_vec(&theirs).expect("changes encode");
             file.frame(&key, &plain);
         }

@@ -5,8 +5,8 @@
 
 use std::io::Write as _;
 
-use droid_host::api::answers::{AuditList, BackupStatus, RestoreList};
-use droid_host::recovery::Restore;
+use droid_host::api::answers::{AuditList, BackupStatus, ErasureList, RestoreList};
+use droid_host::recovery::{Erasure, Restore};
 use serde_json::json;
 
 use super::{ServerArgs, print_json, segment};
@@ -43,6 +43,32 @@ pub enum Restores {
     Show(Named),
     /// Undo a restore: its tenants go back to how they were before it.
     Undo(Undo),
+}
+
+/// `droid erasures ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Erasures {
+    /// Propose erasing a tenant: another admin must approve it.
+    Propose(Propose),
+    /// Approve a proposal (as another admin than its proposer): the tenant
+    /// is erased, and the report of every place cleaned printed.
+    Approve(Named),
+    /// Every erasure, newest first.
+    List(Plain),
+    /// One erasure, with its report.
+    Show(Named),
+}
+
+/// `droid erasures propose` (and `droid tenants erase`).
+#[derive(Debug, clap::Args)]
+pub struct Propose {
+    /// The tenant.
+    pub tenant: String,
+    /// Why (kept with the proposal and in the audit log).
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub plain: Plain,
 }
 
 /// `droid backups ...`.
@@ -147,6 +173,72 @@ pub fn restores(command: Restores) -> anyhow::Result<()> {
             show(&restore, undo.plain.json)
         }
     }
+}
+
+/// Runs `droid erasures ...`.
+pub fn erasures(command: Erasures) -> anyhow::Result<()> {
+    let (plain, erasure): (Plain, Erasure) = match command {
+        Erasures::Propose(propose) => {
+            let erasure = propose.plain.server.connect()?.post(
+                "/v1/admin/erasures",
+                json!({ "tenant": propose.tenant, "reason": propose.reason }),
+            )?;
+            (propose.plain, erasure)
+        }
+        Erasures::Approve(named) => {
+            let path = format!("/v1/admin/erasures/{}/approve", segment(&named.id));
+            let erasure = named.plain.server.connect()?.post(&path, json!({}))?;
+            (named.plain, erasure)
+        }
+        Erasures::Show(named) => {
+            let path = format!("/v1/admin/erasures/{}", segment(&named.id));
+            let erasure = named.plain.server.connect()?.get(&path)?;
+            (named.plain, erasure)
+        }
+        Erasures::List(plain) => {
+            let list: ErasureList = plain.server.connect()?.get("/v1/admin/erasures")?;
+            if plain.json {
+                return print_json(&list);
+            }
+            for e in &list.erasures {
+                erasure_headline(e);
+            }
+            return Ok(());
+        }
+    };
+    if plain.json {
+        return print_json(&erasure);
+    }
+    erasure_headline(&erasure);
+    if erasure.state == droid_host::recovery::ErasureState::Proposed {
+        println!(
+            "  waiting for another admin: droid erasures approve {} (before {})",
+            erasure.id,
+            droid_host::tenancy::migration::rfc3339(erasure.expires_ms)
+        );
+    }
+    for c in &erasure.report {
+        println!("  {:<20} {:<56} {:>9}", c.place, c.what, c.count);
+    }
+    Ok(())
+}
+
+fn erasure_headline(e: &Erasure) {
+    println!(
+        "{} {} tenant {} proposed by {}{}{}",
+        e.id,
+        e.state.as_str(),
+        e.tenant,
+        e.proposed_by,
+        e.approved_by
+            .as_ref()
+            .map(|a| format!(", approved by {a}"))
+            .unwrap_or_default(),
+        e.error
+            .as_deref()
+            .map(|x| format!(": {x}"))
+            .unwrap_or_default()
+    );
 }
 
 /// Runs `droid backups ...`.

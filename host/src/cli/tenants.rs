@@ -20,6 +20,9 @@ pub enum Command {
     /// Realm migrations: schedule, start, status, commit, rollback, list.
     #[command(subcommand)]
     Migrate(Migrate),
+    /// Propose erasing a tenant everywhere (another admin approves it with
+    /// `droid erasures approve ID`).
+    Erase(super::recovery::Propose),
 }
 
 /// Flags every command takes.
@@ -134,6 +137,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             show_tenant(&answer, pin.plain.json)
         }
         Command::Migrate(step) => migrate(step),
+        Command::Erase(propose) => {
+            super::recovery::erasures(super::recovery::Erasures::Propose(propose))
+        }
     }
 }
 

@@ -152,8 +152,13 @@ pub struct Tenancy {
     /// How often a node reads the tenant directory again (other nodes' pins
     /// and migrations reach it within this).
     pub refresh: Duration,
-    /// The `Retry-After` of a write refused while its tenant migrates.
+    /// The `Retry-After` of a write refused while its tenant migrates (or
+    /// is restored, or erased).
     pub retry_after_s: u32,
+    /// Records a restore writes per transaction.
+    pub restore_batch_records: usize,
+    /// How long an erasure proposal waits for a second admin's approval.
+    pub erase_approval_window: Duration,
 }
 
 /// Continuous backups of every realm served (`[backup]`): where they go,
@@ -180,8 +185,6 @@ pub struct BackupSettings {
     pub retention: Duration,
     /// How often every backup file is verified.
     pub verify_interval: Duration,
-    /// Records a restore writes per transaction.
-    pub restore_batch_records: usize,
 }
 
 /// One realm: where its data is kept, and where clients reach it.

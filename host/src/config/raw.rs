@@ -46,7 +46,6 @@ pub(super) struct RawBackup {
     pub snapshot_max_changes: Option<u64>,
     pub retention_s: Option<u64>,
     pub verify_interval_s: Option<u64>,
-    pub restore_batch_records: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +68,8 @@ pub(super) struct RawTenancy {
     pub copy_page_records: Option<u64>,
     pub refresh_ms: Option<u64>,
     pub retry_after_s: Option<u64>,
+    pub restore_batch_records: Option<u64>,
+    pub erase_approval_window_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

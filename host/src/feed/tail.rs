@@ -182,6 +182,7 @@ fn encode(change: &Change) -> Encoded {
         ),
         ChangeKind::Delete => ("delete", None),
         ChangeKind::Invalidate => ("invalidate", None),
+        ChangeKind::Erase => ("erase", None),
     };
     let line = FeedChange {
         seq: change.seq,

@@ -35,6 +35,12 @@ pub enum RecoveryError {
     /// The operation is not in a state that allows the step.
     #[error("{0}")]
     State(String),
+    /// An erasure's approver is its proposer (or no one: unauthenticated).
+    #[error("{0}")]
+    SameAdmin(String),
+    /// An erasure proposal was not approved in time.
+    #[error("{0}")]
+    Expired(String),
     /// No backup nor the change log reaches back to the instant.
     #[error("{0}")]
     OutOfRange(String),

@@ -4,11 +4,15 @@
 //! operations ([`audit`]). The past comes from `backup`.
 
 pub mod audit;
+mod engine;
+pub mod erase;
 mod error;
 pub mod operation;
 mod plan;
 pub mod restore;
 
+pub use engine::Engine;
+pub use erase::{Admin, Cleaned, Erasure, ErasureState};
 pub use error::RecoveryError;
 pub use operation::{Count, Restore, RestoreState};
-pub use restore::{RestoreRequest, Restorer};
+pub use restore::RestoreRequest;

@@ -16,17 +16,15 @@
 //! points kept.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::RecoveryError;
 use super::audit;
 use super::operation::{Count, Restore, RestoreState};
 use super::plan::plan;
-use crate::backup::{At, Backups, Wanted};
+use super::{Engine, RecoveryError};
+use crate::backup::{At, Wanted};
 use crate::key::TenantId;
-use crate::store::{EventWrite, StoredOperation, now_ms};
-use crate::tenancy::Realms;
+use crate::store::{EventWrite, now_ms};
 
 /// The ingestion source the change log names for a restore's writes.
 pub const RESTORE_SOURCE: &str = "droid-restore";
@@ -52,30 +50,6 @@ pub struct RestoreRequest {
     pub dry_run: bool,
 }
 
-/// Runs restores on this node.
-pub struct Restorer {
-    /// The realms and the directory.
-    pub realms: Arc<Realms>,
-    /// The backups, if taken.
-    pub backups: Option<Arc<Backups>>,
-    /// This node process, as a worker.
-    pub worker: String,
-    /// How often nodes read the directory again.
-    pub refresh: Duration,
-    /// Records written per transaction.
-    pub batch: usize,
-    /// The record types configured now.
-    pub record_types: Box<dyn Fn() -> Vec<String> + Send + Sync>,
-}
-
-impl std::fmt::Debug for Restorer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Restorer")
-            .field("worker", &self.worker)
-            .finish()
-    }
-}
-
 /// `text` as an instant: digits are a sequence number, anything else an
 /// RFC 3339 time.
 pub fn parse_at(text: &str) -> Result<At, RecoveryError> {
@@ -90,7 +64,7 @@ pub fn parse_at(text: &str) -> Result<At, RecoveryError> {
         .map_err(|e| RecoveryError::Invalid(e.to_string()))
 }
 
-impl Restorer {
+impl Engine {
     /// Every restore recorded, newest first.
     pub fn list(&self) -> Result<Vec<Restore>, RecoveryError> {
         let mut all: Vec<Restore> = self.stored()?.into_iter().map(|(r, _)| r).collect();
@@ -104,15 +78,7 @@ impl Restorer {
     }
 
     fn stored(&self) -> Result<Vec<(Restore, u64)>, RecoveryError> {
-        let recovery = self.realms.directory.recovery();
-        Ok(recovery
-            .operations()?
-            .into_iter()
-            .filter_map(|op: StoredOperation| {
-                let restore: Restore = serde_json::from_str(&op.body).ok()?;
-                (restore.kind == Restore::KIND).then_some((restore, op.revision))
-            })
-            .collect())
+        self.operations(Restore::KIND)
     }
 
     fn stored_one(&self, id: &str) -> Result<(Restore, u64), RecoveryError> {
@@ -276,8 +242,7 @@ impl Restorer {
         restore.state = RestoreState::Fencing;
         restore.fences = restore.tenants.clone();
         let mut revision = self.save(&restore, 0)?;
-        // Every node hears of the hold before the tenants' state is read.
-        std::thread::sleep(self.refresh * 2);
+        self.wait_for_the_hold();
         self.finish(restore, &mut revision)
     }
 
@@ -429,27 +394,19 @@ impl Restorer {
         Ok(())
     }
 
-    /// Records `restore` at `expected`; its new revision. Another node
-    /// moving it on meanwhile (it took over a silent worker) stops this one.
+    /// Records `restore` at `expected`; its new revision.
     fn save(&self, restore: &Restore, expected: u64) -> Result<u64, RecoveryError> {
-        let body = serde_json::to_string(restore).expect("a restore encodes");
-        let written =
-            self.realms
-                .directory
-                .recovery()
-                .put_operation(&restore.id, &body, expected)?;
-        self.realms.directory.reload()?;
-        written.ok_or_else(|| {
-            RecoveryError::State(format!(
-                "restore {} was taken over by another node; this one stops",
-                restore.id
-            ))
-        })
+        self.save_operation(&restore.id, restore, expected)
     }
 
-    /// Resumes every restore whose worker went silent past [`LEASE`].
-    /// Blocking; what the recovery thread calls.
+    /// Resumes every restore and erasure whose worker went silent past
+    /// [`LEASE`]. Blocking; what the recovery thread calls.
     pub fn resume_stale(&self) {
+        self.resume_stale_erasures();
+        self.resume_stale_restores();
+    }
+
+    fn resume_stale_restores(&self) {
         let stale: Vec<(Restore, u64)> = match self.stored() {
             Ok(all) => all
                 .into_iter()

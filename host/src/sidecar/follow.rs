@@ -234,6 +234,19 @@ impl Follower {
         if self.sync.position().is_some_and(|p| seq <= p) {
             return Ok(()); // Already applied (never expected; harmless).
         }
+        if &*kind == "erase" {
+            // An erased tenant: nothing of it stays, of any record type.
+            for reader in self.readers.values() {
+                reader.drop_tenant(&tenant);
+            }
+            self.sync.applied(
+                seq,
+                "erase",
+                parsed.occurred_at_ms.unwrap_or_default(),
+                parsed.committed_at_ms.unwrap_or_default(),
+            );
+            return Ok(());
+        }
         let (update, kind) = match &*kind {
             "upsert" => (
                 Update::Upsert {

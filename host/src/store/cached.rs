@@ -240,6 +240,20 @@ impl Records for Cached {
         self.inner.log_invalidations(keys)
     }
 
+    fn log_erasure(&self, tenant: &str) -> Result<u64, StoreError> {
+        // What the cache holds of the tenant goes: its records are gone.
+        for (id, _) in self.records.iter() {
+            if id.tenant == tenant {
+                self.records.invalidate(&*id);
+            }
+        }
+        self.inner.log_erasure(tenant)
+    }
+
+    fn compact(&self) -> Result<(), StoreError> {
+        self.inner.compact()
+    }
+
     fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
         self.inner.trim_changes(keep)
     }

@@ -143,6 +143,9 @@ pub enum ChangeKind {
     /// A read-through key was invalidated (`POST /v1/invalidate`): followers
     /// drop what they cached for it.
     Invalidate,
+    /// The tenant was erased (its key and record type are empty): followers
+    /// drop everything they hold of it, of every record type.
+    Erase,
 }
 
 /// One entry of the change log.
@@ -205,6 +208,24 @@ impl Change {
             source: "invalidate".to_owned(),
             event_id: String::new(),
             occurred_at_ms: key.occurred_at_ms.unwrap_or(committed_at_ms),
+            committed_at_ms,
+        }
+    }
+}
+
+impl Change {
+    /// The marker of `tenant`'s erasure, numbered `seq`.
+    pub fn erasure(tenant: &str, seq: u64, committed_at_ms: u64) -> Self {
+        Change {
+            seq,
+            record_type: String::new(),
+            tenant: tenant.to_owned(),
+            key: String::new(),
+            version: 0,
+            kind: ChangeKind::Erase,
+            source: "erase".to_owned(),
+            event_id: String::new(),
+            occurred_at_ms: committed_at_ms,
             committed_at_ms,
         }
     }

@@ -106,6 +106,16 @@ pub trait Records: Send + Sync + Debug {
     /// the realm's log.
     fn redact_changes(&self, tenant: &str) -> Result<u64, StoreError>;
 
+    /// Appends the marker of `tenant`'s erasure to the change log, durably
+    /// (followers drop everything they hold of it); returns its sequence
+    /// number.
+    fn log_erasure(&self, tenant: &str) -> Result<u64, StoreError>;
+
+    /// Rewrites the store's files so that what was removed leaves them (an
+    /// erasure's last step): redb compacts its file, PostgreSQL rewrites
+    /// the tables (`VACUUM FULL`). Other calls may wait while it runs.
+    fn compact(&self) -> Result<(), StoreError>;
+
     /// Appends invalidations of read-through keys to the change log, durably;
     /// returns their sequence numbers.
     fn log_invalidations(&self, keys: &[InvalidatedKey]) -> Result<Vec<u64>, StoreError>;
@@ -172,6 +182,10 @@ pub trait Snapshots: Send + Sync + Debug {
         verify: &VerifySnapshot,
     ) -> Result<Result<Vec<EventOutcome>, String>, StoreError>;
 
+    /// Drops every staged event of `tenant` from every open batch (an
+    /// erasure); returns how many went.
+    fn drop_staged(&self, tenant: &str) -> Result<u64, StoreError>;
+
     /// Closes snapshot `id` and drops what it staged; says whether it was open.
     fn abort_snapshot(&self, id: &str) -> Result<bool, StoreError>;
 
@@ -222,6 +236,12 @@ pub trait Directory: Send + Sync + Debug {
     /// Pins each tenant of `pins` (tenant, realm) that is not pinned yet, in
     /// one transaction; tenants already pinned keep their pins.
     fn pin_absent(&self, pins: &[(String, String)]) -> Result<(), StoreError>;
+
+    /// Removes `tenant`'s pin (an erasure); says whether it had one. The
+    /// directory's revision need not move (on PostgreSQL it is the largest
+    /// row revision, which a removal may leave): the erasure's own record,
+    /// written next through [`Recovery::put_operation`], moves it.
+    fn unpin(&self, tenant: &str) -> Result<bool, StoreError>;
 
     /// Every migration recorded.
     fn migrations(&self) -> Result<Vec<StoredMigration>, StoreError>;

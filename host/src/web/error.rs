@@ -208,10 +208,15 @@ error_codes! {
     BackupUnavailable = ("backup_unavailable", SERVICE_UNAVAILABLE),
     /// `[backup]` is not configured on this node.
     BackupsNotConfigured = ("backups_not_configured", CONFLICT),
-    /// No restore of that id.
-    UnknownRestore = ("unknown_restore", NOT_FOUND),
-    /// The step does not apply to the restore as it stands.
-    RestoreState = ("restore_state", CONFLICT),
+    /// No restore or erasure of that id.
+    UnknownOperation = ("unknown_operation", NOT_FOUND),
+    /// The step does not apply to the restore or erasure as it stands.
+    OperationState = ("operation_state", CONFLICT),
+    /// An erasure must be approved by another admin than its proposer (a
+    /// token of another issuer).
+    SameAdmin = ("same_admin", FORBIDDEN),
+    /// The erasure proposal expired unapproved.
+    ErasureExpired = ("erasure_expired", CONFLICT),
     /// The host hit a bug; details are in its log.
     Internal = ("internal", INTERNAL_SERVER_ERROR),
 }

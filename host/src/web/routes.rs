@@ -60,6 +60,12 @@ pub const RESTORES: &str = "/v1/admin/restores";
 pub const RESTORE: &str = "/v1/admin/restores/{id}";
 /// Undoing a restore.
 pub const RESTORE_UNDO: &str = "/v1/admin/restores/{id}/undo";
+/// Erasures: every one (`GET`), a proposal (`POST`).
+pub const ERASURES: &str = "/v1/admin/erasures";
+/// One erasure.
+pub const ERASURE: &str = "/v1/admin/erasures/{id}";
+/// Approving an erasure (another admin than its proposer).
+pub const ERASURE_APPROVE: &str = "/v1/admin/erasures/{id}/approve";
 /// The backups: how far each realm is shipped, the last verification.
 pub const BACKUPS: &str = "/v1/admin/backups";
 /// Verifying every backup now.
@@ -100,6 +106,9 @@ pub const ALL: &[(&str, &[&str])] = &[
     (RESTORES, &["GET", "POST"]),
     (RESTORE, &["GET"]),
     (RESTORE_UNDO, &["POST"]),
+    (ERASURES, &["GET", "POST"]),
+    (ERASURE, &["GET"]),
+    (ERASURE_APPROVE, &["POST"]),
     (BACKUPS, &["GET"]),
     (BACKUPS_VERIFY, &["POST"]),
     (AUDIT, &["GET"]),

@@ -91,13 +91,5 @@ pub(super) fn backup(
             1,
             30 * DAY_S,
         )),
-        restore_batch_records: c.number(
-            "backup",
-            "restore_batch_records",
-            raw.restore_batch_records,
-            1_000,
-            1,
-            100_000,
-        ) as usize,
     }
 }

@@ -156,6 +156,22 @@ pub(super) fn tenancy(
         ),
         retry_after_s: c.number("tenancy", "retry_after_s", raw.retry_after_s, 30, 1, 86_400)
             as u32,
+        restore_batch_records: c.number(
+            "tenancy",
+            "restore_batch_records",
+            raw.restore_batch_records,
+            1_000,
+            1,
+            100_000,
+        ) as usize,
+        erase_approval_window: Duration::from_secs(c.number(
+            "tenancy",
+            "erase_approval_window_s",
+            raw.erase_approval_window_s,
+            86_400,
+            1,
+            30 * 86_400,
+        )),
     }
 }
 

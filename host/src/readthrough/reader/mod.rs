@@ -423,8 +423,8 @@ impl Reader {
         self.cache.drop_produced_by(producer);
     }
 
-    /// Drops every entry of `tenant`.
-    pub(super) fn drop_tenant(&self, tenant: &str) {
+    /// Drops everything cached of `tenant` (it moved realms, or was erased).
+    pub fn drop_tenant(&self, tenant: &str) {
         self.cache.drop_tenant(tenant);
     }
 

@@ -11,7 +11,7 @@ impl DeadLetters for Embedded {
         if letters.is_empty() {
             return Ok(());
         }
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         {
             let mut table = try_io!("write", txn.open_table(DEAD_LETTERS));
             for letter in letters {
@@ -42,7 +42,7 @@ impl DeadLetters for Embedded {
         source: Option<&str>,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let table = try_io!("read", txn.open_table(DEAD_LETTERS));
         let mut out = Vec::new();
         for entry in try_io!("read", table.iter()) {
@@ -60,7 +60,7 @@ impl DeadLetters for Embedded {
     }
 
     fn remove_dead_letter(&self, source: &str, event_id: &str) -> Result<bool, StoreError> {
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         let removed = {
             let mut table = try_io!("write", txn.open_table(DEAD_LETTERS));
             let key = event_key(source, event_id);

@@ -25,7 +25,7 @@ struct MigrationRow {
 
 impl Directory for Embedded {
     fn pins(&self) -> Result<Vec<Pin>, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let table = try_io!("read", txn.open_table(PINS));
         let mut out = Vec::new();
         for entry in try_io!("read", table.iter()) {
@@ -41,7 +41,7 @@ impl Directory for Embedded {
     }
 
     fn pin(&self, tenant: &str, realm: &str, only_if_absent: bool) -> Result<String, StoreError> {
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         let in_force = {
             let mut table = try_io!("write", txn.open_table(PINS));
             let held = match try_io!("write", table.get(tenant)) {
@@ -69,7 +69,7 @@ impl Directory for Embedded {
         if pins.is_empty() {
             return Ok(());
         }
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         {
             let mut table = try_io!("write", txn.open_table(PINS));
             let now = now_ms();
@@ -96,8 +96,22 @@ impl Directory for Embedded {
         Ok(())
     }
 
+    fn unpin(&self, tenant: &str) -> Result<bool, StoreError> {
+        let txn = try_io!("write", self.db().begin_write());
+        let had = {
+            let mut table = try_io!("write", txn.open_table(PINS));
+            let had = try_io!("write", table.remove(tenant)).is_some();
+            if had {
+                bump(&txn)?;
+            }
+            had
+        };
+        try_io!("commit", txn.commit());
+        Ok(had)
+    }
+
     fn migrations(&self) -> Result<Vec<StoredMigration>, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let table = try_io!("read", txn.open_table(MIGRATIONS));
         let mut out = Vec::new();
         for entry in try_io!("read", table.iter()) {
@@ -120,7 +134,7 @@ impl Directory for Embedded {
         body: &str,
         expected: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         {
             let mut table = try_io!("write", txn.open_table(MIGRATIONS));
             let held = match try_io!("write", table.get(id)) {
@@ -143,7 +157,7 @@ impl Directory for Embedded {
     }
 
     fn directory_revision(&self) -> Result<u64, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let meta = try_io!("read", txn.open_table(META));
         Ok(try_io!("read", meta.get(DIRECTORY_REVISION)).map_or(0, |v| v.value()))
     }

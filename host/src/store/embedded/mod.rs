@@ -37,7 +37,10 @@ const FIRST_SEQ: &str = "first_seq";
 /// The store in one redb file.
 #[derive(Debug)]
 pub struct Embedded {
-    db: Database,
+    /// Behind a lock only so compaction (which needs it alone) can run:
+    /// every other call takes it shared for the moment of beginning a
+    /// transaction.
+    db: std::sync::RwLock<Database>,
     /// The last sequence number committed, for followers of the change log.
     grown: tokio::sync::watch::Sender<u64>,
 }
@@ -108,7 +111,7 @@ impl Embedded {
         }
         try_io!("open", txn.commit());
         let store = Self {
-            db,
+            db: std::sync::RwLock::new(db),
             grown: tokio::sync::watch::Sender::new(0),
         };
         store.grown.send_replace(store.last_seq()?);
@@ -117,6 +120,40 @@ impl Embedded {
 }
 
 impl Embedded {
+    /// The database, to begin a transaction on (transactions do not borrow it).
+    fn db(&self) -> std::sync::RwLockReadGuard<'_, Database> {
+        self.db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Compacts the file: removed records' pages are reused or cut off the
+    /// end. Waits for transactions in progress to end (new ones wait for it).
+    fn compact_file(&self) -> Result<(), StoreError> {
+        let mut db = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut busy = 0u32;
+        loop {
+            match db.compact() {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(redb::CompactionError::TransactionInProgress) if busy < 10_000 => {
+                    busy += 1;
+                    // Those in progress end; no new one can begin meanwhile.
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(e) => {
+                    return Err(StoreError::Io {
+                        operation: "compact",
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
     /// Tells followers the log grew to the last sequence number `outcomes` got.
     fn grew(&self, outcomes: &[EventOutcome]) {
         let last = outcomes.iter().filter_map(|o| match o {

@@ -11,7 +11,7 @@ use super::{CHANGES, DEAD_LETTERS, EVENTS, Embedded, FIRST_SEQ, LAST_SEQ, META, 
 
 impl Records for Embedded {
     fn apply(&self, events: &[EventWrite]) -> Result<Vec<EventOutcome>, StoreError> {
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         let outcomes = apply_in(&txn, events)?;
         try_io!("commit", txn.commit());
         self.grew(&outcomes);
@@ -19,7 +19,7 @@ impl Records for Embedded {
     }
 
     fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let records = try_io!("read", txn.open_table(RECORDS));
         match try_io!("read", records.get(record_key(id).as_slice())) {
             Some(bytes) => decode_record(bytes.value()).map(Some),
@@ -33,7 +33,7 @@ impl Records for Embedded {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<(RecordId, StoredRecord)>, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let records = try_io!("read", txn.open_table(RECORDS));
         // Keys are `type NUL tenant NUL key`: the record type's range starts
         // at `type NUL` and ends before `type \x01`.
@@ -70,7 +70,7 @@ impl Records for Embedded {
     }
 
     fn scan(&self, visit: &mut ScanVisitor<'_>) -> Result<u64, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let meta = try_io!("read", txn.open_table(META));
         let last = try_io!("read", meta.get(LAST_SEQ)).map_or(0, |v| v.value());
         let records = try_io!("read", txn.open_table(RECORDS));
@@ -87,7 +87,7 @@ impl Records for Embedded {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Vec<Change>, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let changes = try_io!("read", txn.open_table(CHANGES));
         let mut out = Vec::new();
         let mut bytes = 0usize;
@@ -106,7 +106,7 @@ impl Records for Embedded {
     }
 
     fn last_seq(&self) -> Result<u64, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let meta = try_io!("read", txn.open_table(META));
         Ok(try_io!("read", meta.get(LAST_SEQ)).map_or(0, |v| v.value()))
     }
@@ -116,7 +116,7 @@ impl Records for Embedded {
     }
 
     fn first_seq(&self) -> Result<u64, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let meta = try_io!("read", txn.open_table(META));
         Ok(try_io!("read", meta.get(FIRST_SEQ)).map_or(1, |v| v.value()))
     }
@@ -128,7 +128,7 @@ impl Records for Embedded {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, StoredRecord)>, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let records = try_io!("read", txn.open_table(RECORDS));
         let (start, end) = tenant_range(record_type, tenant, after);
         let mut out = Vec::new();
@@ -149,7 +149,7 @@ impl Records for Embedded {
         limit: usize,
     ) -> Result<Vec<(RecordId, u64)>, StoreError> {
         let committed_at_ms = now_ms();
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         let mut purged = Vec::new();
         {
             let mut records = try_io!("write", txn.open_table(RECORDS));
@@ -194,7 +194,7 @@ impl Records for Embedded {
     }
 
     fn redact_changes(&self, tenant: &str) -> Result<u64, StoreError> {
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         let mut rewritten = 0;
         {
             let mut changes = try_io!("write", txn.open_table(CHANGES));
@@ -203,7 +203,9 @@ impl Records for Embedded {
                 let (seq, value) = try_io!("write", entry);
                 let change: Change = serde_json::from_slice(value.value())
                     .map_err(|e| StoreError::Corrupt(format!("a change does not decode: {e}")))?;
-                if change.tenant == tenant && !matches!(change.kind, ChangeKind::Invalidate) {
+                if change.tenant == tenant
+                    && matches!(change.kind, ChangeKind::Upsert { .. } | ChangeKind::Delete)
+                {
                     theirs.push((seq.value(), change));
                 }
             }
@@ -225,7 +227,7 @@ impl Records for Embedded {
             return Ok(Vec::new());
         }
         let committed_at_ms = now_ms();
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         let mut seqs = Vec::with_capacity(keys.len());
         {
             let mut changes = try_io!("write", txn.open_table(CHANGES));
@@ -248,8 +250,31 @@ impl Records for Embedded {
         Ok(seqs)
     }
 
+    fn log_erasure(&self, tenant: &str) -> Result<u64, StoreError> {
+        let txn = try_io!("write", self.db().begin_write());
+        let seq = {
+            let mut changes = try_io!("write", txn.open_table(CHANGES));
+            let mut meta = try_io!("write", txn.open_table(META));
+            let seq = try_io!("write", meta.get(LAST_SEQ)).map_or(0, |v| v.value()) + 1;
+            let change = Change::erasure(tenant, seq, now_ms());
+            try_io!(
+                "write",
+                changes.insert(seq, encode_change(&change)?.as_slice())
+            );
+            try_io!("write", meta.insert(LAST_SEQ, seq));
+            seq
+        };
+        try_io!("commit", txn.commit());
+        self.grown.send_replace(seq);
+        Ok(seq)
+    }
+
+    fn compact(&self) -> Result<(), StoreError> {
+        self.compact_file()
+    }
+
     fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         let removed = {
             let mut changes = try_io!("write", txn.open_table(CHANGES));
             let mut meta = try_io!("write", txn.open_table(META));

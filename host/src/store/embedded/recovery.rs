@@ -22,7 +22,7 @@ struct AuditRow {
 
 impl Recovery for Embedded {
     fn operations(&self) -> Result<Vec<StoredOperation>, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let table = try_io!("read", txn.open_table(OPERATIONS));
         let mut out = Vec::new();
         for entry in try_io!("read", table.iter()) {
@@ -43,7 +43,7 @@ impl Recovery for Embedded {
         body: &str,
         expected: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         {
             let mut table = try_io!("write", txn.open_table(OPERATIONS));
             let held = match try_io!("write", table.get(id)) {
@@ -65,7 +65,7 @@ impl Recovery for Embedded {
     }
 
     fn append_audit(&self, entry: &str) -> Result<u64, StoreError> {
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         let id = {
             let mut table = try_io!("write", txn.open_table(AUDIT));
             let id = try_io!("write", table.last()).map_or(0, |(k, _)| k.value()) + 1;
@@ -81,7 +81,7 @@ impl Recovery for Embedded {
     }
 
     fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let table = try_io!("read", txn.open_table(AUDIT));
         let mut out = Vec::new();
         for entry in try_io!("read", table.range(after.saturating_add(1)..)).take(limit) {

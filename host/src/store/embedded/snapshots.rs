@@ -10,7 +10,7 @@ use super::{Embedded, SNAPSHOTS, STAGED, decode, encode, io};
 
 impl Snapshots for Embedded {
     fn open_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         {
             let mut table = try_io!("write", txn.open_table(SNAPSHOTS));
             let json = encode(snapshot)?;
@@ -21,7 +21,7 @@ impl Snapshots for Embedded {
     }
 
     fn snapshot(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let table = try_io!("read", txn.open_table(SNAPSHOTS));
         match try_io!("read", table.get(id)) {
             Some(v) => decode(v.value()).map(Some),
@@ -30,7 +30,7 @@ impl Snapshots for Embedded {
     }
 
     fn stage(&self, id: &str, events: &[EventWrite]) -> Result<u64, StoreError> {
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         let staged = {
             let mut snapshots = try_io!("write", txn.open_table(SNAPSHOTS));
             let mut snapshot: Snapshot = match try_io!("write", snapshots.get(id)) {
@@ -57,7 +57,7 @@ impl Snapshots for Embedded {
         id: &str,
         verify: &VerifySnapshot,
     ) -> Result<Result<Vec<EventOutcome>, String>, StoreError> {
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         let outcomes = {
             let mut snapshots = try_io!("write", txn.open_table(SNAPSHOTS));
             let snapshot: Snapshot = match try_io!("write", snapshots.get(id)) {
@@ -85,8 +85,30 @@ impl Snapshots for Embedded {
         Ok(Ok(outcomes))
     }
 
+    fn drop_staged(&self, tenant: &str) -> Result<u64, StoreError> {
+        let txn = try_io!("write", self.db().begin_write());
+        let dropped = {
+            let mut staged = try_io!("write", txn.open_table(STAGED));
+            let mut theirs = Vec::new();
+            for entry in try_io!("write", staged.iter()) {
+                let (k, value) = try_io!("write", entry);
+                let event: EventWrite = decode(value.value())?;
+                if event.ops.iter().any(|op| op.id().tenant == tenant) {
+                    let (id, n) = k.value();
+                    theirs.push((id.to_owned(), n));
+                }
+            }
+            for (id, n) in &theirs {
+                try_io!("write", staged.remove((id.as_str(), *n)));
+            }
+            theirs.len() as u64
+        };
+        try_io!("commit", txn.commit());
+        Ok(dropped)
+    }
+
     fn abort_snapshot(&self, id: &str) -> Result<bool, StoreError> {
-        let txn = try_io!("write", self.db.begin_write());
+        let txn = try_io!("write", self.db().begin_write());
         let existed = {
             let mut snapshots = try_io!("write", txn.open_table(SNAPSHOTS));
             let staged_count = match try_io!("write", snapshots.remove(id)) {
@@ -104,7 +126,7 @@ impl Snapshots for Embedded {
     }
 
     fn snapshots(&self) -> Result<Vec<Snapshot>, StoreError> {
-        let txn = try_io!("read", self.db.begin_read());
+        let txn = try_io!("read", self.db().begin_read());
         let table = try_io!("read", txn.open_table(SNAPSHOTS));
         let mut out = Vec::new();
         for entry in try_io!("read", table.iter()) {

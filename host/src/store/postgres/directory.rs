@@ -66,6 +66,13 @@ impl Directory for Postgres {
         })
     }
 
+    fn unpin(&self, tenant: &str) -> Result<bool, StoreError> {
+        self.with_client("write", |client| {
+            let removed = client.execute("DELETE FROM pins WHERE tenant = $1", &[&tenant])?;
+            Ok(removed > 0)
+        })
+    }
+
     fn migrations(&self) -> Result<Vec<StoredMigration>, StoreError> {
         self.with_client("read", |client| {
             Ok(client

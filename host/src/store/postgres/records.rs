@@ -250,9 +250,33 @@ impl Records for Postgres {
         self.with_client("write", |client| {
             Ok(client.execute(
                 "UPDATE changes SET kind = 'invalidate', body = NULL \
-                 WHERE tenant = $1 AND kind <> 'invalidate'",
+                 WHERE tenant = $1 AND kind IN ('upsert', 'delete')",
                 &[&tenant],
             )?)
+        })
+    }
+
+    fn log_erasure(&self, tenant: &str) -> Result<u64, StoreError> {
+        let seq = self.with_client("write", |client| {
+            let mut txn = client.transaction()?;
+            let seq = lock_log(&mut txn)? + 1;
+            let mut log = LogRows::default();
+            log.push(&Change::erasure(tenant, seq, now_ms()));
+            log.insert(&mut txn)?;
+            advance_log(&mut txn, &self.channel, seq)?;
+            txn.commit()?;
+            Ok(seq)
+        })?;
+        self.grew_to(seq);
+        Ok(seq)
+    }
+
+    fn compact(&self) -> Result<(), StoreError> {
+        self.with_client("compact", |client| {
+            // Outside a transaction, as VACUUM must be; each table rewritten
+            // whole, so removed rows leave its files.
+            client.batch_execute("VACUUM FULL records, changes, dead_letters, staged")?;
+            Ok(())
         })
     }
 
@@ -480,6 +504,7 @@ impl LogRows {
             ChangeKind::Upsert { body } => ("upsert", Some(body.clone())),
             ChangeKind::Delete => ("delete", None),
             ChangeKind::Invalidate => ("invalidate", None),
+            ChangeKind::Erase => ("erase", None),
         };
         self.seqs.push(to_db(change.seq));
         self.types.push(change.record_type.clone());
@@ -536,9 +561,10 @@ fn change_of(row: &postgres::Row) -> Result<Change, StoreError> {
         ("upsert", Some(body)) => ChangeKind::Upsert { body },
         ("delete", _) => ChangeKind::Delete,
         ("invalidate", _) => ChangeKind::Invalidate,
+        ("erase", _) => ChangeKind::Erase,
         (other, _) => {
             return Err(StoreError::Corrupt(format!(
-                "a change of kind {other:?} (upsert with a body, delete or invalidate expected)"
+                "a change of kind {other:?} (upsert with a body, delete, invalidate or erase expected)"
             )));
         }
     };
@@ -560,7 +586,7 @@ fn change_of(row: &postgres::Row) -> Result<Change, StoreError> {
 fn weight(change: &Change) -> usize {
     let body = match &change.kind {
         ChangeKind::Upsert { body } => body.len(),
-        ChangeKind::Delete | ChangeKind::Invalidate => 0,
+        ChangeKind::Delete | ChangeKind::Invalidate | ChangeKind::Erase => 0,
     };
     body + change.record_type.len()
         + change.tenant.len()

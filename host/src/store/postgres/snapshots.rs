@@ -97,6 +97,30 @@ impl Snapshots for Postgres {
         Ok(verdict)
     }
 
+    fn drop_staged(&self, tenant: &str) -> Result<u64, StoreError> {
+        self.with_client("write", |client| {
+            let mut txn = client.transaction()?;
+            let mut theirs: Vec<(String, i64)> = Vec::new();
+            for row in txn.query("SELECT snapshot_id, position, event FROM staged", &[])? {
+                let event: String = row.get(2);
+                let event: EventWrite = serde_json::from_str(&event).map_err(|e| {
+                    StoreError::Corrupt(format!("a staged event does not decode: {e}"))
+                })?;
+                if event.ops.iter().any(|op| op.id().tenant == tenant) {
+                    theirs.push((row.get(0), row.get(1)));
+                }
+            }
+            for (id, position) in &theirs {
+                txn.execute(
+                    "DELETE FROM staged WHERE snapshot_id = $1 AND position = $2",
+                    &[id, position],
+                )?;
+            }
+            txn.commit()?;
+            Ok(theirs.len() as u64)
+        })
+    }
+
     fn abort_snapshot(&self, id: &str) -> Result<bool, StoreError> {
         self.with_client("write", |client| {
             Ok(client.execute("DELETE FROM snapshots WHERE id = $1", &[&id])? > 0)

@@ -1,3 +1,8 @@
+-- An erased tenant leaves a marker in the change log.
+ALTER TABLE changes DROP CONSTRAINT changes_kind_check;
+ALTER TABLE changes ADD CONSTRAINT changes_kind_check
+    CHECK (kind IN ('upsert', 'delete', 'invalidate', 'erase'));
+
 -- Recovery: its operations (restores, erasure proposals) and the audit log
 -- of destructive and recovery operations. Kept in the schema every node
 -- shares (`store.schema`).
