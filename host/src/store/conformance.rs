@@ -74,6 +74,18 @@ pub const CHECKS: &[Check] = &[
         name: "pins_and_migrations_are_kept_and_a_stale_revision_writes_nothing",
         run: pins_and_migrations_are_kept_and_a_stale_revision_writes_nothing,
     },
+    Check {
+        name: "a_scan_sees_one_instant_and_an_overwrite_sets_an_older_version",
+        run: a_scan_sees_one_instant_and_an_overwrite_sets_an_older_version,
+    },
+    Check {
+        name: "an_erasure_leaves_a_marker_drops_staged_events_and_the_pin",
+        run: an_erasure_leaves_a_marker_drops_staged_events_and_the_pin,
+    },
+    Check {
+        name: "operations_are_compared_and_set_and_the_audit_log_appends",
+        run: operations_are_compared_and_set_and_the_audit_log_appends,
+    },
 ];
 
 /// Runs every check against a fresh backend from `open` (which may return a
@@ -680,4 +692,166 @@ fn pins_and_migrations_are_kept_and_a_stale_revision_writes_nothing(stores: &Sto
     assert_eq!(all[0].body, "{\"x\":2}");
     assert_eq!(all[0].revision, 2);
     assert!(directory.directory_revision().unwrap() > moved);
+}
+
+fn a_scan_sees_one_instant_and_an_overwrite_sets_an_older_version(stores: &Stores) {
+    let store = &stores.records;
+    store
+        .apply(&[event(
+            "e1",
+            vec![upsert("a", 5, "{\"v\":5}"), upsert("b", 1, "{}")],
+        )])
+        .unwrap();
+    store
+        .apply(&[event(
+            "e2",
+            vec![Op::Delete {
+                id: id("b"),
+                version: 2,
+            }],
+        )])
+        .unwrap();
+    let mut seen = Vec::new();
+    let at = store
+        .scan(&mut |id, record| {
+            seen.push((id.key, record.body, record.version));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(at, 3, "the scan's instant is the log's end");
+    assert_eq!(
+        seen,
+        [
+            ("a".to_owned(), Some("{\"v\":5}".to_owned()), 5),
+            ("b".to_owned(), None, 2)
+        ],
+        "every record, tombstones included"
+    );
+    // A restore's write takes a record back to an older version, and logs it.
+    let mut restore = event("r1", vec![upsert("a", 3, "{\"v\":3}")]);
+    restore.overwrite = true;
+    assert_eq!(store.apply(&[restore]).unwrap(), [applied(&[4], 0)]);
+    let a = store.get(&id("a")).unwrap().unwrap();
+    assert_eq!((a.body.as_deref(), a.version), (Some("{\"v\":3}"), 3));
+    // An ordinary write still may not.
+    let stale = event("e3", vec![upsert("a", 2, "{}")]);
+    assert_eq!(store.apply(&[stale]).unwrap(), [applied(&[], 1)]);
+    let log = store.changes(3, 10).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].version, 3);
+}
+
+fn an_erasure_leaves_a_marker_drops_staged_events_and_the_pin(stores: &Stores) {
+    let store = &stores.records;
+    store
+        .apply(&[event("e1", vec![upsert("a", 1, "{\"secret\":1}")])])
+        .unwrap();
+    stores.snapshots.open_snapshot(&snapshot("s1")).unwrap();
+    let globex = EventWrite {
+        ops: vec![Op::Upsert {
+            id: RecordId {
+                tenant: "globex".into(),
+                ..id("g")
+            },
+            body: "{}".into(),
+            version: 1,
+        }],
+        ..event("g1", vec![])
+    };
+    stores
+        .snapshots
+        .stage(
+            "s1",
+            &[event("s-a", vec![upsert("x", 1, "{}")]), globex.clone()],
+        )
+        .unwrap();
+    assert_eq!(stores.snapshots.drop_staged("acme").unwrap(), 1);
+    assert_eq!(stores.snapshots.drop_staged("acme").unwrap(), 0);
+    let kept = stores
+        .commit_snapshot("s1", &|_, staged| {
+            if staged.len() == 1 {
+                Ok(())
+            } else {
+                Err(format!("{} staged", staged.len()))
+            }
+        })
+        .unwrap();
+    assert!(kept.is_ok(), "only globex's event stays staged: {kept:?}");
+    store.purge_tenant("ticket", "acme", 100).unwrap();
+    assert_eq!(store.redact_changes("acme").unwrap(), 1);
+    let marker = store.log_erasure("acme").unwrap();
+    let last = store.changes(marker - 1, 10).unwrap();
+    assert_eq!(
+        last.last().map(|c| (&c.kind, c.tenant.as_str())),
+        Some((&ChangeKind::Erase, "acme"))
+    );
+    assert_eq!(store.last_seq().unwrap(), marker);
+    assert_eq!(
+        store.redact_changes("acme").unwrap(),
+        0,
+        "the marker is no value"
+    );
+    store.compact().unwrap();
+    assert!(store.get(&id("a")).unwrap().is_none());
+    assert_eq!(
+        store
+            .get(&RecordId {
+                tenant: "globex".into(),
+                ..id("g")
+            })
+            .unwrap()
+            .map(|r| r.version),
+        Some(1)
+    );
+    let directory = &stores.directory;
+    directory.pin("acme", "us", false).unwrap();
+    assert!(directory.unpin("acme").unwrap());
+    assert!(!directory.unpin("acme").unwrap());
+    assert!(directory.pins().unwrap().is_empty());
+}
+
+fn operations_are_compared_and_set_and_the_audit_log_appends(stores: &Stores) {
+    let recovery = &stores.recovery;
+    let directory = &stores.directory;
+    let start = directory.directory_revision().unwrap();
+    assert_eq!(
+        recovery
+            .put_operation("op1", "{\"kind\":\"restore\"}", 0)
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        recovery.put_operation("op1", "{}", 0).unwrap(),
+        None,
+        "recorded already"
+    );
+    assert_eq!(
+        recovery.put_operation("op1", "{\"n\":2}", 1).unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        recovery.put_operation("op1", "{}", 1).unwrap(),
+        None,
+        "a stale revision"
+    );
+    assert!(
+        directory.directory_revision().unwrap() > start,
+        "an operation moves the directory's revision: it may fence writes"
+    );
+    let all = recovery.operations().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].body.as_str(), all[0].revision), ("{\"n\":2}", 2));
+    assert_eq!(recovery.append_audit("{\"a\":1}").unwrap(), 1);
+    assert_eq!(recovery.append_audit("{\"a\":2}").unwrap(), 2);
+    assert_eq!(recovery.append_audit("{\"a\":3}").unwrap(), 3);
+    let entries = recovery.audit(1, 10).unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| (e.id, e.entry.as_str()))
+            .collect::<Vec<_>>(),
+        [(2, "{\"a\":2}"), (3, "{\"a\":3}")]
+    );
+    assert!(entries.iter().all(|e| e.at_ms > 0));
+    assert_eq!(recovery.audit(0, 1).unwrap().len(), 1, "a limit");
 }

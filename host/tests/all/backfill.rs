@@ -141,6 +141,7 @@ fn change_log(dir: &Path) -> Vec<(u64, String, String, u64, String, String)> {
                 droid_host::store::ChangeKind::Upsert { body } => body,
                 droid_host::store::ChangeKind::Delete => "deleted".to_owned(),
                 droid_host::store::ChangeKind::Invalidate => "invalidated".to_owned(),
+                droid_host::store::ChangeKind::Erase => "erased".to_owned(),
             };
             (c.seq, c.tenant, c.key, c.version, kind, c.event_id)
         })
