@@ -54,6 +54,9 @@ pub struct Chain {
     pub format: u32,
     /// The realm.
     pub realm: String,
+    /// The store it backs up (`Records::instance`): sequence numbers are
+    /// that store's, and only its own change log continues the chain.
+    pub store: String,
     /// The sequence number the snapshot was taken at: the last change it
     /// includes.
     pub base_seq: u64,
@@ -75,11 +78,12 @@ struct Sealed {
 }
 
 impl Chain {
-    /// A chain of `realm` starting with a snapshot at `base_seq`.
-    pub fn new(realm: &str, base_seq: u64, base_ms: u64) -> Self {
+    /// A chain of `realm`'s store `store` starting with a snapshot at `base_seq`.
+    pub fn new(realm: &str, store: &str, base_seq: u64, base_ms: u64) -> Self {
         Self {
             format: 1,
             realm: realm.to_owned(),
+            store: store.to_owned(),
             base_seq,
             base_ms,
             created_ms: crate::store::now_ms(),
@@ -182,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_damaged_or_truncated_manifest_is_told_from_a_good_one() {
-        let mut chain = Chain::new("eu", 7, 1_000);
+        let mut chain = Chain::new("eu", "s1", 7, 1_000);
         chain.segments.push(FileEntry {
             name: "f".into(),
             sha256: "00".into(),

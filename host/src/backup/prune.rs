@@ -25,6 +25,8 @@ pub(super) fn prune(ctx: &Context<'_>, realm: &str) -> Result<usize, BackupError
             }
         }
     }
+    // In time order: a store made anew numbers its log from the start.
+    chains.sort_by_key(|(_, c)| (c.base_ms, c.created_ms));
     let mut removed = 0;
     for pair in chains.windows(2) {
         let ((name, chain), (_, next)) = (&pair[0], &pair[1]);

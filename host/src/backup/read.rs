@@ -108,7 +108,8 @@ pub fn rebuild(
             let mut usable = None;
             // The newest chain first; a damaged one is passed by for an
             // older one (and named, if none will do).
-            for chain in runtime.block_on(chains_for(target, wanted))? {
+            let instance = records.instance()?;
+            for chain in runtime.block_on(chains_for(target, wanted, &instance))? {
                 let mut report = Report::default();
                 runtime.block_on(verify::verify_chain(
                     target,
@@ -138,6 +139,12 @@ pub fn rebuild(
     match chain {
         Some((target, keys, chain)) => {
             out.source = format!("backup chain {}", chain.manifest_name());
+            if chain.store != records.instance()? {
+                // Another store's (this one was made anew): its log does
+                // not continue the chain, which ends the past.
+                log_needed = false;
+                out.source.push_str(" of an earlier store");
+            }
             out.through_seq = chain.base_seq;
             for part in &chain.snapshot {
                 let bytes = runtime.block_on(verify::read_checked(target, part))?;
@@ -159,6 +166,13 @@ pub fn rebuild(
                 if !wanted.at.includes(segment.first_seq, segment.first_ms) {
                     log_needed = false;
                     break;
+                }
+                if segment.first_seq != from_seq + 1 {
+                    return Err(BackupError::Corrupt {
+                        file: chain.manifest_name(),
+                        range: segment.range(),
+                        reason: format!("the chain has a gap before seq {}", segment.first_seq),
+                    });
                 }
                 let bytes = runtime.block_on(verify::read_checked(target, segment))?;
                 for change in open_frames::<Change>(&bytes, &keys, segment)? {
@@ -263,18 +277,28 @@ fn tenant_keys(
 
 /// The chains of `wanted.realm` whose snapshot the instant includes,
 /// newest first (damaged manifests passed by).
-async fn chains_for(target: &Target, wanted: Wanted<'_>) -> Result<Vec<Chain>, BackupError> {
+async fn chains_for(
+    target: &Target,
+    wanted: Wanted<'_>,
+    instance: &str,
+) -> Result<Vec<Chain>, BackupError> {
     let mut out = Vec::new();
     for name in manifest::manifests(target, wanted.realm).await? {
         match manifest::load(target, &name).await {
-            Ok(chain) if wanted.at.admits_chain(&chain) => out.push(chain),
+            // A sequence number is this store's: only its own chains have it.
+            Ok(chain)
+                if wanted.at.admits_chain(&chain)
+                    && (matches!(wanted.at, At::Time(_)) || chain.store == instance) =>
+            {
+                out.push(chain)
+            }
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "a backup chain cannot be read; a restore passes it by");
             }
         }
     }
-    out.sort_by_key(|c| std::cmp::Reverse((c.base_seq, c.created_ms)));
+    out.sort_by_key(|c| std::cmp::Reverse((c.base_ms, c.created_ms)));
     Ok(out)
 }
 

@@ -101,20 +101,30 @@ impl RealmWriter {
     /// The newest chain in the target, if this store can extend it: the
     /// log still holds every change after it (else a new chain starts).
     fn resume(&self, ctx: &Context<'_>) -> Result<Option<Chain>, BackupError> {
+        let records = self.records();
+        let instance = records.instance()?;
         let names = ctx
             .runtime
             .block_on(manifest::manifests(ctx.target, &self.realm.name))?;
-        let Some(newest) = names.last() else {
+        // The newest chain of this very store (another one's, say before a
+        // lost disk, numbers another log).
+        let mut newest: Option<Chain> = None;
+        for name in names.iter().rev() {
+            match ctx.runtime.block_on(manifest::load(ctx.target, name)) {
+                Ok(chain) if chain.store == instance => {
+                    newest = Some(chain);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(realm = %self.realm.name, error = %e, "a backup chain cannot be read; it is not continued");
+                    return Ok(None);
+                }
+            }
+        }
+        let Some(chain) = newest else {
             return Ok(None);
         };
-        let chain = match ctx.runtime.block_on(manifest::load(ctx.target, newest)) {
-            Ok(chain) => chain,
-            Err(e) => {
-                tracing::error!(realm = %self.realm.name, error = %e, "the newest backup chain cannot be read; starting a new one");
-                return Ok(None);
-            }
-        };
-        let records = self.records();
         let (first, last) = (records.first_seq()?, records.last_seq()?);
         if first > chain.last_seq() + 1 || last < chain.last_seq() {
             tracing::warn!(realm = %self.realm.name, chain_end = chain.last_seq(), log_first = first, log_last = last, "the change log does not continue the newest backup chain; starting a new one");
@@ -147,7 +157,7 @@ impl RealmWriter {
         })?;
         parts.seal_frame()?;
         parts.close_file()?;
-        let mut chain = Chain::new(&realm, base_seq, taken_ms);
+        let mut chain = Chain::new(&realm, &self.records().instance()?, base_seq, taken_ms);
         for entry in &mut parts.written {
             entry.first_seq = base_seq;
             entry.last_seq = base_seq;

@@ -196,6 +196,10 @@ impl Records for Cached {
         self.inner.changes_within(after, limit, max_bytes)
     }
 
+    fn instance(&self) -> Result<String, StoreError> {
+        self.inner.instance()
+    }
+
     fn last_seq(&self) -> Result<u64, StoreError> {
         self.inner.last_seq()
     }

@@ -64,6 +64,11 @@ pub trait Records: Send + Sync + Debug {
         max_bytes: usize,
     ) -> Result<Vec<Change>, StoreError>;
 
+    /// What tells this store from any other, even one at the same place
+    /// (made anew after its disk was lost): a backup chain of another
+    /// store is never continued with this one's change log.
+    fn instance(&self) -> Result<String, StoreError>;
+
     /// The sequence number of the last change (0 when there is none).
     fn last_seq(&self) -> Result<u64, StoreError>;
 

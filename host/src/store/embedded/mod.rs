@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use redb::{Database, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{EventOutcome, Records, StoreError};
 
@@ -33,6 +33,8 @@ const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 const LAST_SEQ: &str = "last_seq";
 /// The first sequence number the change log holds (1 until it is trimmed).
 const FIRST_SEQ: &str = "first_seq";
+/// A random number drawn when the file was made: which store this is.
+const INSTANCE: &str = "instance";
 
 /// The store in one redb file.
 #[derive(Debug)]
@@ -108,6 +110,15 @@ impl Embedded {
             try_io!("open", txn.open_table(MIGRATIONS));
             try_io!("open", txn.open_table(OPERATIONS));
             try_io!("open", txn.open_table(AUDIT));
+            let mut meta = try_io!("open", txn.open_table(META));
+            if try_io!("open", meta.get(INSTANCE)).is_none() {
+                let mut instance = [0u8; 8];
+                getrandom::fill(&mut instance).map_err(|e| StoreError::Open {
+                    path: path.display().to_string(),
+                    reason: format!("no random number for the store's identity: {e}"),
+                })?;
+                try_io!("open", meta.insert(INSTANCE, u64::from_le_bytes(instance)));
+            }
         }
         try_io!("open", txn.commit());
         let store = Self {

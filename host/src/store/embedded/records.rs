@@ -7,7 +7,9 @@ use super::super::{
     Change, ChangeKind, EventOutcome, EventWrite, InvalidatedKey, Op, RecordId, Records,
     ScanVisitor, StoreError, StoredRecord, now_ms,
 };
-use super::{CHANGES, DEAD_LETTERS, EVENTS, Embedded, FIRST_SEQ, LAST_SEQ, META, RECORDS, io};
+use super::{
+    CHANGES, DEAD_LETTERS, EVENTS, Embedded, FIRST_SEQ, INSTANCE, LAST_SEQ, META, RECORDS, io,
+};
 
 impl Records for Embedded {
     fn apply(&self, events: &[EventWrite]) -> Result<Vec<EventOutcome>, StoreError> {
@@ -103,6 +105,13 @@ impl Records for Embedded {
             );
         }
         Ok(out)
+    }
+
+    fn instance(&self) -> Result<String, StoreError> {
+        let txn = try_io!("read", self.db().begin_read());
+        let meta = try_io!("read", txn.open_table(META));
+        Ok(try_io!("read", meta.get(INSTANCE))
+            .map_or_else(String::new, |v| format!("{:016x}", v.value())))
     }
 
     fn last_seq(&self) -> Result<u64, StoreError> {

@@ -152,6 +152,12 @@ impl Records for Postgres {
         })
     }
 
+    fn instance(&self) -> Result<String, StoreError> {
+        self.with_client("read", |client| {
+            Ok(client.query_one("SELECT instance FROM log", &[])?.get(0))
+        })
+    }
+
     fn last_seq(&self) -> Result<u64, StoreError> {
         self.with_client("read", |client| {
             let last: i64 = client.query_one("SELECT last_seq FROM log", &[])?.get(0);

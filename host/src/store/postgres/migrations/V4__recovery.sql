@@ -1,3 +1,8 @@
+-- Which store this is: backups of another (a store rebuilt after its disk
+-- was lost numbers its log anew) are never continued with this one's log.
+ALTER TABLE log ADD COLUMN instance text NOT NULL
+    DEFAULT md5(random()::text || clock_timestamp()::text);
+
 -- An erased tenant leaves a marker in the change log.
 ALTER TABLE changes DROP CONSTRAINT changes_kind_check;
 ALTER TABLE changes ADD CONSTRAINT changes_kind_check
