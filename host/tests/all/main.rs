@@ -7,6 +7,7 @@ mod config;
 mod hardening;
 mod layers;
 mod nats_ingest;
+mod recovery_crash;
 mod sensitive;
 mod shared_log;
 mod store_conformance;

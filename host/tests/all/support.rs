@@ -76,6 +76,18 @@ impl Serving {
         Self::spawn(&args, level, "droid is serving")
     }
 
+    /// Starts `droid serve` checking tokens as its `[auth]` says.
+    pub fn start_authenticated(config: &Path) -> Self {
+        let args = ["serve", "--config", config.to_str().unwrap()];
+        Self::spawn(&args, "info", "droid is serving")
+    }
+
+    /// Kills it with SIGKILL, as a crash would, and waits for it to end.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Starts droid under an open-files limit of `files` (`ulimit -n`).
     pub fn start_with_open_files(config: &Path, files: u32) -> Self {
         let script = format!("ulimit -n {files} && exec \"$0\" \"$@\"");
@@ -211,12 +223,26 @@ pub fn run_against(server: &str, args: &[&str]) -> String {
 
 /// A raw HTTP/1.1 request to `address`; returns status and body.
 pub fn http(address: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    http_as(address, method, path, body, None)
+}
+
+/// [`http`] with a bearer token, when given.
+pub fn http_as(
+    address: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> Option<(u16, String)> {
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let mut stream = TcpStream::connect(address).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .ok()?;
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: droid\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: droid\r\n{authorization}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).ok()?;
