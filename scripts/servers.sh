@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers the tests start for themselves (PostgreSQL's server
-# programs, nats-server) when they are missing, with apt-get. Installing creates no
+# programs, nats-server) when they are missing, with apt-get, and moto's
+# S3-compatible server with pip. Installing creates no
 # cluster and starts nothing: every test initialises its own in a temporary
 # folder, on a free loopback port, and stops it by PID. Safe to run again.
 set -euo pipefail
@@ -9,6 +10,12 @@ have_postgres() {
     [ -n "${DROID_PG_BIN:-}" ] && [ -x "$DROID_PG_BIN/postgres" ] && return 0
     compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null
 }
+
+# The S3-compatible server the backup tests write to (moto's), from pip.
+if ! python3 -c "import moto.server, flask" 2>/dev/null; then
+    python3 -m pip install --quiet --user "moto[server]" 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages --user "moto[server]"
+fi
 
 missing=()
 have_postgres || missing+=(postgresql)

@@ -944,3 +944,52 @@ async fn an_erasure_needs_two_admins_and_leaves_no_byte_of_the_tenant_anywhere()
     }
     assert!(keep, "the other tenants' values are still there");
 }
+
+#[tokio::test]
+async fn backups_go_to_an_s3_compatible_store_and_restore_from_it() {
+    let s3 = droid_test_servers::S3Server::start("droid-backups");
+    let vault = vault();
+    let secret = vault.key.with_file_name("s3.secret");
+    std::fs::write(&secret, "test-secret\n").unwrap();
+    let droid = TestDroid::start(&format!(
+        "{}\n[backup]\nurl = \"s3://{}/cluster-a\"\nendpoint = \"{}\"\nallow_http = true\naccess_key_id = \"test\"\nsecret_access_key_file = {:?}\nmaster_key_file = {:?}\nsegment_interval_ms = 100\nsnapshot_max_changes = 100\n",
+        droid_e2e::droid::TICKETS,
+        s3.bucket,
+        s3.endpoint(),
+        secret.display().to_string(),
+        vault.key.display().to_string()
+    ))
+    .await;
+    let created: Vec<Value> = (0..300)
+        .map(|k| event("acme", k, 1, "ticket.created", "one"))
+        .collect();
+    ingest_ok(&droid, &created).await;
+    backed_up(&droid).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let at = now_rfc3339();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let deleted: Vec<Value> = (0..100)
+        .map(|k| event("acme", k, 2, "ticket.deleted", "two"))
+        .collect();
+    ingest_ok(&droid, &deleted).await;
+    backed_up(&droid).await;
+
+    let verified = droid.post("/v1/admin/backups/verify", "{}").await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    let report = &verified.json()["verifications"][0];
+    assert_eq!(report["problems"], json!([]), "{report}");
+    assert!(report["files"].as_u64().unwrap() >= 3, "{report}");
+    let status = droid.get("/v1/admin/backups").await.json();
+    assert!(
+        status["target"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://droid-backups/cluster-a"),
+        "{status}"
+    );
+    let r = restore(&droid, json!({"tenants": ["acme"], "at": at})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let counts = &r.json()["counts"][0];
+    assert_eq!(counts["upserts"], 100, "the deleted ones back: {counts}");
+    assert_eq!(live(&held(&droid, "acme").await).len(), 300);
+}

@@ -63,7 +63,7 @@ impl Backups {
     /// reads the master key file and opens the target.
     pub fn open(settings: &BackupSettings, realms: &Realms) -> Result<Self, BackupError> {
         let master = MasterKey::load(&settings.master_key_file)?;
-        let target = Target::folder(&settings.path)?;
+        let target = Target::open(&settings.target)?;
         Ok(Self {
             settings: settings.clone(),
             keys: Keyring::new(master, target.clone()),
@@ -136,7 +136,12 @@ impl Backups {
         std::thread::Builder::new()
             .name("droid-backup".to_owned())
             .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
+                // One worker of its own drives the target's I/O, so the
+                // handle's `block_on` works from this thread and from calls
+                // it makes (a current-thread runtime's handle drives none).
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("droid-backup-io")
                     .enable_all()
                     .build()
                 {

@@ -22,6 +22,61 @@ pub struct Target {
 }
 
 impl Target {
+    /// The target `settings` name.
+    pub fn open(settings: &crate::config::BackupTarget) -> Result<Self, BackupError> {
+        match settings {
+            crate::config::BackupTarget::Folder(path) => Self::folder(path),
+            crate::config::BackupTarget::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+                allow_http,
+                credentials,
+            } => {
+                let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_region(region)
+                    .with_allow_http(*allow_http)
+                    // Written once under their content's hash: created only
+                    // if absent (If-None-Match), so racing writers cannot
+                    // replace one another's files.
+                    .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
+                if let Some(endpoint) = endpoint {
+                    builder = builder.with_endpoint(endpoint);
+                }
+                if let Some((id, file)) = credentials {
+                    let secret =
+                        std::fs::read_to_string(file).map_err(|e| BackupError::Target {
+                            operation: "read",
+                            name: file.display().to_string(),
+                            reason: format!("the S3 secret access key file: {e}"),
+                        })?;
+                    builder = builder
+                        .with_access_key_id(id)
+                        .with_secret_access_key(secret.trim());
+                }
+                let store = builder.build().map_err(|e| BackupError::Target {
+                    operation: "open",
+                    name: settings.to_string(),
+                    reason: e.to_string(),
+                })?;
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(store)
+                } else {
+                    Arc::new(object_store::prefix::PrefixStore::new(
+                        store,
+                        prefix.as_str(),
+                    ))
+                };
+                Ok(Self {
+                    store,
+                    describe: settings.to_string(),
+                })
+            }
+        }
+    }
+
     /// The local folder `path`, created if missing.
     pub fn folder(path: &std::path::Path) -> Result<Self, BackupError> {
         std::fs::create_dir_all(path).map_err(|e| BackupError::Target {

@@ -165,9 +165,8 @@ pub struct Tenancy {
 /// the key their tenants' data keys are wrapped with, and their rhythm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupSettings {
-    /// The folder backups are written to (`backup.path`): put it on another
-    /// disk than the store, or it is lost with it.
-    pub path: PathBuf,
+    /// Where backups are written.
+    pub target: BackupTarget,
     /// The file holding the master key (64 hex digits) that wraps every
     /// tenant's data key (`backup.master_key_file`).
     pub master_key_file: PathBuf,
@@ -185,6 +184,52 @@ pub struct BackupSettings {
     pub retention: Duration,
     /// How often every backup file is verified.
     pub verify_interval: Duration,
+}
+
+/// Where backups are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupTarget {
+    /// A local folder (`backup.path`): put it on another disk than the
+    /// store, or it is lost with it.
+    Folder(PathBuf),
+    /// An S3-compatible object store (`backup.url = "s3://bucket/prefix"`),
+    /// credentials from the environment (`AWS_ACCESS_KEY_ID`, ...).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The folder within it ("" for its root).
+        prefix: String,
+        /// Another endpoint than AWS's (`backup.endpoint`: MinIO, Ceph, R2, ...).
+        endpoint: Option<String>,
+        /// The region (`backup.region`).
+        region: String,
+        /// Whether a plain-HTTP endpoint is allowed (`backup.allow_http`).
+        allow_http: bool,
+        /// The access key id and the file holding its secret
+        /// (`backup.access_key_id`, `backup.secret_access_key_file`);
+        /// `None`: from the environment (`AWS_ACCESS_KEY_ID`, ...).
+        credentials: Option<(String, PathBuf)>,
+    },
+}
+
+impl std::fmt::Display for BackupTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackupTarget::Folder(path) => write!(f, "{}", path.display()),
+            BackupTarget::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                ..
+            } => {
+                write!(f, "s3://{bucket}/{prefix}")?;
+                if let Some(endpoint) = endpoint {
+                    write!(f, " at {endpoint}")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// One realm: where its data is kept, and where clients reach it.

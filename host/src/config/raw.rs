@@ -39,6 +39,12 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBackup {
     pub path: Option<String>,
+    pub url: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: Option<bool>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key_file: Option<String>,
     pub master_key_file: Option<String>,
     pub segment_interval_ms: Option<u64>,
     pub segment_max_changes: Option<u64>,

@@ -423,6 +423,41 @@ const TABLE: &[(&str, &str, &str)] = &[
         "tenancy.copy_page_records: expected a number from 1 to 100000, found 0",
     ),
     (
+        "backups without a master key",
+        "[backup]\npath = \"/backups\"\n{site}",
+        "backup.master_key_file: backups are encrypted: name the file holding the master key",
+    ),
+    (
+        "an empty backup folder",
+        "[backup]\npath = \"\"\nmaster_key_file = \"k\"\n{site}",
+        "backup.path: expected a folder path, found an empty string",
+    ),
+    (
+        "segments shipped too often",
+        "[backup]\nmaster_key_file = \"k\"\nsegment_interval_ms = 1\n{site}",
+        "backup.segment_interval_ms: expected a number from 10 to 3600000, found 1",
+    ),
+    (
+        "an unknown backup setting",
+        "[backup]\nmaster_key_file = \"k\"\nbucket = \"b\"\n{site}",
+        "unknown field `bucket`",
+    ),
+    (
+        "a retention shorter than a minute",
+        "[backup]\nmaster_key_file = \"k\"\nretention_s = 5\n{site}",
+        "backup.retention_s: expected a number from 60 to",
+    ),
+    (
+        "no time to approve an erasure",
+        "[tenancy]\nerase_approval_window_s = 0\n{site}",
+        "tenancy.erase_approval_window_s: expected a number from 1 to 2592000, found 0",
+    ),
+    (
+        "a zero restore batch",
+        "[tenancy]\nrestore_batch_records = 0\n{site}",
+        "tenancy.restore_batch_records: expected a number from 1 to 100000, found 0",
+    ),
+    (
         "a zero rollback call minimum",
         "[plugins]\nrollback_min_calls = 0\n{site}",
         "plugins.rollback_min_calls: expected a number from 1 to 10000000, found 0",
