@@ -1,7 +1,7 @@
 //! Recovery on the embedded store, one node:
 //!
 //! 1. the cost of continuous backups on ingestion: events per second in
-//!    batches of 1,000 (16 requests in flight), with and without `[backup]`
+//!    batches of 1,000 (8 requests in flight, the source's default limit), with and without `[backup]`
 //!    (segments every second), alternated so drift hits both;
 //! 2. the recovery point: while ingesting at full speed, how many
 //!    acknowledged changes are not yet backed up (sampled every 50 ms), in
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use droid_e2e::TestDroid;
 use serde_json::{Value, json};
 
-const IN_FLIGHT: u64 = 16;
+const IN_FLIGHT: u64 = 8;
 const TENANTS: u64 = 1_000;
 
 fn event(tenant: u64, key: u64, version: u64) -> String {

@@ -22,13 +22,15 @@ pub enum Kind {
     Snapshot,
     /// Changes of the log, in order.
     Segment,
+    /// A chain's sealed page of segment entries (JSON, not a framed file).
+    Page,
 }
 
 impl Kind {
     fn byte(self) -> u8 {
         match self {
             Kind::Snapshot => b'S',
-            Kind::Segment => b'G',
+            Kind::Segment | Kind::Page => b'G',
         }
     }
 
@@ -37,6 +39,7 @@ impl Kind {
         match self {
             Kind::Snapshot => "snap",
             Kind::Segment => "seg",
+            Kind::Page => "page",
         }
     }
 }

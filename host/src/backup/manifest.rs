@@ -5,12 +5,18 @@
 //! carries the SHA-256 of its own contents, so a damaged or truncated
 //! manifest is told from a good one. A chain's manifest is rewritten as
 //! segments join it (the only objects replaced, with the key files); the
-//! files it lists never are.
+//! files it lists never are. So that rewriting it stays cheap however long
+//! the chain grows, every [`PAGE_SEGMENTS`] segments are sealed into a page
+//! (an immutable file of their entries, listed like any file) and the
+//! manifest keeps only the pages and the open tail.
 //!
 //! Names in the target: `realms/{realm}/chains/{base_seq:020}-{created_ms}.json`
-//! and `realms/{realm}/files/{sha256}.{snap|seg}`.
+//! and `realms/{realm}/files/{sha256}.{snap|seg|page}`.
 
 use serde::{Deserialize, Serialize};
+
+/// Segments a page seals.
+pub const PAGE_SEGMENTS: usize = 256;
 
 use super::frames::{Kind, sha256_hex};
 use super::{BackupError, Target};
@@ -66,7 +72,11 @@ pub struct Chain {
     pub created_ms: u64,
     /// The snapshot's parts.
     pub snapshot: Vec<FileEntry>,
-    /// The segments, in order.
+    /// Sealed pages of segments, in order (each entry's range and count are
+    /// its segments'; `entries` counts their changes).
+    #[serde(default)]
+    pub pages: Vec<FileEntry>,
+    /// The segments after the last page, in order.
     pub segments: Vec<FileEntry>,
 }
 
@@ -88,6 +98,7 @@ impl Chain {
             base_ms,
             created_ms: crate::store::now_ms(),
             snapshot: Vec::new(),
+            pages: Vec::new(),
             segments: Vec::new(),
         }
     }
@@ -104,22 +115,74 @@ impl Chain {
 
     /// The last sequence number the chain holds.
     pub fn last_seq(&self) -> u64 {
-        self.segments.last().map_or(self.base_seq, |s| s.last_seq)
+        self.segments
+            .last()
+            .or(self.pages.last())
+            .map_or(self.base_seq, |s| s.last_seq)
     }
 
     /// When its last change was committed (its snapshot's time when none).
     pub fn last_ms(&self) -> u64 {
-        self.segments.last().map_or(self.base_ms, |s| s.last_ms)
+        self.segments
+            .last()
+            .or(self.pages.last())
+            .map_or(self.base_ms, |s| s.last_ms)
     }
 
     /// The changes its segments hold.
     pub fn changes(&self) -> u64 {
-        self.segments.iter().map(|s| s.entries).sum()
+        self.pages
+            .iter()
+            .chain(&self.segments)
+            .map(|s| s.entries)
+            .sum()
     }
 
-    /// Every file it lists.
-    pub fn files(&self) -> impl Iterator<Item = &FileEntry> {
-        self.snapshot.iter().chain(&self.segments)
+    /// Whether it holds any segment.
+    pub fn has_segments(&self) -> bool {
+        !self.pages.is_empty() || !self.segments.is_empty()
+    }
+
+    /// Adds `segment`, sealing a page first when the tail is full.
+    pub async fn push(&mut self, target: &Target, segment: FileEntry) -> Result<(), BackupError> {
+        if self.segments.len() >= PAGE_SEGMENTS {
+            let bytes = serde_json::to_vec(&self.segments).expect("entries encode");
+            let sha256 = sha256_hex(&bytes);
+            let name = file_name(&self.realm, Kind::Page, &sha256);
+            let (first, last) = (&self.segments[0], &self.segments[self.segments.len() - 1]);
+            let page = FileEntry {
+                name: name.clone(),
+                sha256,
+                bytes: bytes.len() as u64,
+                first_seq: first.first_seq,
+                last_seq: last.last_seq,
+                first_ms: first.first_ms,
+                last_ms: last.last_ms,
+                entries: self.segments.iter().map(|s| s.entries).sum(),
+            };
+            target.put_new(&name, bytes).await?;
+            self.pages.push(page);
+            self.segments.clear();
+        }
+        self.segments.push(segment);
+        Ok(())
+    }
+
+    /// Every segment, in order: the sealed pages' (read and checked) and the tail.
+    pub async fn all_segments(&self, target: &Target) -> Result<Vec<FileEntry>, BackupError> {
+        let mut out = Vec::new();
+        for page in &self.pages {
+            let bytes = super::verify::read_checked(target, page).await?;
+            let segments: Vec<FileEntry> =
+                serde_json::from_slice(&bytes).map_err(|e| BackupError::Corrupt {
+                    file: page.name.clone(),
+                    range: page.range(),
+                    reason: format!("the page does not parse: {e}"),
+                })?;
+            out.extend(segments);
+        }
+        out.extend(self.segments.iter().cloned());
+        Ok(out)
     }
 
     /// Writes its manifest.
@@ -183,6 +246,43 @@ pub async fn load(target: &Target, name: &str) -> Result<Chain, BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn segment(n: u64) -> FileEntry {
+        FileEntry {
+            name: format!("seg-{n}"),
+            sha256: "00".into(),
+            bytes: 1,
+            first_seq: n * 10 + 1,
+            last_seq: n * 10 + 10,
+            first_ms: n,
+            last_ms: n,
+            entries: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_chain_seals_its_segments_into_pages_and_reads_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::folder(dir.path()).unwrap();
+        let mut chain = Chain::new("eu", "s1", 0, 0);
+        let count = PAGE_SEGMENTS as u64 * 2 + 5;
+        for n in 0..count {
+            chain.push(&target, segment(n)).await.unwrap();
+        }
+        assert_eq!(chain.pages.len(), 2, "two full pages sealed");
+        assert_eq!(chain.segments.len(), 5, "the tail");
+        assert_eq!(chain.last_seq(), count * 10);
+        assert_eq!(chain.changes(), count * 10);
+        let all = chain.all_segments(&target).await.unwrap();
+        assert_eq!(all, (0..count).map(segment).collect::<Vec<_>>());
+        // A damaged page is named, not read.
+        let page = dir.path().join(&chain.pages[1].name);
+        let mut bytes = std::fs::read(&page).unwrap();
+        bytes[5] ^= 1;
+        std::fs::write(&page, bytes).unwrap();
+        let e = chain.all_segments(&target).await.unwrap_err();
+        assert!(e.to_string().contains(&chain.pages[1].name), "{e}");
+    }
 
     #[test]
     fn a_damaged_or_truncated_manifest_is_told_from_a_good_one() {

@@ -154,14 +154,16 @@ impl Backups {
                 let mut verified = Instant::now();
                 let mut first_verify = true;
                 loop {
+                    let started = Instant::now();
                     let ctx = writer::Context {
                         runtime: &runtime,
                         target: &backups.target,
                         keys: &backups.keys,
                         settings: &backups.settings,
                     };
+                    let mut failed = false;
                     for writer in &mut writers {
-                        step(&ctx, writer);
+                        failed |= !step(&ctx, writer);
                     }
                     if *closing.borrow_and_update() {
                         break;
@@ -173,9 +175,16 @@ impl Backups {
                             tracing::error!(error = %e, "backups could not be verified");
                         }
                     }
-                    let started = Instant::now();
+                    // The next round starts an interval after this one did
+                    // (not after it ended), or as soon as a realm's log has
+                    // grown by a whole segment: the recovery point stays
+                    // within an interval, however long shipping takes.
                     while started.elapsed() < backups.settings.segment_interval {
-                        if *closing.borrow() {
+                        let full = !failed
+                            && writers
+                                .iter()
+                                .any(|w| w.backlog() >= backups.settings.segment_max_changes as u64);
+                        if *closing.borrow() || full {
                             break;
                         }
                         std::thread::sleep(TICK.min(backups.settings.segment_interval));
@@ -189,15 +198,20 @@ impl Backups {
 }
 
 /// One writer's step, its failure logged and counted (the next interval
-/// tries again).
-fn step(ctx: &writer::Context<'_>, writer: &mut writer::RealmWriter) {
-    if let Err(e) = writer.step(ctx) {
-        metrics::counter!(crate::metrics::BACKUP_ERRORS).increment(1);
-        tracing::error!(realm = %writer.realm.name, error = %e, "a backup step failed; trying again at the next interval");
-    }
+/// tries again); says whether it went well.
+fn step(ctx: &writer::Context<'_>, writer: &mut writer::RealmWriter) -> bool {
+    let ok = match writer.step(ctx) {
+        Ok(()) => true,
+        Err(e) => {
+            metrics::counter!(crate::metrics::BACKUP_ERRORS).increment(1);
+            tracing::error!(realm = %writer.realm.name, error = %e, "a backup step failed; trying again at the next interval");
+            false
+        }
+    };
     if let Ok(last) = writer.realm.stores.records.last_seq() {
         let lag = last.saturating_sub(writer.shipped.load(Ordering::Acquire));
         metrics::gauge!(crate::metrics::BACKUP_LAG, "realm" => writer.realm.name.clone())
             .set(lag as f64);
     }
+    ok
 }

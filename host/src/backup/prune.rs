@@ -33,8 +33,18 @@ pub(super) fn prune(ctx: &Context<'_>, realm: &str) -> Result<usize, BackupError
         if next.base_ms >= horizon {
             continue;
         }
+        // The pages are read before the manifest goes; a damaged one leaves
+        // its segments behind (named in the log), never a manifest without
+        // its files.
+        let segments = match ctx.runtime.block_on(chain.all_segments(ctx.target)) {
+            Ok(segments) => segments,
+            Err(e) => {
+                tracing::warn!(realm, chain = %name, error = %e, "a backup chain past retention has a damaged page; its segments stay");
+                chain.segments.clone()
+            }
+        };
         ctx.runtime.block_on(ctx.target.delete(name))?;
-        for file in chain.files() {
+        for file in chain.snapshot.iter().chain(&chain.pages).chain(&segments) {
             ctx.runtime.block_on(ctx.target.delete(&file.name))?;
         }
         removed += 1;

@@ -162,7 +162,8 @@ pub fn rebuild(
                 }
             }
             from_seq = chain.base_seq;
-            for segment in &chain.segments {
+            let segments = runtime.block_on(chain.all_segments(target))?;
+            for segment in &segments {
                 if !wanted.at.includes(segment.first_seq, segment.first_ms) {
                     log_needed = false;
                     break;

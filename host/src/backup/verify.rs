@@ -115,8 +115,17 @@ pub async fn verify_chain(
     through: u64,
     report: &mut Report,
 ) {
+    // The sealed pages, checked as they are read.
+    let segments = match chain.all_segments(target).await {
+        Ok(segments) => segments,
+        Err(e) => {
+            report.problems.push(e.into());
+            return;
+        }
+    };
+    report.files += chain.pages.len();
     let mut expected = chain.base_seq + 1;
-    for segment in &chain.segments {
+    for segment in &segments {
         if segment.first_seq > through {
             break;
         }
@@ -133,8 +142,7 @@ pub async fn verify_chain(
         expected = segment.last_seq + 1;
     }
     let files = chain.snapshot.iter().map(|f| (Kind::Snapshot, f)).chain(
-        chain
-            .segments
+        segments
             .iter()
             .filter(|s| s.first_seq <= through)
             .map(|f| (Kind::Segment, f)),

@@ -72,6 +72,14 @@ impl RealmWriter {
         }
     }
 
+    /// Changes committed and not shipped yet (0 when unknown).
+    pub fn backlog(&self) -> u64 {
+        let shipped = self.shipped.load(Ordering::Acquire);
+        // The log's end as its followers hear of it: no store call.
+        let last = *self.realm.stores.records.subscribe().borrow();
+        last.saturating_sub(shipped)
+    }
+
     fn records(&self) -> &Arc<dyn Records> {
         &self.realm.stores.records
     }
@@ -83,7 +91,7 @@ impl RealmWriter {
             self.chain = self.resume(ctx)?;
         }
         let due = self.chain.as_ref().is_none_or(|chain| {
-            !chain.segments.is_empty()
+            chain.has_segments()
                 && (chain.changes() >= ctx.settings.snapshot_max_changes
                     || now_ms().saturating_sub(chain.base_ms)
                         >= ctx.settings.snapshot_interval.as_millis() as u64)
@@ -229,7 +237,7 @@ impl RealmWriter {
         };
         metrics::counter!(crate::metrics::BACKUP_BYTES).increment(entry.bytes);
         ctx.runtime.block_on(ctx.target.put_new(&name, bytes))?;
-        chain.segments.push(entry);
+        ctx.runtime.block_on(chain.push(ctx.target, entry))?;
         ctx.runtime.block_on(chain.save(ctx.target))?;
         self.shipped.store(last.seq, Ordering::Release);
         metrics::counter!(crate::metrics::BACKUP_FILES, "kind" => "segment").increment(1);

@@ -31,7 +31,7 @@ pub(super) fn backup(
         "backup",
         "segment_interval_ms",
         raw.segment_interval_ms,
-        Duration::from_secs(1),
+        Duration::from_millis(500),
         10,
         3_600_000,
     );
