@@ -11,16 +11,23 @@ have_postgres() {
     compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null
 }
 
-# The S3-compatible server the backup tests write to (moto's), from pip.
-if ! python3 -c "import moto.server, flask" 2>/dev/null; then
-    python3 -m pip install --quiet --user "moto[server]" 2>/dev/null \
-        || python3 -m pip install --quiet --break-system-packages --user "moto[server]"
-fi
-
 missing=()
 have_postgres || missing+=(postgresql)
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
-[ ${#missing[@]} -eq 0 ] && exit 0
+# moto's S3-compatible server for the backup tests comes from pip.
+have_moto() { python3 -c "import moto.server, flask_cors" 2>/dev/null; }
+have_moto || python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+
+install_moto() {
+    have_moto && return 0
+    python3 -m pip install --quiet --user "moto[server]" 2>/dev/null \
+        || python3 -m pip install --quiet --user --break-system-packages "moto[server]"
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+    install_moto
+    exit 0
+fi
 
 if ! command -v apt-get >/dev/null; then
     echo "servers: install ${missing[*]} (the tests start their own servers from it)" >&2
@@ -38,3 +45,4 @@ else
 fi
 $sudo apt-get update -q
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+install_moto

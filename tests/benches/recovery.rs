@@ -115,13 +115,16 @@ fn main() {
         let vault = tempfile::tempdir().unwrap();
         let droid = Arc::new(TestDroid::start(&config(Some(vault.path()), "")).await);
         let stop = Arc::new(AtomicBool::new(false));
+        let sampling = Arc::new(AtomicBool::new(false));
         let sampler = {
-            let (droid, stop) = (droid.clone(), stop.clone());
+            let (droid, stop, sampling) = (droid.clone(), stop.clone(), sampling.clone());
             tokio::spawn(async move {
                 let mut lags = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let status = droid.get("/v1/admin/backups").await.json();
-                    if let Some(lag) = status["realms"][0]["lag_changes"].as_u64() {
+                    if let Some(lag) = status["realms"][0]["lag_changes"].as_u64()
+                        && sampling.load(Ordering::Relaxed)
+                    {
                         lags.push(lag);
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -130,6 +133,9 @@ fn main() {
             })
         };
         let next = AtomicU64::new(0);
+        // Every tenant's data key made first, as on a node that has run a while.
+        ingest(&droid, 20_000, 1_000, 1, &next).await;
+        sampling.store(true, Ordering::Relaxed);
         let rate = ingest(&droid, 200_000, 1_000, 1, &next).await;
         stop.store(true, Ordering::Relaxed);
         let mut lags = sampler.await.unwrap();

@@ -159,10 +159,10 @@ impl App {
                 }
                 fleet::start(&self.service, &self.control, fleet.clone(), &self.node_name);
             }
-            if let Some(backups) = &self.service.backups {
-                if let Err(e) = backups.start(&self.service.realms, self.service.closing()) {
-                    tracing::error!(error = %e, "the backup thread cannot start; no backups are taken");
-                }
+            if let Some(backups) = &self.service.backups
+                && let Err(e) = backups.start(&self.service.realms, self.service.closing())
+            {
+                tracing::error!(error = %e, "the backup thread cannot start; no backups are taken");
             }
             if let Err(e) = resume_restores(&self.service) {
                 tracing::error!(error = %e, "the recovery thread cannot start; silent restores are not resumed");

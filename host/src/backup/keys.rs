@@ -183,8 +183,12 @@ impl Keyring {
         };
         let json = serde_json::to_vec(&row).expect("a key file encodes");
         // Two writers creating one tenant's key at once: the first file
-        // stays, and both read it back.
-        self.target.put_new(&file, json).await?;
+        // stays, and the other reads it back.
+        if self.target.put_new(&file, json).await? {
+            let key = Arc::new(key);
+            crate::locks::lock(&self.known).insert(tenant.to_owned(), key.clone());
+            return Ok(key);
+        }
         self.existing(tenant)
             .await?
             .ok_or_else(|| BackupError::Target {

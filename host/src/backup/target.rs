@@ -103,8 +103,9 @@ impl Target {
     }
 
     /// Writes `bytes` as `name` unless an object of that name exists (a
-    /// content-addressed name: the same name holds the same bytes).
-    pub async fn put_new(&self, name: &str, bytes: Vec<u8>) -> Result<(), BackupError> {
+    /// content-addressed name: the same name holds the same bytes); says
+    /// whether it wrote them.
+    pub async fn put_new(&self, name: &str, bytes: Vec<u8>) -> Result<bool, BackupError> {
         let options = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
@@ -114,7 +115,8 @@ impl Target {
             .put_opts(&ObjectPath::from(name), PutPayload::from(bytes), options)
             .await
         {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(BackupError::target("write", name)(e)),
         }
     }

@@ -64,6 +64,18 @@ fn backed_up(address: &str) {
     });
 }
 
+/// A write of acme's after the restart: refused with `code` while the
+/// operation the kill interrupted is not over.
+fn refused_while_held(address: &str, token: Option<&str>, code: &str) {
+    let late = format!("[{}]", ticket_change("late", 1, "ticket.updated", 9));
+    let (status, body) = http_as(address, "POST", "/v1/ingest/tracker", &late, token).unwrap();
+    assert_eq!(
+        status, 409,
+        "held off while the operation is not over: {body}"
+    );
+    assert!(body.contains(code), "{body}");
+}
+
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
@@ -215,15 +227,7 @@ fn a_restore_killed_while_writing_is_carried_through_after_a_restart() {
     let serving = Serving::start(&path);
     let address = serving.address.clone();
     // Still held off: the restore is not over.
-    let (status, body) = http(
-        &address,
-        "POST",
-        "/v1/ingest/tracker",
-        &format!("[{}]", ticket_change("late", 1, "ticket.updated", 9)),
-    )
-    .unwrap();
-    assert_eq!(status, 409, "{body}");
-    assert!(body.contains("tenant_restoring"), "{body}");
+    refused_while_held(&address, None, "tenant_restoring");
     let restore = wait_for(
         Duration::from_secs(60),
         "the restore carried through",
@@ -330,19 +334,7 @@ fn an_erasure_killed_half_way_is_carried_through_after_a_restart() {
 
     let serving = Serving::start_authenticated(&path);
     let address = serving.address.clone();
-    let (status, body) = http_as(
-        &address,
-        "POST",
-        "/v1/ingest/tracker",
-        &format!("[{}]", ticket_change("late", 1, "ticket.updated", 9)),
-        Some(&token("tracker")),
-    )
-    .unwrap();
-    assert_eq!(
-        status, 409,
-        "held off while the erasure is not over: {body}"
-    );
-    assert!(body.contains("tenant_erasing"), "{body}");
+    refused_while_held(&address, Some(&token("tracker")), "tenant_erasing");
     let done = wait_for(
         Duration::from_secs(60),
         "the erasure carried through",

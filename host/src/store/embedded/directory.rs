@@ -134,32 +134,60 @@ impl Directory for Embedded {
         body: &str,
         expected: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let txn = try_io!("write", self.db().begin_write());
-        {
-            let mut table = try_io!("write", txn.open_table(MIGRATIONS));
-            let held = match try_io!("write", table.get(id)) {
-                Some(value) => decode::<MigrationRow>(value.value())?.revision,
-                None => 0,
-            };
-            if held != expected {
-                return Ok(None);
-            }
-            let row = MigrationRow {
-                tenant: tenant.to_owned(),
-                body: body.to_owned(),
-                revision: expected + 1,
-            };
-            try_io!("write", table.insert(id, encode(&row)?.as_slice()));
-            bump(&txn)?;
-        }
-        try_io!("commit", txn.commit());
-        Ok(Some(expected + 1))
+        let row = MigrationRow {
+            tenant: tenant.to_owned(),
+            body: body.to_owned(),
+            revision: expected + 1,
+        };
+        self.put_at_revision(MIGRATIONS, id, &row, expected)
     }
 
     fn directory_revision(&self) -> Result<u64, StoreError> {
         let txn = try_io!("read", self.db().begin_read());
         let meta = try_io!("read", txn.open_table(META));
         Ok(try_io!("read", meta.get(DIRECTORY_REVISION)).map_or(0, |v| v.value()))
+    }
+}
+
+/// A row kept at a revision, written only over the revision its writer read.
+pub(super) trait Revised: serde::Serialize + serde::de::DeserializeOwned {
+    /// Its revision.
+    fn revision(&self) -> u64;
+}
+
+impl Revised for MigrationRow {
+    fn revision(&self) -> u64 {
+        self.revision
+    }
+}
+
+impl Embedded {
+    /// Writes `row` (at `expected + 1`) as `id` in `table` if the row there
+    /// is still at `expected` (0: none), moving the directory's revision on
+    /// in the same transaction; its new revision, or `None` when another
+    /// writer moved it first and nothing was written.
+    pub(super) fn put_at_revision<R: Revised>(
+        &self,
+        table: redb::TableDefinition<&str, &[u8]>,
+        id: &str,
+        row: &R,
+        expected: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let txn = try_io!("write", self.db().begin_write());
+        {
+            let mut table = try_io!("write", txn.open_table(table));
+            let held = match try_io!("write", table.get(id)) {
+                Some(value) => decode::<R>(value.value())?.revision(),
+                None => 0,
+            };
+            if held != expected {
+                return Ok(None);
+            }
+            try_io!("write", table.insert(id, encode(row)?.as_slice()));
+            bump(&txn)?;
+        }
+        try_io!("commit", txn.commit());
+        Ok(Some(expected + 1))
     }
 }
 

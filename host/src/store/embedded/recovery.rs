@@ -5,13 +5,19 @@
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::super::{AuditEntry, Recovery, StoreError, StoredOperation, now_ms};
-use super::directory::bump;
+use super::directory::Revised;
 use super::{AUDIT, Embedded, OPERATIONS, decode, encode, io};
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct OperationRow {
     body: String,
     revision: u64,
+}
+
+impl Revised for OperationRow {
+    fn revision(&self) -> u64 {
+        self.revision
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -43,25 +49,11 @@ impl Recovery for Embedded {
         body: &str,
         expected: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let txn = try_io!("write", self.db().begin_write());
-        {
-            let mut table = try_io!("write", txn.open_table(OPERATIONS));
-            let held = match try_io!("write", table.get(id)) {
-                Some(value) => decode::<OperationRow>(value.value())?.revision,
-                None => 0,
-            };
-            if held != expected {
-                return Ok(None);
-            }
-            let row = OperationRow {
-                body: body.to_owned(),
-                revision: expected + 1,
-            };
-            try_io!("write", table.insert(id, encode(&row)?.as_slice()));
-            bump(&txn)?;
-        }
-        try_io!("commit", txn.commit());
-        Ok(Some(expected + 1))
+        let row = OperationRow {
+            body: body.to_owned(),
+            revision: expected + 1,
+        };
+        self.put_at_revision(OPERATIONS, id, &row, expected)
     }
 
     fn append_audit(&self, entry: &str) -> Result<u64, StoreError> {
