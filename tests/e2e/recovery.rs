@@ -369,7 +369,8 @@ async fn restore_three_of_a_thousand(nodes: &[TestDroid]) {
 async fn three_tenants_of_a_thousand_go_back_to_an_instant_while_the_others_keep_writing() {
     let vault = vault();
     let droid = TestDroid::start(&format!(
-        "{}\n{}[tenancy]\nrefresh_ms = 50\n",
+        // Restores hold their tenants for two refreshes: long enough to see.
+        "{}\n{}[tenancy]\nrefresh_ms = 200\n",
         droid_e2e::droid::TICKETS,
         backup_config(&vault.backups, &vault.key, 1_000_000)
     ))
@@ -385,7 +386,7 @@ async fn on_postgres_a_second_node_shows_the_restored_tenants() {
         droid_e2e::Setup::new()
             .postgres(&pg.url(), "recovery")
             .tickets()
-            .raw(&format!("[tenancy]\nrefresh_ms = 50\n{extra}"))
+            .raw(&format!("[tenancy]\nrefresh_ms = 200\n{extra}"))
             .start()
     };
     let first = node(format!(
