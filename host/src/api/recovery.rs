@@ -209,16 +209,13 @@ pub(super) async fn backups(State(app): State<Arc<App>>) -> Answer<BackupStatus>
 }
 
 pub(super) async fn verify(State(app): State<Arc<App>>) -> Answer<BackupStatus> {
-    let Some(backups) = app.service.backups.clone() else {
+    let Some(taken) = app.service.backups.clone() else {
         return Err(not_configured());
     };
     let handle = tokio::runtime::Handle::current();
-    let verified = {
-        let backups = backups.clone();
-        tokio::task::spawn_blocking(move || backups.verify(&handle)).await
-    };
+    let verified = tokio::task::spawn_blocking(move || taken.verify(&handle)).await;
     match verified {
-        Ok(Ok(_)) => backups_now(app).await,
+        Ok(Ok(_)) => backups(State(app)).await,
         Ok(Err(e)) => Err(refused(e.into())),
         Err(e) => {
             tracing::error!(error = %e, "a verification task failed");
@@ -228,10 +225,6 @@ pub(super) async fn verify(State(app): State<Arc<App>>) -> Answer<BackupStatus> 
             ))
         }
     }
-}
-
-async fn backups_now(app: Arc<App>) -> Answer<BackupStatus> {
-    backups(State(app)).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -175,15 +175,9 @@ fn still_here(realms: &Realms, realm: &str, staged: &[EventWrite]) -> Result<(),
     for event in staged {
         for op in &event.ops {
             let tenant = &op.id().tenant;
-            if let Some(migration) = realms.directory.fence(tenant) {
-                return Err(format!(
-                    "tenant {tenant:?} is migrating between realms (migration {migration}); abort the batch and send it again once the migration ends"
-                ));
-            }
             if let Some(held) = realms.directory.held_by(tenant) {
                 return Err(format!(
-                    "tenant {tenant:?} is held by {} {}; abort the batch and send it again once it ends",
-                    held.kind, held.id
+                    "tenant {tenant:?} is {held}; abort the batch and send it again once it ends"
                 ));
             }
             let now = realms.of_tenant(tenant);

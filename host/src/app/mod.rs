@@ -177,6 +177,17 @@ impl App {
     }
 }
 
+/// The record types configured, read afresh at every call (reloads change
+/// them); none once the service is gone.
+fn record_types(service: &Arc<Service>) -> impl Fn() -> Vec<String> + Send + Sync + 'static {
+    let weak = Arc::downgrade(service);
+    move || {
+        weak.upgrade()
+            .map(|s| s.config().record_types.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// A worker id unique to this process: two nodes given one name (or a node
 /// and its restarted self) must not both take one piece of work; a stopped
 /// one's lease runs out instead.
@@ -191,7 +202,6 @@ fn worker_id(node: &str) -> String {
 /// types configured (read afresh, as reloads change them).
 fn recovery_engine(service: &Arc<Service>) -> crate::recovery::Engine {
     let config = service.config();
-    let weak = Arc::downgrade(service);
     let cached = Arc::downgrade(service);
     crate::recovery::Engine {
         realms: service.realms.clone(),
@@ -200,11 +210,7 @@ fn recovery_engine(service: &Arc<Service>) -> crate::recovery::Engine {
         refresh: config.tenancy.refresh,
         batch: config.tenancy.restore_batch_records,
         erase_approval_window: config.tenancy.erase_approval_window,
-        record_types: Box::new(move || {
-            weak.upgrade()
-                .map(|s| s.config().record_types.keys().cloned().collect())
-                .unwrap_or_default()
-        }),
+        record_types: Box::new(record_types(service)),
         drop_cached: Box::new(move |tenant| {
             if let Some(service) = cached.upgrade() {
                 service.read_through.drop_tenant(tenant);
@@ -251,14 +257,9 @@ fn resume_restores(service: &Arc<Service>) -> std::io::Result<()> {
 /// the directory's refresh interval.
 fn tenancy_settings(service: &Arc<Service>, node: &str) -> crate::tenancy::worker::Settings {
     let config = service.config();
-    let weak = Arc::downgrade(service);
     crate::tenancy::worker::Settings {
         node: worker_id(node),
-        record_types: Box::new(move || {
-            weak.upgrade()
-                .map(|s| s.config().record_types.keys().cloned().collect())
-                .unwrap_or_default()
-        }),
+        record_types: Box::new(record_types(service)),
         page: config.tenancy.copy_page_records,
         refresh: config.tenancy.refresh,
         closing: service.closing(),

@@ -49,13 +49,11 @@ impl MasterKey {
         Self::parse(text.trim()).map_err(|why| fail(why.to_owned()))
     }
 
-    /// The key written as 64 hex digits.
+    /// The key written as 64 hex digits (as seal keys are).
     pub fn parse(hex: &str) -> Result<Self, &'static str> {
-        let bytes = decode_hex(hex).ok_or("expected 64 hex digits (32 bytes)")?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "expected 64 hex digits (32 bytes)")?;
-        Ok(Self(key))
+        droid_seal::parse_key(hex)
+            .map(Self)
+            .map_err(|_| "expected 64 hex digits (32 bytes)")
     }
 
     /// A new random key, as 64 hex digits.

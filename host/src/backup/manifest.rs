@@ -42,7 +42,47 @@ pub struct FileEntry {
     pub entries: u64,
 }
 
+/// What a new file holds: its sequence and time ranges, and its entries.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    /// The first sequence number.
+    pub first_seq: u64,
+    /// The last.
+    pub last_seq: u64,
+    /// When its first change was committed.
+    pub first_ms: u64,
+    /// When its last change was committed.
+    pub last_ms: u64,
+    /// The records or changes it holds.
+    pub entries: u64,
+}
+
 impl FileEntry {
+    /// Writes `bytes` (whose SHA-256 is `sha256`) as a new file of `kind`
+    /// in `realm`, named by that hash, and lists it as holding `span`.
+    pub async fn write(
+        target: &Target,
+        realm: &str,
+        kind: Kind,
+        bytes: Vec<u8>,
+        sha256: String,
+        span: Span,
+    ) -> Result<Self, BackupError> {
+        let entry = FileEntry {
+            name: file_name(realm, kind, &sha256),
+            sha256,
+            bytes: bytes.len() as u64,
+            first_seq: span.first_seq,
+            last_seq: span.last_seq,
+            first_ms: span.first_ms,
+            last_ms: span.last_ms,
+            entries: span.entries,
+        };
+        target.put_new(&entry.name, bytes).await?;
+        metrics::counter!(crate::metrics::BACKUP_BYTES).increment(entry.bytes);
+        Ok(entry)
+    }
+
     /// Its sequence range, for people.
     pub fn range(&self) -> String {
         if self.first_seq == self.last_seq {
@@ -148,19 +188,16 @@ impl Chain {
         if self.segments.len() >= PAGE_SEGMENTS {
             let bytes = serde_json::to_vec(&self.segments).expect("entries encode");
             let sha256 = sha256_hex(&bytes);
-            let name = file_name(&self.realm, Kind::Page, &sha256);
             let (first, last) = (&self.segments[0], &self.segments[self.segments.len() - 1]);
-            let page = FileEntry {
-                name: name.clone(),
-                sha256,
-                bytes: bytes.len() as u64,
+            let span = Span {
                 first_seq: first.first_seq,
                 last_seq: last.last_seq,
                 first_ms: first.first_ms,
                 last_ms: last.last_ms,
                 entries: self.segments.iter().map(|s| s.entries).sum(),
             };
-            target.put_new(&name, bytes).await?;
+            let page =
+                FileEntry::write(target, &self.realm, Kind::Page, bytes, sha256, span).await?;
             self.pages.push(page);
             self.segments.clear();
         }

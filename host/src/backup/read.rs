@@ -1,6 +1,6 @@
-//! Rebuilding chosen tenants' records as of an instant: the newest chain
-//! whose snapshot is not after it (verified first: a damaged file is never
-//! restored from), its segments up to the instant, then the live change log
+//! Rebuilding chosen tenants' records as of an instant: the newest intact
+//! chain whose snapshot is not after it (each file checked as it is read:
+//! a damaged one is never restored from), its segments up to the instant, then the live change log
 //! for what the backups have not shipped yet; or the change log alone while
 //! it still holds everything from its start. Only the chosen tenants'
 //! frames are opened.
@@ -11,11 +11,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
+use super::frames::Kind;
 use super::keys::{DataKey, KeyId};
 use super::manifest::{self, Chain};
-use super::verify::{self, Report};
+use super::verify;
 use super::writer::SnapshotEntry;
-use super::{BackupError, Keyring, Target, frames};
+use super::{BackupError, Keyring, Target};
 use crate::store::{Change, ChangeKind, RecordId, Records};
 
 /// Changes read from the live log at a time.
@@ -65,8 +66,6 @@ pub struct Rebuilt {
     pub records: BTreeMap<RecordId, Version>,
     /// Where it came from, for people.
     pub source: String,
-    /// The last sequence number the instant includes (of those read).
-    pub through_seq: u64,
 }
 
 /// What to rebuild.
@@ -96,146 +95,157 @@ pub fn rebuild(
     records: &Arc<dyn Records>,
     wanted: Wanted<'_>,
 ) -> Result<Rebuilt, BackupError> {
-    let mut out = Rebuilt::default();
+    let instance = records.instance()?;
     let mut damaged: Vec<String> = Vec::new();
-    let chain = match backups {
-        Some((target, keyring)) => {
-            let keys = tenant_keys(runtime, keyring, wanted)?;
-            let through = match wanted.at {
-                At::Seq(s) => s,
-                At::Time(_) => u64::MAX,
+    if let Some((target, keyring)) = backups {
+        let keys = tenant_keys(runtime, keyring, wanted)?;
+        // The newest chain first; a damaged one is passed by for an older
+        // one (and named, if none will do). Each file is checked as it is
+        // read, once: what is restored from is what was verified.
+        for chain in runtime.block_on(chains_for(target, wanted, &instance))? {
+            let mut out = Rebuilt {
+                source: format!("backup chain {}", chain.manifest_name()),
+                ..Rebuilt::default()
             };
-            let mut usable = None;
-            // The newest chain first; a damaged one is passed by for an
-            // older one (and named, if none will do).
-            let instance = records.instance()?;
-            for chain in runtime.block_on(chains_for(target, wanted, &instance))? {
-                let mut report = Report::default();
-                runtime.block_on(verify::verify_chain(
-                    target,
-                    &keys,
-                    &chain,
-                    through,
-                    &mut report,
-                ));
-                if report.problems.is_empty() {
-                    usable = Some((target, keys, chain));
-                    break;
+            match runtime.block_on(from_chain(target, &keys, &chain, wanted, &mut out)) {
+                Ok(ChainEnd::ReachedTheInstant) => return Ok(out),
+                Ok(ChainEnd::At(_)) if chain.store != instance => {
+                    // Another store's (this one was made anew): its log does
+                    // not continue the chain, which ends the past.
+                    out.source.push_str(" of an earlier store");
+                    return Ok(out);
                 }
-                for problem in report.problems {
-                    tracing::error!(file = %problem.file, range = %problem.range, reason = %problem.reason, "a restore passes a damaged backup by");
-                    damaged.push(format!(
-                        "{} ({}): {}",
-                        problem.file, problem.range, problem.reason
-                    ));
+                Ok(ChainEnd::At(shipped)) => {
+                    out.source.push_str(" and the change log");
+                    from_log(records, wanted, shipped, &mut out)?;
+                    return Ok(out);
                 }
+                Err(BackupError::Corrupt {
+                    file,
+                    range,
+                    reason,
+                }) => {
+                    tracing::error!(%file, %range, %reason, "a restore passes a damaged backup by");
+                    damaged.push(format!("{file} ({range}): {reason}"));
+                }
+                Err(e) => return Err(e),
             }
-            usable
         }
-        None => None,
+    }
+    // No intact chain reaches back: the change log alone, while it holds
+    // everything from its start.
+    let first = records.first_seq()?;
+    if first > 1 && !damaged.is_empty() {
+        return Err(BackupError::Corrupt {
+            file: format!("{} damaged", damaged.len()),
+            range: wanted.at.to_string(),
+            reason: format!(
+                "no intact backup of realm {:?} reaches back to {}, and its change log starts at seq {first}; damaged: {}",
+                wanted.realm,
+                wanted.at,
+                damaged.join("; ")
+            ),
+        });
+    }
+    if first > 1 {
+        return Err(BackupError::OutOfRange(format!(
+            "no backup of realm {:?} reaches back to {}, and its change log starts at seq {first}",
+            wanted.realm, wanted.at
+        )));
+    }
+    let mut out = Rebuilt {
+        source: "the change log, from its start".to_owned(),
+        ..Rebuilt::default()
     };
-    let mut from_seq = 0;
-    let mut log_needed = true;
-    match chain {
-        Some((target, keys, chain)) => {
-            out.source = format!("backup chain {}", chain.manifest_name());
-            if chain.store != records.instance()? {
-                // Another store's (this one was made anew): its log does
-                // not continue the chain, which ends the past.
-                log_needed = false;
-                out.source.push_str(" of an earlier store");
-            }
-            out.through_seq = chain.base_seq;
-            for part in &chain.snapshot {
-                let bytes = runtime.block_on(verify::read_checked(target, part))?;
-                for entry in open_frames::<SnapshotEntry>(&bytes, &keys, part)? {
-                    if wanted.wants(&entry.record_type, &entry.tenant) {
-                        out.records.insert(
-                            RecordId {
-                                record_type: entry.record_type,
-                                tenant: entry.tenant,
-                                key: entry.key,
-                            },
-                            (entry.body, entry.version),
-                        );
-                    }
-                }
-            }
-            from_seq = chain.base_seq;
-            let segments = runtime.block_on(chain.all_segments(target))?;
-            for segment in &segments {
-                if !wanted.at.includes(segment.first_seq, segment.first_ms) {
-                    log_needed = false;
-                    break;
-                }
-                if segment.first_seq != from_seq + 1 {
-                    return Err(BackupError::Corrupt {
-                        file: chain.manifest_name(),
-                        range: segment.range(),
-                        reason: format!("the chain has a gap before seq {}", segment.first_seq),
-                    });
-                }
-                let bytes = runtime.block_on(verify::read_checked(target, segment))?;
-                for change in open_frames::<Change>(&bytes, &keys, segment)? {
-                    apply(&mut out, &wanted, change);
-                }
-                from_seq = segment.last_seq;
-                out.through_seq = out.through_seq.max(segment.last_seq.min(match wanted.at {
-                    At::Seq(s) => s,
-                    At::Time(_) => u64::MAX,
-                }));
-            }
-        }
-        None => {
-            let first = records.first_seq()?;
-            if first > 1 && !damaged.is_empty() {
-                return Err(BackupError::Corrupt {
-                    file: format!("{} damaged", damaged.len()),
-                    range: wanted.at.to_string(),
-                    reason: format!(
-                        "no intact backup of realm {:?} reaches back to {}, and its change log starts at seq {first}; damaged: {}",
-                        wanted.realm,
-                        wanted.at,
-                        damaged.join("; ")
-                    ),
-                });
-            }
-            if first > 1 {
-                return Err(BackupError::OutOfRange(format!(
-                    "no backup of realm {:?} reaches back to {}, and its change log starts at seq {first}",
-                    wanted.realm, wanted.at
-                )));
-            }
-            out.source = "the change log, from its start".to_owned();
-        }
-    }
-    if log_needed {
-        let first = records.first_seq()?;
-        if first > from_seq + 1 {
-            return Err(BackupError::OutOfRange(format!(
-                "changes {} to {} of realm {:?} are in neither the backups nor the change log",
-                from_seq + 1,
-                first - 1,
-                wanted.realm
-            )));
-        }
-        if from_seq > 0 {
-            out.source.push_str(" and the change log");
-        }
-        'log: loop {
-            let changes = records.changes(from_seq, LOG_PAGE)?;
-            let Some(last) = changes.last() else { break };
-            from_seq = last.seq;
-            for change in changes {
-                if !wanted.at.includes(change.seq, change.committed_at_ms) {
-                    break 'log;
-                }
-                out.through_seq = change.seq;
-                apply(&mut out, &wanted, change);
-            }
-        }
-    }
+    from_log(records, wanted, 0, &mut out)?;
     Ok(out)
+}
+
+/// Where reading a chain stopped.
+enum ChainEnd {
+    /// At a segment past the instant: nothing later is wanted.
+    ReachedTheInstant,
+    /// At the chain's end, this sequence number: the log goes on from there.
+    At(u64),
+}
+
+/// Adds to `out` what `chain` holds of `wanted` up to the instant, each
+/// file read once and checked (size, SHA-256, header, continuity, the
+/// frames of `keys` decrypting): `Err(Corrupt)` names what is damaged.
+async fn from_chain(
+    target: &Target,
+    keys: &HashMap<KeyId, DataKey>,
+    chain: &Chain,
+    wanted: Wanted<'_>,
+    out: &mut Rebuilt,
+) -> Result<ChainEnd, BackupError> {
+    for part in &chain.snapshot {
+        let bytes = verify::read_checked(target, part).await?;
+        for entry in open_frames::<SnapshotEntry>(&bytes, keys, &chain.realm, Kind::Snapshot, part)?
+        {
+            if wanted.wants(&entry.record_type, &entry.tenant) {
+                out.records.insert(
+                    RecordId {
+                        record_type: entry.record_type,
+                        tenant: entry.tenant,
+                        key: entry.key,
+                    },
+                    (entry.body, entry.version),
+                );
+            }
+        }
+    }
+    let mut shipped = chain.base_seq;
+    for segment in chain.all_segments(target).await? {
+        if !wanted.at.includes(segment.first_seq, segment.first_ms) {
+            return Ok(ChainEnd::ReachedTheInstant);
+        }
+        if segment.first_seq != shipped + 1 {
+            return Err(BackupError::Corrupt {
+                file: chain.manifest_name(),
+                range: segment.range(),
+                reason: format!("the chain has a gap before seq {}", segment.first_seq),
+            });
+        }
+        let bytes = verify::read_checked(target, &segment).await?;
+        for change in open_frames::<Change>(&bytes, keys, &chain.realm, Kind::Segment, &segment)? {
+            apply(out, &wanted, change);
+        }
+        shipped = segment.last_seq;
+    }
+    Ok(ChainEnd::At(shipped))
+}
+
+/// Adds to `out` what the live change log holds of `wanted` after
+/// `shipped`, up to the instant.
+fn from_log(
+    records: &Arc<dyn Records>,
+    wanted: Wanted<'_>,
+    mut shipped: u64,
+    out: &mut Rebuilt,
+) -> Result<(), BackupError> {
+    let first = records.first_seq()?;
+    if first > shipped + 1 {
+        return Err(BackupError::OutOfRange(format!(
+            "changes {} to {} of realm {:?} are in neither the backups nor the change log",
+            shipped + 1,
+            first - 1,
+            wanted.realm
+        )));
+    }
+    loop {
+        let changes = records.changes(shipped, LOG_PAGE)?;
+        let Some(last) = changes.last() else {
+            return Ok(());
+        };
+        shipped = last.seq;
+        for change in changes {
+            if !wanted.at.includes(change.seq, change.committed_at_ms) {
+                return Ok(());
+            }
+            apply(out, &wanted, change);
+        }
+    }
 }
 
 fn apply(out: &mut Rebuilt, wanted: &Wanted<'_>, change: Change) {
@@ -303,22 +313,25 @@ async fn chains_for(
     Ok(out)
 }
 
-/// The entries of every frame of `bytes` sealed with one of `keys`.
+/// The entries of every frame of `bytes` (a file of `kind` of `realm`, as
+/// `entry` lists it) sealed with one of `keys`.
 fn open_frames<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     keys: &HashMap<KeyId, DataKey>,
+    realm: &str,
+    kind: Kind,
     entry: &manifest::FileEntry,
 ) -> Result<Vec<T>, BackupError> {
-    let corrupt = |reason: String| BackupError::Corrupt {
-        file: entry.name.clone(),
-        range: entry.range(),
-        reason,
-    };
-    let parsed = frames::parse(bytes).map_err(corrupt)?;
+    let parsed = verify::parse_checked(bytes, realm, kind, entry)?;
     let mut out = Vec::new();
     for (i, (key_id, sealed)) in parsed.frames.iter().enumerate() {
         let Some(key) = keys.get(key_id) else {
             continue;
+        };
+        let corrupt = |reason: String| BackupError::Corrupt {
+            file: entry.name.clone(),
+            range: entry.range(),
+            reason,
         };
         let plain = parsed
             .open(key, sealed)

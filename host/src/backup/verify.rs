@@ -93,7 +93,7 @@ pub async fn verify_realm(
             }
         };
         let before = report.problems.len();
-        verify_chain(target, keys, &chain, u64::MAX, &mut report).await;
+        verify_chain(target, keys, &chain, &mut report).await;
         if report.problems.len() == before {
             report.restorable_from_ms = Some(
                 report
@@ -106,13 +106,11 @@ pub async fn verify_realm(
     Ok(report)
 }
 
-/// Checks `chain`'s files holding sequence numbers up to `through` (all of
-/// them with `u64::MAX`), adding what is wrong to `report`.
-pub async fn verify_chain(
+/// Checks every file of `chain`, adding what is wrong to `report`.
+async fn verify_chain(
     target: &Target,
     keys: &HashMap<KeyId, DataKey>,
     chain: &Chain,
-    through: u64,
     report: &mut Report,
 ) {
     // The sealed pages, checked as they are read.
@@ -126,9 +124,6 @@ pub async fn verify_chain(
     report.files += chain.pages.len();
     let mut expected = chain.base_seq + 1;
     for segment in &segments {
-        if segment.first_seq > through {
-            break;
-        }
         if segment.first_seq != expected {
             report.problems.push(Problem {
                 file: chain.manifest_name(),
@@ -141,12 +136,11 @@ pub async fn verify_chain(
         }
         expected = segment.last_seq + 1;
     }
-    let files = chain.snapshot.iter().map(|f| (Kind::Snapshot, f)).chain(
-        segments
-            .iter()
-            .filter(|s| s.first_seq <= through)
-            .map(|f| (Kind::Segment, f)),
-    );
+    let files = chain
+        .snapshot
+        .iter()
+        .map(|f| (Kind::Snapshot, f))
+        .chain(segments.iter().map(|f| (Kind::Segment, f)));
     for (kind, entry) in files {
         report.files += 1;
         if let Err(problem) = verify_file(target, keys, &chain.realm, kind, entry, report).await {
@@ -163,33 +157,18 @@ async fn verify_file(
     entry: &FileEntry,
     report: &mut Report,
 ) -> Result<(), Problem> {
-    let problem = |reason: String| Problem {
-        file: entry.name.clone(),
-        range: entry.range(),
-        reason,
-    };
     let bytes = read_checked(target, entry).await.map_err(Problem::from)?;
     report.bytes += bytes.len() as u64;
-    let parsed = frames::parse(&bytes).map_err(problem)?;
-    if parsed.kind != kind || parsed.realm != realm {
-        return Err(problem(format!(
-            "its header says a {:?} of realm {:?}, its manifest a {kind:?} of {realm:?}",
-            parsed.kind, parsed.realm
-        )));
-    }
-    if kind == Kind::Segment
-        && (parsed.first_seq, parsed.last_seq) != (entry.first_seq, entry.last_seq)
-    {
-        return Err(problem(format!(
-            "its header says seq {}..={}",
-            parsed.first_seq, parsed.last_seq
-        )));
-    }
+    let parsed = parse_checked(&bytes, realm, kind, entry).map_err(Problem::from)?;
     for (i, (key_id, sealed)) in parsed.frames.iter().enumerate() {
         match keys.get(key_id) {
             Some(key) => {
                 if parsed.open(key, sealed).is_none() {
-                    return Err(problem(format!("frame {i} does not decrypt")));
+                    return Err(Problem {
+                        file: entry.name.clone(),
+                        range: entry.range(),
+                        reason: format!("frame {i} does not decrypt"),
+                    });
                 }
                 report.frames += 1;
             }
@@ -197,6 +176,37 @@ async fn verify_file(
         }
     }
     Ok(())
+}
+
+/// `bytes` parsed as a backup file, checked against what `entry` (a file of
+/// `kind` of `realm`) says of it.
+pub(super) fn parse_checked<'a>(
+    bytes: &'a [u8],
+    realm: &str,
+    kind: Kind,
+    entry: &FileEntry,
+) -> Result<frames::Parsed<'a>, BackupError> {
+    let corrupt = |reason: String| BackupError::Corrupt {
+        file: entry.name.clone(),
+        range: entry.range(),
+        reason,
+    };
+    let parsed = frames::parse(bytes).map_err(corrupt)?;
+    if parsed.kind != kind || parsed.realm != realm {
+        return Err(corrupt(format!(
+            "its header says a {:?} of realm {:?}, its manifest a {kind:?} of {realm:?}",
+            parsed.kind, parsed.realm
+        )));
+    }
+    if kind == Kind::Segment
+        && (parsed.first_seq, parsed.last_seq) != (entry.first_seq, entry.last_seq)
+    {
+        return Err(corrupt(format!(
+            "its header says seq {}..={}",
+            parsed.first_seq, parsed.last_seq
+        )));
+    }
+    Ok(parsed)
 }
 
 /// The bytes of `entry`, checked against its size and SHA-256.

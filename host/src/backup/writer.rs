@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::frames::{FileWriter, Kind};
-use super::manifest::{self, Chain, FileEntry};
+use super::manifest::{self, Chain, FileEntry, Span};
 use super::{BackupError, Keyring, Target};
 use crate::config::BackupSettings;
 use crate::store::{Change, ChangeKind, RecordId, Records, StoreError, StoredRecord, now_ms};
@@ -61,11 +61,14 @@ pub(super) struct RealmWriter {
     /// The last sequence number shipped: what the change log may be trimmed
     /// up to.
     pub shipped: Arc<AtomicU64>,
+    /// The log's end as its followers hear of it.
+    grown: tokio::sync::watch::Receiver<u64>,
 }
 
 impl RealmWriter {
     pub fn new(realm: Arc<Realm>, shipped: Arc<AtomicU64>) -> Self {
         Self {
+            grown: realm.stores.records.subscribe(),
             realm,
             chain: None,
             shipped,
@@ -75,8 +78,8 @@ impl RealmWriter {
     /// Changes committed and not shipped yet (0 when unknown).
     pub fn backlog(&self) -> u64 {
         let shipped = self.shipped.load(Ordering::Acquire);
-        // The log's end as its followers hear of it: no store call.
-        let last = *self.realm.stores.records.subscribe().borrow();
+        // No store call: what the log's followers are told.
+        let last = *self.grown.borrow();
         last.saturating_sub(shipped)
     }
 
@@ -224,19 +227,21 @@ impl RealmWriter {
             file.frame(&key, &plain);
         }
         let (bytes, sha256) = file.finish();
-        let name = manifest::file_name(&chain.realm, Kind::Segment, &sha256);
-        let entry = FileEntry {
-            name: name.clone(),
-            sha256,
-            bytes: bytes.len() as u64,
+        let span = Span {
             first_seq: first.seq,
             last_seq: last.seq,
             first_ms: first.committed_at_ms,
             last_ms: last.committed_at_ms,
             entries: changes.len() as u64,
         };
-        metrics::counter!(crate::metrics::BACKUP_BYTES).increment(entry.bytes);
-        ctx.runtime.block_on(ctx.target.put_new(&name, bytes))?;
+        let entry = ctx.runtime.block_on(FileEntry::write(
+            ctx.target,
+            &chain.realm,
+            Kind::Segment,
+            bytes,
+            sha256,
+            span,
+        ))?;
         ctx.runtime.block_on(chain.push(ctx.target, entry))?;
         ctx.runtime.block_on(chain.save(ctx.target))?;
         self.shipped.store(last.seq, Ordering::Release);
@@ -313,21 +318,22 @@ impl Parts<'_, '_> {
             return Ok(());
         }
         let (bytes, sha256) = file.finish();
-        let name = manifest::file_name(self.realm, Kind::Snapshot, &sha256);
-        let entry = FileEntry {
-            name: name.clone(),
-            sha256,
-            bytes: bytes.len() as u64,
+        // Its sequence numbers are the chain's base, known once the scan ends.
+        let span = Span {
             first_seq: 0,
             last_seq: 0,
             first_ms: self.taken_ms,
             last_ms: self.taken_ms,
             entries: self.entries_in_file,
         };
-        metrics::counter!(crate::metrics::BACKUP_BYTES).increment(entry.bytes);
-        self.ctx
-            .runtime
-            .block_on(self.ctx.target.put_new(&name, bytes))?;
+        let entry = self.ctx.runtime.block_on(FileEntry::write(
+            self.ctx.target,
+            self.realm,
+            Kind::Snapshot,
+            bytes,
+            sha256,
+            span,
+        ))?;
         self.written.push(entry);
         self.entries_in_file = 0;
         Ok(())

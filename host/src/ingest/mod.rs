@@ -26,8 +26,7 @@ pub use health::{Health, SourceHealth, State};
 pub use rate::{RateLimits, Refusal};
 pub use replay::{Replayed, replay};
 pub use route::{
-    Route, TENANT_ELSEWHERE, TENANT_ERASING, TENANT_MIGRATING, TENANT_RESTORING, held_code,
-    ingest_routed,
+    Route, TENANT_ELSEWHERE, TENANT_ERASING, TENANT_MIGRATING, TENANT_RESTORING, ingest_routed,
 };
 pub use slots::SourceSlots;
 

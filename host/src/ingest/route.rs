@@ -13,7 +13,7 @@ use super::{EventResult, IncomingEvent, Target, ingest_into};
 use crate::key::TenantId;
 use crate::plugins::Binding;
 use crate::store::{self, StoreError};
-use crate::tenancy::{Placement, Realm, Realms};
+use crate::tenancy::{Held, Placement, Realm, Realms};
 
 /// The API's codes for a refused event (`web::ErrorCode`'s, which sits
 /// above this module; `api` checks they agree).
@@ -26,8 +26,9 @@ pub const TENANT_RESTORING: &str = "tenant_restoring";
 pub const TENANT_ERASING: &str = "tenant_erasing";
 
 /// The code of a write refused while `held` holds its tenant off.
-pub fn held_code(held: &crate::tenancy::Held) -> &'static str {
+fn held_code(held: &Held) -> &'static str {
     match held.kind.as_str() {
+        Held::MIGRATION => TENANT_MIGRATING,
         "erase" => TENANT_ERASING,
         _ => TENANT_RESTORING,
     }
@@ -123,23 +124,10 @@ pub async fn ingest_routed(
 
 /// The realm `tenant`'s event goes to, or why it is refused.
 fn place(realms: &Realms, tenant: &str, into: Route<'_>) -> Result<String, EventResult> {
-    if let Some(migration) = realms.directory.fence(tenant) {
-        return Err(EventResult::Refused {
-            code: TENANT_MIGRATING.to_owned(),
-            reason: format!(
-                "tenant {tenant:?} is migrating between realms (migration {migration}); send the event again once it ends"
-            ),
-            realm: None,
-            realm_url: None,
-        });
-    }
     if let Some(held) = realms.directory.held_by(tenant) {
         return Err(EventResult::Refused {
             code: held_code(&held).to_owned(),
-            reason: format!(
-                "tenant {tenant:?} is held by {} {}; send the event again once it ends",
-                held.kind, held.id
-            ),
+            reason: format!("tenant {tenant:?} is {held}; send the event again once it ends"),
             realm: None,
             realm_url: None,
         });

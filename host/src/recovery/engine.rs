@@ -79,17 +79,38 @@ impl Engine {
         expected: u64,
     ) -> Result<u64, RecoveryError> {
         let body = serde_json::to_string(body).expect("an operation encodes");
-        let written = self
-            .realms
-            .directory
-            .recovery()
-            .put_operation(id, &body, expected)?;
-        self.realms.directory.reload()?;
+        let directory = &self.realms.directory;
+        let written = directory.recovery().put_operation(id, &body, expected)?;
+        match written {
+            // What this node refuses changes at once; other nodes read it
+            // within a refresh.
+            Some(_) => directory.hold_operation(id, &body),
+            None => directory.reload()?,
+        }
         written.ok_or_else(|| {
             RecoveryError::State(format!(
                 "{id} was moved on by another node meanwhile; this one stops"
             ))
         })
+    }
+
+    /// Refuses `tenant` when a migration or another operation holds its
+    /// writes off (as the directory last read says).
+    pub(super) fn not_held(&self, tenant: &str) -> Result<(), RecoveryError> {
+        match self.realms.directory.held_by(tenant) {
+            None => Ok(()),
+            Some(held) if held.kind == crate::tenancy::Held::MIGRATION => {
+                Err(RecoveryError::Migrating {
+                    tenant: tenant.to_owned(),
+                    migration: held.id,
+                })
+            }
+            Some(held) => Err(RecoveryError::Held {
+                tenant: tenant.to_owned(),
+                kind: held.kind,
+                id: held.id,
+            }),
+        }
     }
 
     /// Waits until every node has read the directory since an operation

@@ -242,21 +242,8 @@ impl Engine {
                 erasure.proposed_by
             )));
         }
-        let directory = &self.realms.directory;
-        directory.refresh()?;
-        if let Some(migration) = directory.fence(&erasure.tenant) {
-            return Err(RecoveryError::Migrating {
-                tenant: erasure.tenant.clone(),
-                migration,
-            });
-        }
-        if let Some(held) = directory.held_by(&erasure.tenant) {
-            return Err(RecoveryError::Held {
-                tenant: erasure.tenant.clone(),
-                kind: held.kind,
-                id: held.id,
-            });
-        }
+        self.realms.directory.refresh()?;
+        self.not_held(&erasure.tenant)?;
         erasure.approved_by = Some(by.clone());
         erasure.approved_ms = Some(now_ms());
         erasure.state = ErasureState::Erasing;
@@ -364,6 +351,7 @@ impl Engine {
             note(&place, "store files compacted", 1);
         }
         let unpinned = self.realms.directory.store().unpin(&tenant)?;
+        self.realms.directory.reload()?;
         self.realms.base.records.compact()?;
         note("directory", "pin removed", u64::from(unpinned));
         if let Some(backups) = &self.backups {

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::audit;
-use super::operation::{Count, Restore, RestoreState};
+use super::operation::{Restore, RestoreState};
 use super::plan::plan;
 use super::{Engine, RecoveryError};
 use crate::backup::{At, Wanted};
@@ -149,19 +149,7 @@ impl Engine {
         directory.refresh()?;
         let mut realms: BTreeSet<String> = BTreeSet::new();
         for tenant in &tenants {
-            if let Some(migration) = directory.fence(tenant) {
-                return Err(RecoveryError::Migrating {
-                    tenant: tenant.clone(),
-                    migration,
-                });
-            }
-            if let Some(held) = directory.held_by(tenant) {
-                return Err(RecoveryError::Held {
-                    tenant: tenant.clone(),
-                    kind: held.kind,
-                    id: held.id,
-                });
-            }
+            self.not_held(tenant)?;
             realms.insert(directory.realm_of(tenant));
         }
         let at_by_realm: BTreeMap<String, At> = match points {
@@ -390,7 +378,10 @@ impl Engine {
                 *revision = self.save(restore, *revision)?;
             }
         }
-        merge_counts(&mut restore.counts);
+        // In tenant order, whichever realm each is in.
+        restore
+            .counts
+            .sort_by(|a, b| (&a.tenant, &a.record_type).cmp(&(&b.tenant, &b.record_type)));
         Ok(())
     }
 
@@ -436,22 +427,4 @@ impl Engine {
             }
         }
     }
-}
-
-/// One count per tenant and record type (a tenant's realm parts merge).
-fn merge_counts(counts: &mut Vec<Count>) {
-    let mut merged: BTreeMap<(String, String), Count> = BTreeMap::new();
-    for c in counts.drain(..) {
-        let entry = merged
-            .entry((c.tenant.clone(), c.record_type.clone()))
-            .or_insert_with(|| Count {
-                tenant: c.tenant.clone(),
-                record_type: c.record_type.clone(),
-                ..Count::default()
-            });
-        entry.upserts += c.upserts;
-        entry.deletes += c.deletes;
-        entry.unchanged += c.unchanged;
-    }
-    counts.extend(merged.into_values());
 }

@@ -44,15 +44,50 @@ struct View {
     held: HashMap<String, Held>,
 }
 
-/// An operation holding a tenant's writes off (recorded through
-/// [`crate::store::Recovery`]; any operation whose JSON lists tenants in
+/// What holds a tenant's writes off: its realm migration (copying, ready to
+/// commit or committing), or an operation recorded through
+/// [`crate::store::Recovery`] (any operation whose JSON lists tenants in
 /// `fences` holds them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
-    /// What it is (`restore`, `erase`).
+    /// What it is ([`Held::MIGRATION`], `restore`, `erase`).
     pub kind: String,
     /// Its id.
     pub id: String,
+}
+
+impl Held {
+    /// The kind of a realm migration's hold.
+    pub const MIGRATION: &'static str = "migration";
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind.as_str() {
+            Self::MIGRATION => write!(f, "migrating between realms (migration {})", self.id),
+            kind => write!(f, "held by {kind} {}", self.id),
+        }
+    }
+}
+
+/// Adds the tenants operation `id` (recorded as `body`) holds to `held`.
+fn add_holds(held: &mut HashMap<String, Held>, id: &str, body: &str) {
+    match serde_json::from_str::<Fencing>(body) {
+        Ok(fencing) => {
+            for tenant in fencing.fences {
+                held.insert(
+                    tenant,
+                    Held {
+                        kind: fencing.kind.clone(),
+                        id: id.to_owned(),
+                    },
+                );
+            }
+        }
+        Err(e) => {
+            tracing::error!(operation = %id, error = %e, "a recorded operation does not decode; it fences no one");
+        }
+    }
 }
 
 /// What the directory reads of an operation: its kind and whom it fences.
@@ -153,22 +188,7 @@ impl Directory {
         }
         let mut held = HashMap::new();
         for operation in self.recovery.operations()? {
-            match serde_json::from_str::<Fencing>(&operation.body) {
-                Ok(fencing) => {
-                    for tenant in fencing.fences {
-                        held.insert(
-                            tenant,
-                            Held {
-                                kind: fencing.kind.clone(),
-                                id: operation.id.clone(),
-                            },
-                        );
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(operation = %operation.id, error = %e, "a recorded operation does not decode; it fences no one");
-                }
-            }
+            add_holds(&mut held, &operation.id, &operation.body);
         }
         self.view.store(Arc::new(View {
             revision,
@@ -257,15 +277,29 @@ impl Directory {
         self.reload()
     }
 
-    /// The migration holding `tenant`'s writes off, if any.
-    pub fn fence(&self, tenant: &str) -> Option<String> {
-        self.view.load().fenced.get(tenant).cloned()
+    /// Takes operation `id`, just recorded as `body`, into the view without
+    /// reading the directory again (an operation writes at every batch):
+    /// the tenants it holds now, and no longer those it held.
+    pub fn hold_operation(&self, id: &str, body: &str) {
+        self.view.rcu(|view| {
+            let mut view = View::clone(view);
+            view.held.retain(|_, held| held.id != id);
+            add_holds(&mut view.held, id, body);
+            view
+        });
     }
 
-    /// The operation (a restore, an erasure) holding `tenant`'s writes
-    /// off, if any.
+    /// What holds `tenant`'s writes off, if anything: its migration, else
+    /// an operation (a restore, an erasure).
     pub fn held_by(&self, tenant: &str) -> Option<Held> {
-        self.view.load().held.get(tenant).cloned()
+        let view = self.view.load();
+        match view.fenced.get(tenant) {
+            Some(migration) => Some(Held {
+                kind: Held::MIGRATION.to_owned(),
+                id: migration.clone(),
+            }),
+            None => view.held.get(tenant).cloned(),
+        }
     }
 
     /// The store recovery's operations and audit log are kept in (the one
