@@ -998,3 +998,140 @@ async fn backups_go_to_an_s3_compatible_store_and_restore_from_it() {
     assert_eq!(counts["upserts"], 100, "the deleted ones back: {counts}");
     assert_eq!(live(&held(&droid, "acme").await).len(), 300);
 }
+
+#[tokio::test]
+async fn every_recovery_refusal_has_its_code() {
+    // Without [backup]: backups are refused; restores use the change log.
+    let plain = TestDroid::start(droid_e2e::droid::TICKETS).await;
+    plain.get("/v1/admin/backups").await.assert_error(
+        409,
+        "backups_not_configured",
+        "backups on a node without them",
+    );
+    plain
+        .post("/v1/admin/backups/verify", "{}")
+        .await
+        .assert_error(
+            409,
+            "backups_not_configured",
+            "a verification without backups",
+        );
+    ingest_ok(&plain, &[event("acme", 1, 1, "ticket.created", "one")]).await;
+    let refusals = [
+        (json!({"tenants": [], "at": "1"}), "no tenants"),
+        (
+            json!({"tenants": ["bad tenant!"], "at": "1"}),
+            "a bad tenant id",
+        ),
+        (
+            json!({"tenants": ["acme"], "at": "yesterday"}),
+            "an instant that is not one",
+        ),
+        (
+            json!({"tenants": ["acme"], "at": "2999-01-01T00:00:00Z"}),
+            "an instant in the future",
+        ),
+        (
+            json!({"tenants": ["acme"], "at": "99999"}),
+            "a sequence number past the log",
+        ),
+        (
+            json!({"tenants": ["acme"], "at": "1", "record_types": []}),
+            "no record types",
+        ),
+        (json!({"tenant": "acme"}), "not a restore request"),
+    ];
+    for (body, what) in refusals {
+        restore(&plain, body)
+            .await
+            .assert_error(400, "invalid_restore", what);
+    }
+    for path in ["/v1/admin/restores/rst-nope", "/v1/admin/erasures/era-nope"] {
+        plain
+            .get(path)
+            .await
+            .assert_error(404, "unknown_operation", path);
+    }
+    plain
+        .post("/v1/admin/restores/rst-nope/undo", "")
+        .await
+        .assert_error(404, "unknown_operation", "undoing no restore");
+    plain
+        .post("/v1/admin/erasures", "{\"tenants\": \"acme\"}")
+        .await
+        .assert_error(400, "invalid_body", "not an erasure proposal");
+    plain
+        .post("/v1/admin/erasures", "{\"tenant\": \"bad tenant!\"}")
+        .await
+        .assert_error(400, "invalid_restore", "a bad tenant id");
+    let proposed = plain
+        .post("/v1/admin/erasures", "{\"tenant\": \"acme\"}")
+        .await;
+    assert_eq!(proposed.status, 200, "{}", proposed.body);
+    plain
+        .post("/v1/admin/erasures", "{\"tenant\": \"acme\"}")
+        .await
+        .assert_error(
+            409,
+            "operation_state",
+            "a second proposal while one is open",
+        );
+    let id = proposed.json()["id"].as_str().unwrap().to_owned();
+    plain
+        .post(&format!("/v1/admin/erasures/{id}/approve"), "")
+        .await
+        .assert_error(403, "same_admin", "approving without authentication");
+    // A restore that changed nothing still leaves restore points to undo.
+    let noop = restore(&plain, json!({"tenants": ["globex"], "at": "1"})).await;
+    assert_eq!(noop.status, 200, "{}", noop.body);
+    let undo = format!(
+        "/v1/admin/restores/{}/undo",
+        noop.json()["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        plain.post(&undo, "").await.status,
+        200,
+        "its restore points undo it"
+    );
+
+    // A trimmed change log and no backups: out of range.
+    let trimmed = TestDroid::start(&format!(
+        "{}\n[store]\nchange_log_retention = 1\n",
+        droid_e2e::droid::TICKETS
+    ))
+    .await;
+    let events: Vec<Value> = (0..5)
+        .map(|k| event("acme", k, 1, "ticket.created", "one"))
+        .collect();
+    ingest_ok(&trimmed, &events).await;
+    let store = trimmed.app().service.realms.home_store().records.clone();
+    eventually(Duration::from_secs(30), "the change log trimmed", || {
+        let store = store.clone();
+        async move { (store.first_seq().unwrap() > 1).then_some(()) }
+    })
+    .await;
+    restore(&trimmed, json!({"tenants": ["acme"], "at": "3"}))
+        .await
+        .assert_error(422, "restore_out_of_range", "a trimmed log without backups");
+
+    // A master key file that is missing, or not a key: droid does not start,
+    // naming the file and why.
+    let vault = vault();
+    let missing = vault.key.with_file_name("nowhere.key");
+    let config = |key: &Path| {
+        format!(
+            "{}\n[backup]\npath = {:?}\nmaster_key_file = {:?}\n",
+            droid_e2e::droid::TICKETS,
+            vault.backups.display().to_string(),
+            key.display().to_string()
+        )
+    };
+    let e = TestDroid::try_start(&config(&missing)).await.unwrap_err();
+    assert!(e.contains("nowhere.key"), "{e}");
+    std::fs::write(&vault.key, "not hex").unwrap();
+    let e = TestDroid::try_start(&config(&vault.key)).await.unwrap_err();
+    assert!(
+        e.contains("master.key") && e.contains("expected 64 hex digits"),
+        "{e}"
+    );
+}

@@ -498,3 +498,26 @@ fn tenant_commands_pin_and_migrate_a_tenant() {
     );
     assert!(serving.stop().success());
 }
+
+/// `droid backups keygen` writes a master key droid reads, readable by its
+/// owner only, and never overwrites one.
+#[test]
+fn backups_keygen_writes_a_master_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.key");
+    let out = droid(&["backups", "keygen", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(droid_host::backup::MasterKey::load(&file).is_ok());
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let before = std::fs::read(&file).unwrap();
+    let again = droid(&["backups", "keygen", file.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains(&format!("cannot create {}", file.display())),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before, "the key stays");
+}

@@ -448,6 +448,36 @@ const TABLE: &[(&str, &str, &str)] = &[
         "backup.retention_s: expected a number from 60 to",
     ),
     (
+        "an S3 target that is not an s3:// URL",
+        "[backup]\nmaster_key_file = \"k\"\nurl = \"https://bucket.example\"\n{site}",
+        "backup.url: expected s3://BUCKET[/PREFIX], found \"https://bucket.example\"",
+    ),
+    (
+        "an S3 target without its bucket",
+        "[backup]\nmaster_key_file = \"k\"\nurl = \"s3:///droid\"\n{site}",
+        "backup.url: expected s3://BUCKET[/PREFIX]: the bucket is missing",
+    ),
+    (
+        "both a backup folder and an S3 target",
+        "[backup]\nmaster_key_file = \"k\"\npath = \"b\"\nurl = \"s3://b\"\n{site}",
+        "backup.path: give backup.path (a folder) or backup.url (S3), not both",
+    ),
+    (
+        "an S3 endpoint that is not a URL",
+        "[backup]\nmaster_key_file = \"k\"\nurl = \"s3://b\"\nendpoint = \"minio:9000\"\n{site}",
+        "backup.endpoint: expected an http or https URL, found \"minio:9000\"",
+    ),
+    (
+        "S3 settings for a folder",
+        "[backup]\nmaster_key_file = \"k\"\nregion = \"eu-west-1\"\n{site}",
+        "backup.region: applies to an S3 target (backup.url) only",
+    ),
+    (
+        "an S3 access key without its secret",
+        "[backup]\nmaster_key_file = \"k\"\nurl = \"s3://b\"\naccess_key_id = \"AKIA\"\n{site}",
+        "backup.secret_access_key_file: backup.access_key_id needs the file holding its secret",
+    ),
+    (
         "no time to approve an erasure",
         "[tenancy]\nerase_approval_window_s = 0\n{site}",
         "tenancy.erase_approval_window_s: expected a number from 1 to 2592000, found 0",
